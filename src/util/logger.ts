@@ -1,0 +1,33 @@
+import { pino, type Logger as PinoLogger } from 'pino';
+
+export type Logger = PinoLogger;
+
+export interface LoggerOptions {
+  level?: string;
+  /** Pretty, human output; defaults to whether stderr is a terminal. */
+  pretty?: boolean;
+}
+
+// Anything that may hold a secret is censored even if a caller logs it by mistake.
+const REDACT_PATHS = ['password', '*.password', 'url', '*.url', 'connectionString', '*.connectionString'];
+
+/** Logs go to stderr so stdout stays free for plans and `--json` output. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const pretty = options.pretty ?? Boolean(process.stderr.isTTY);
+  const base = {
+    level: options.level ?? process.env.SHADOWSHIFT_LOG_LEVEL ?? 'info',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: undefined,
+  };
+  if (pretty) {
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, translateTime: 'HH:MM:ss' } },
+    });
+  }
+  return pino(base, pino.destination({ fd: 2, sync: true }));
+}
+
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -86,13 +86,24 @@ export interface KeyRange {
   upTo: Value[];
 }
 
+/** A column of the original and the shadow column its data goes to. */
+export interface ColumnMap {
+  source: string;
+  target: string;
+}
+
 export interface CopyPlan {
-  original: TableRef;
-  shadow: TableRef;
-  /** Key the copy walks and the applier matches rows on; unique and NOT NULL in both tables. */
-  key: string[];
-  /** Source column -> shadow column, generated columns excluded. */
-  columns: Array<{ source: string; target: string }>;
+  original: TableInfo;
+  shadow: TableInfo;
+  /** Key the copy walks and the applier matches rows on; unique and NOT NULL in both tables, in index order. */
+  key: ColumnMap[];
+  /** Columns whose data is carried across; generated columns and dropped columns excluded. */
+  columns: ColumnMap[];
+  /**
+   * Unique indexes of the shadow that the original does not enforce. A duplicate on
+   * one of them is real data loss (never transient), so copier and applier must fail.
+   */
+  newUniqueIndexes: string[];
 }
 
 export interface ChunkResult {
@@ -180,8 +191,11 @@ export type CheckPhase = 'connect' | 'table' | 'alter';
 
 export interface PreflightContext {
   table: TableRef;
+  /** null in the `connect` phase, and when the table does not exist. */
   info: TableInfo | null;
   alter: AlterAnalysis | null;
+  /** The ALTER applied to a temporary copy of the definition (`alter` phase only). */
+  plan: CopyPlan | null;
 }
 
 export interface CheckResult {
@@ -216,11 +230,23 @@ export interface DialectSession {
   analyzeAlter(alter: string): AlterAnalysis;
   preflightChecks(): PreflightCheck[];
   artefactNames(table: TableRef, jobId: string): ArtefactNames;
+  /**
+   * Takes the per-table job lock (MySQL GET_LOCK, PostgreSQL advisory lock) held for
+   * the job's life; throws a ShadowshiftError naming the table if another job has it.
+   */
+  acquireJobLock(table: TableRef): Promise<void>;
+  releaseJobLock(table: TableRef): Promise<void>;
+  /**
+   * Applies the ALTER to a temporary, session-private copy of the definition
+   * (no visible artefact, nothing written to the log) and describes the result.
+   * A syntax error throws a ShadowshiftError carrying the server's message.
+   */
+  previewShadow(original: TableInfo, alter: string): Promise<TableInfo>;
   /** Creates the shadow (and the dialect's changelog artefacts) with the ALTER applied. */
   createShadow(original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo>;
   /** Drops the shadow and changelog artefacts; never touches the original. */
   dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void>;
-  openChangeStream(table: TableRef, names: ArtefactNames, jobId: string): ChangeStream;
+  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream;
   copier: RowCopier;
   applier: Applier;
   cutover: Cutover;

@@ -36,3 +36,10 @@ export class CutoverAttemptError extends ShadowshiftError {}
 export class AbortedError extends ShadowshiftError {
   override readonly exitCode = 130;
 }
+
+/**
+ * A failure worth retrying after a pause: deadlock, lock wait timeout, a dropped
+ * connection. Dialects wrap driver errors in it; the engine decides whether and
+ * when to retry.
+ */
+export class TransientDatabaseError extends ShadowshiftError {}

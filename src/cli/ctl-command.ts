@@ -1,0 +1,34 @@
+import type { Argv } from 'yargs';
+import { sendControlCommand } from '../control/control-client.js';
+import { CONTROL_COMMANDS, type ControlCommand } from '../control/control-server.js';
+import { ShadowshiftError } from '../util/errors.js';
+import type { JobStatus } from '../engine/job-state.js';
+
+export function ctlBuilder(y: Argv) {
+  return y
+    .positional('command', { type: 'string', choices: CONTROL_COMMANDS, demandOption: true })
+    .option('control-socket', { type: 'string', demandOption: true, describe: 'the socket the job printed when it started' })
+    .option('json', { type: 'boolean', default: false });
+}
+
+type CtlArgs = Awaited<ReturnType<typeof ctlBuilder>['argv']>;
+
+export function formatStatus(s: JobStatus): string {
+  return [
+    `state:          ${s.state}`,
+    `table:          ${s.table}  (shadow: ${s.shadowTable ?? '-'})`,
+    `rows:           ${s.rowsCopied} / ~${s.rowsEstimated}`,
+    `events applied: ${s.eventsApplied}  (backlog ${s.backlog}, lag ${s.lagSeconds ?? '-'}s)`,
+    `throttled:      ${s.throttled ?? 'no'}`,
+    `ETA:            ${s.etaSeconds === null ? '-' : `${s.etaSeconds}s`}`,
+    ...(s.error ? [`error:          ${s.error}`] : []),
+  ].join('\n');
+}
+
+export async function ctlCommand(args: CtlArgs): Promise<number> {
+  const reply = await sendControlCommand(args.controlSocket, args.command as ControlCommand);
+  if (!reply.ok) throw new ShadowshiftError(reply.error);
+  if (args.json) process.stdout.write(JSON.stringify(args.command === 'status' ? reply.status : reply) + '\n');
+  else process.stdout.write((reply.message ? reply.message + '\n' : '') + formatStatus(reply.status) + '\n');
+  return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ShadowshiftError } from '../util/errors.js';
+import { alterBuilder, alterCommand } from './alter-command.js';
+import { ctlBuilder, ctlCommand } from './ctl-command.js';
+import { cleanupBuilder, cleanupCommand } from './cleanup-command.js';
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  await yargs(argv)
+    .scriptName('shadowshift')
+    .usage('$0 <command> [options]\n\nOnline schema changes for MySQL/MariaDB and PostgreSQL.')
+    .command('alter', 'change a table online (plan only, unless --execute)', alterBuilder, async (a) => {
+      exitCode = await alterCommand(a);
+    })
+    .command('ctl <command>', 'talk to a running job over its control socket', ctlBuilder, async (a) => {
+      exitCode = await ctlCommand(a);
+    })
+    .command('cleanup', 'list (and with --execute remove) what interrupted jobs left behind', cleanupBuilder, async (a) => {
+      exitCode = await cleanupCommand(a);
+    })
+    .demandCommand(1, 'name a command: alter, ctl or cleanup')
+    .strict()
+    .env('SHADOWSHIFT')
+    .fail((msg, err) => {
+      throw err ?? new ShadowshiftError(msg);
+    })
+    .help()
+    .parseAsync();
+  return exitCode;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ShadowshiftError) {
+      process.stderr.write(`shadowshift: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`shadowshift: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

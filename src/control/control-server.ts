@@ -1,0 +1,136 @@
+// The control socket a running job serves: one JSON request per line, one JSON
+// reply per line. A Unix socket with mode 0600, so only the job's OS user (and
+// root) can steer it.
+
+import { createServer, createConnection, type Server } from 'node:net';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../util/logger.js';
+import { UsageError } from '../util/errors.js';
+import type { JobStatus } from '../engine/job-state.js';
+import type { JobControls } from './job-controls.js';
+
+export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+export interface ControlRequest {
+  command: ControlCommand;
+}
+
+export type ControlReply = { ok: true; status: JobStatus; message?: string } | { ok: false; error: string };
+
+export interface Controllable {
+  readonly controls: JobControls;
+  status(): JobStatus;
+}
+
+export function defaultControlSocketPath(schema: string, table: string): string {
+  const safe = `${schema}.${table}`.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
+  return join(tmpdir(), `shadowshift-${safe}.sock`);
+}
+
+function handle(job: Controllable, request: ControlRequest, log: Logger): ControlReply {
+  const c = job.controls;
+  let message: string | undefined;
+  switch (request.command) {
+    case 'status':
+      break;
+    case 'throttle':
+      c.manualThrottle = true;
+      message = 'copy throttled; the change stream is still applied';
+      break;
+    case 'unthrottle':
+      c.manualThrottle = false;
+      message = 'copy resumed';
+      break;
+    case 'postpone':
+      c.postponedByCommand = true;
+      c.cutoverRequested = false;
+      message = 'cut-over postponed';
+      break;
+    case 'unpostpone':
+      c.postponedByCommand = false;
+      message = 'cut-over no longer postponed by command (a flag file still holds it)';
+      break;
+    case 'cutover':
+      c.cutoverRequested = true;
+      c.postponedByCommand = false;
+      message = 'cut-over will start as soon as the copy is done and the stream is caught up';
+      break;
+    case 'abort':
+      c.abort('requested over the control socket');
+      message = 'aborting: the job cleans up and exits non-zero';
+      break;
+    default:
+      return { ok: false, error: `unknown command ${JSON.stringify((request as { command: unknown }).command)}; use one of ${CONTROL_COMMANDS.join(', ')}` };
+  }
+  if (request.command !== 'status') log.info({ command: request.command }, `control command: ${request.command}`);
+  c.wake();
+  return { ok: true, status: job.status(), ...(message ? { message } : {}) };
+}
+
+async function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function startControlServer(path: string, job: Controllable, log: Logger): Promise<{ close(): Promise<void> }> {
+  if (existsSync(path)) {
+    if (await socketIsLive(path)) {
+      throw new UsageError(`another job is serving the control socket ${path}; stop it, or pass a different --control-socket`);
+    }
+    unlinkSync(path); // left by a job that died
+  }
+  const server: Server = createServer((socket) => {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > 64 * 1024) return socket.destroy();
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        if (!line) continue;
+        let reply: ControlReply;
+        try {
+          reply = handle(job, JSON.parse(line) as ControlRequest, log);
+        } catch (err) {
+          reply = { ok: false, error: `bad request: ${(err as Error).message}` };
+        }
+        socket.write(JSON.stringify(reply) + '\n');
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  chmodSync(path, 0o600);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if (existsSync(path)) {
+          try {
+            unlinkSync(path);
+          } catch {
+            /* already gone */
+          }
+        }
+      }),
+  };
+}

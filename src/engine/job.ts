@@ -1,0 +1,394 @@
+// One online ALTER of one table, as a state machine:
+//   preflight → shadow → stream → copy ⇄ apply → catch-up → (postponed) → cut-over → cleanup
+// The job decides policy only; every statement comes from the dialect.
+
+import { randomBytes } from 'node:crypto';
+import type {
+  AlterAnalysis,
+  ArtefactNames,
+  BeforeChunkCommit,
+  ChangeStream,
+  ColumnMap,
+  CopyPlan,
+  DialectSession,
+  TableInfo,
+  TableRef,
+  Value,
+} from '../dialects/dialect.js';
+import { openDialect } from '../dialects/open-dialect.js';
+import { AbortedError, CutoverAttemptError, PreflightError, ShadowshiftError, TransientDatabaseError, UsageError } from '../util/errors.js';
+import type { ConnectionConfig } from '../util/connection-url.js';
+import type { Logger } from '../util/logger.js';
+import { JobControls } from '../control/job-controls.js';
+import { CopyRate, percent } from '../control/progress.js';
+import { buildCopyPlan } from './copy-plan.js';
+import { ChunkSizer } from './chunk-sizer.js';
+import { EventPump } from './event-pump.js';
+import type { JobState, JobStatus } from './job-state.js';
+import { failuresOf, runChecks, type CheckOutcome } from './preflight.js';
+
+export interface AlterJobOptions {
+  connection: ConnectionConfig;
+  table: string;
+  alter: string;
+  /** Target duration of one chunk; the chunk size adapts to it. */
+  chunkTimeMs: number;
+  /** Fixed chunk size; turns adaptation off. */
+  chunkSize?: number;
+  cutoverLockTimeoutMs: number;
+  cutoverRetries: number;
+  dropOldTable: boolean;
+  postponeCutoverFlagFile?: string;
+  /** Seconds between progress log lines. */
+  progressIntervalSeconds?: number;
+  log: Logger;
+  /** For tests that need a deterministic interleaving (invariant 3). */
+  testHooks?: { beforeChunkCommit?: BeforeChunkCommit };
+}
+
+export interface AlterPlanReport {
+  jobId: string;
+  dialect: string;
+  server: string;
+  table: string;
+  estimatedRows: number;
+  key: ColumnMap[] | null;
+  columns: ColumnMap[];
+  /** Columns of the original whose data is not carried across. */
+  columnsNotCopied: string[];
+  /** Columns of the shadow that start from their default. */
+  columnsNew: string[];
+  newUniqueIndexes: string[];
+  checks: CheckOutcome[];
+  ok: boolean;
+}
+
+export interface AlterResult {
+  table: string;
+  backupTable: string | null;
+  rowsCopied: number;
+  eventsApplied: number;
+  cutoverAttempts: number;
+  seconds: number;
+}
+
+/** How long the loop applies pending events before it copies the next chunk. */
+const APPLY_BUDGET_MS = 1000;
+/** Backlog under which the copy counts as caught up and the cut-over may start. */
+const CAUGHT_UP_BACKLOG = 1000;
+const CHUNK_RETRIES = 5;
+
+function sameKey(a: Value[], b: Value[]): boolean {
+  const norm = (v: Value) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
+  return a.length === b.length && a.every((v, i) => norm(v) === norm(b[i]));
+}
+
+export class AlterJob {
+  readonly id = randomBytes(4).toString('hex');
+  readonly controls: JobControls;
+  private readonly log: Logger;
+  private state: JobState = 'preflight';
+  private session: DialectSession | null = null;
+  private ref: TableRef | null = null;
+  private original: TableInfo | null = null;
+  private analysis: AlterAnalysis | null = null;
+  private previewPlan: CopyPlan | null = null;
+  private names: ArtefactNames | null = null;
+  private stream: ChangeStream | null = null;
+  private pump: EventPump | null = null;
+  private readonly sizer: ChunkSizer;
+  private readonly rate = new CopyRate();
+  private rowsCopied = 0;
+  private cutoverAttempts = 0;
+  private error: string | null = null;
+  private startedAt = Date.now();
+
+  constructor(private readonly options: AlterJobOptions) {
+    this.log = options.log.child({ job: this.id });
+    this.controls = new JobControls(options.postponeCutoverFlagFile);
+    this.sizer = new ChunkSizer({ targetMs: options.chunkTimeMs, fixedSize: options.chunkSize });
+  }
+
+  get chunkSizer(): ChunkSizer {
+    return this.sizer;
+  }
+
+  status(): JobStatus {
+    const estimated = Math.max(this.original?.estimatedRows ?? 0, this.rowsCopied);
+    const copying = this.state === 'copying';
+    return {
+      jobId: this.id,
+      state: this.state,
+      table: this.ref ? `${this.ref.schema}.${this.ref.name}` : this.options.table,
+      shadowTable: this.names?.shadow ?? null,
+      backupTable: this.names?.backup ?? null,
+      rowsCopied: this.rowsCopied,
+      rowsEstimated: estimated,
+      eventsApplied: this.pump?.eventsApplied ?? 0,
+      backlog: this.pump?.backlog() ?? 0,
+      lagSeconds: this.stream?.lagSeconds() ?? null,
+      throttled: this.controls.manualThrottle ? 'manual (ctl throttle)' : null,
+      etaSeconds: copying ? this.rate.etaSeconds(this.rowsCopied, estimated) : this.state === 'done' ? 0 : null,
+      chunkSize: this.sizer.size,
+      cutoverAttempts: this.cutoverAttempts,
+      error: this.error,
+    };
+  }
+
+  private setState(state: JobState): void {
+    if (this.state === state) return;
+    this.log.info({ from: this.state, to: state }, `state: ${state}`);
+    this.state = state;
+  }
+
+  /** Connects, inspects, previews the ALTER and runs every preflight check. Changes nothing. */
+  async prepare(): Promise<AlterPlanReport> {
+    if (!this.options.alter.trim()) throw new UsageError('--alter is empty; give the ALTER TABLE clauses, e.g. --alter "ADD COLUMN x INT"');
+    const session = (this.session = await openDialect(this.options.connection, this.log));
+    const checks = session.preflightChecks();
+    const ref = (this.ref = session.resolveTable(this.options.table));
+    const outcomes = await runChecks(checks, 'connect', { table: ref, info: null, alter: null, plan: null });
+
+    const info = await session.inspectTable(ref);
+    if (!info) {
+      throw new UsageError(`table ${ref.schema}.${ref.name} does not exist; check --table and the database in the URL`);
+    }
+    this.original = info;
+    const analysis = (this.analysis = session.analyzeAlter(this.options.alter));
+    outcomes.push(...(await runChecks(checks, 'table', { table: ref, info, alter: analysis, plan: null })));
+
+    let plan: CopyPlan | null = null;
+    let planProblem: string | null = null;
+    if (!analysis.renamesTable) {
+      const preview = await session.previewShadow(info, this.options.alter);
+      const built = buildCopyPlan(info, preview, analysis);
+      plan = built.plan;
+      if (!built.plan) planProblem = built.reason;
+    }
+    outcomes.push(...(await runChecks(checks, 'alter', { table: ref, info, alter: analysis, plan })));
+    if (planProblem) outcomes.push({ check: 'shared-unique-key', phase: 'alter', ok: false, message: planProblem });
+    this.previewPlan = plan;
+
+    const carried = new Set((plan?.columns ?? []).map((c) => c.source));
+    const fed = new Set((plan?.columns ?? []).map((c) => c.target));
+    return {
+      jobId: this.id,
+      dialect: session.name,
+      server: `${session.server.flavor} ${session.server.version}`,
+      table: `${ref.schema}.${ref.name}`,
+      estimatedRows: info.estimatedRows,
+      key: plan?.key ?? null,
+      columns: plan?.columns ?? [],
+      columnsNotCopied: info.columns.filter((c) => !carried.has(c.name)).map((c) => c.name),
+      columnsNew: plan ? plan.shadow.columns.filter((c) => !fed.has(c.name)).map((c) => c.name) : [],
+      newUniqueIndexes: plan?.newUniqueIndexes ?? [],
+      checks: outcomes,
+      ok: outcomes.every((o) => o.ok) && plan !== null,
+    };
+  }
+
+  /** Runs the job to the end. `prepare()` must have passed. Cleans up on every exit path. */
+  async execute(report: AlterPlanReport): Promise<AlterResult> {
+    const session = this.session;
+    if (!session || !this.ref || !this.original || !this.analysis || !this.previewPlan) {
+      throw new Error('execute() called before a successful prepare()');
+    }
+    const failures = failuresOf(report.checks);
+    if (failures.length > 0 || !report.ok) throw new PreflightError(failures);
+
+    this.startedAt = Date.now();
+    await session.acquireJobLock(this.ref);
+    let swapped = false;
+    try {
+      const names = (this.names = session.artefactNames(this.ref, this.id));
+      this.log.info({ shadow: names.shadow }, 'creating shadow table');
+      const shadowInfo = await session.createShadow(this.original, this.options.alter, names);
+      const built = buildCopyPlan(this.original, shadowInfo, this.analysis);
+      if (!built.plan) throw new ShadowshiftError(built.reason);
+      const plan = built.plan;
+
+      const stream = (this.stream = session.openChangeStream(plan, names, this.id));
+      const position = await stream.start();
+      this.log.info({ position }, 'change stream started');
+      this.pump = new EventPump(stream, session.applier, plan, this.log, () => this.controls.wake());
+
+      this.setState('copying');
+      await this.copyAll(session, plan);
+      this.setState('catching-up');
+      await this.catchUp();
+      await this.waitWhilePostponed();
+      swapped = await this.cutOver(session, plan, names);
+      this.setState('done');
+      return {
+        table: this.status().table,
+        backupTable: this.options.dropOldTable ? null : names.backup,
+        rowsCopied: this.rowsCopied,
+        eventsApplied: this.pump.eventsApplied,
+        cutoverAttempts: this.cutoverAttempts,
+        seconds: Math.round((Date.now() - this.startedAt) / 100) / 10,
+      };
+    } catch (err) {
+      this.error = (err as Error).message;
+      this.setState(err instanceof AbortedError ? 'aborted' : 'failed');
+      throw err;
+    } finally {
+      await this.cleanUp(session, swapped);
+    }
+  }
+
+  private async cleanUp(session: DialectSession, swapped: boolean): Promise<void> {
+    try {
+      await this.stream?.stop();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'stopping the change stream failed');
+    }
+    if (this.names) {
+      try {
+        // Before the swap the backup name does not exist; after it, it is the
+        // user's old table and is only dropped when asked to and the job succeeded.
+        await session.dropArtefacts(this.names, { keepBackup: !(swapped && this.state === 'done' && this.options.dropOldTable) });
+        this.log.info(swapped ? 'removed the job\'s working tables' : 'removed the shadow and every other artefact; the original is untouched');
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'cleanup failed: run `shadowshift cleanup` to list and remove leftovers');
+      }
+    }
+    if (this.ref) await session.releaseJobLock(this.ref).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.session?.close();
+    this.session = null;
+  }
+
+  private async copyAll(session: DialectSession, plan: CopyPlan): Promise<void> {
+    const pump = this.pump!;
+    const bounds = await session.copier.keyBounds(plan);
+    if (!bounds) {
+      this.log.info('the table is empty; nothing to copy');
+      return;
+    }
+    let after: Value[] | null = null;
+    let lastProgress = Date.now();
+    const progressEvery = (this.options.progressIntervalSeconds ?? 5) * 1000;
+    this.rate.record(0);
+    for (;;) {
+      this.controls.throwIfAborted();
+      await pump.applyAvailable(APPLY_BUDGET_MS);
+      if (this.controls.manualThrottle) {
+        await this.controls.sleep(250);
+        continue;
+      }
+      const end = await session.copier.chunkEnd(plan, after, this.sizer.size, bounds.max);
+      const range = { after, upTo: end };
+      const started = Date.now();
+      const { rowsCopied } = await this.withRetries('copying a chunk', () =>
+        session.copier.copyChunk(plan, range, this.options.testHooks?.beforeChunkCommit),
+      );
+      this.sizer.observe(Math.max(rowsCopied, 1), Date.now() - started);
+      this.rowsCopied += rowsCopied;
+      this.rate.record(this.rowsCopied);
+      after = end;
+      if (Date.now() - lastProgress >= progressEvery) {
+        lastProgress = Date.now();
+        this.logProgress();
+      }
+      if (sameKey(end, bounds.max)) break;
+    }
+    this.logProgress();
+  }
+
+  private logProgress(): void {
+    const s = this.status();
+    const rate = this.rate.rowsPerSecond();
+    this.log.info(
+      {
+        rowsCopied: s.rowsCopied,
+        rowsEstimated: s.rowsEstimated,
+        percent: percent(s.rowsCopied, s.rowsEstimated),
+        rowsPerSecond: rate === null ? null : Math.round(rate),
+        etaSeconds: s.etaSeconds,
+        eventsApplied: s.eventsApplied,
+        backlog: s.backlog,
+        lagSeconds: s.lagSeconds,
+        chunkSize: s.chunkSize,
+      },
+      `copy ${percent(s.rowsCopied, s.rowsEstimated)}%` + (s.etaSeconds === null ? '' : `, ETA ${s.etaSeconds}s`),
+    );
+  }
+
+  private async withRetries<T>(what: string, work: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        if (!(err instanceof TransientDatabaseError) || attempt >= CHUNK_RETRIES) throw err;
+        this.log.warn({ err: err.message, attempt }, `${what} failed; retrying`);
+        await this.controls.sleep(200 * 2 ** attempt);
+        this.controls.throwIfAborted();
+      }
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    const pump = this.pump!;
+    while (pump.backlog() > CAUGHT_UP_BACKLOG) {
+      this.controls.throwIfAborted();
+      await pump.applyAvailable(APPLY_BUDGET_MS);
+    }
+    await pump.applyAvailable(APPLY_BUDGET_MS);
+  }
+
+  /** While postponed the stream keeps being applied, so the shadow stays current. */
+  private async waitWhilePostponed(): Promise<void> {
+    if (!this.controls.cutoverPostponed()) return;
+    this.setState('postponed');
+    this.log.info({ flagFile: this.options.postponeCutoverFlagFile }, 'cut-over postponed; remove the flag file or run `shadowshift ctl cutover` to proceed');
+    while (this.controls.cutoverPostponed()) {
+      this.controls.throwIfAborted();
+      this.pump!.throwIfStreamFailed();
+      await this.pump!.applyAvailable(APPLY_BUDGET_MS);
+      await this.controls.sleep(100);
+    }
+    this.setState('catching-up');
+    await this.catchUp();
+  }
+
+  /** Returns true once the swap happened. Failed attempts restore the pre-cut-over state and back off. */
+  private async cutOver(session: DialectSession, plan: CopyPlan, names: ArtefactNames): Promise<boolean> {
+    const pump = this.pump!;
+    const retries = Math.max(1, this.options.cutoverRetries);
+    for (let attempt = 1; attempt <= retries; attempt++) {
+      this.controls.throwIfAborted();
+      await this.catchUp();
+      this.setState('cutting-over');
+      this.cutoverAttempts = attempt;
+      const markerId = `cutover-${this.id}-${attempt}`;
+      const started = Date.now();
+      try {
+        await session.cutover.swap(plan, names, {
+          lockTimeoutMs: this.options.cutoverLockTimeoutMs,
+          drainUnderLock: () => pump.applyUntilMarker(markerId, this.options.cutoverLockTimeoutMs),
+          log: this.log,
+        });
+        this.log.info({ attempt, blockedMs: Date.now() - started, backup: names.backup }, 'cut-over done');
+        return true;
+      } catch (err) {
+        if (!(err instanceof CutoverAttemptError)) throw err;
+        const backoffMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
+        this.log.warn({ attempt, of: retries, reason: err.message, retryInMs: backoffMs }, 'cut-over attempt failed; the original is as it was');
+        if (attempt === retries) break;
+        this.setState('catching-up');
+        const until = Date.now() + backoffMs;
+        while (Date.now() < until) {
+          this.controls.throwIfAborted();
+          await pump.applyAvailable(Math.min(APPLY_BUDGET_MS, until - Date.now()));
+          await this.controls.sleep(Math.min(100, Math.max(0, until - Date.now())));
+        }
+      }
+    }
+    throw new ShadowshiftError(
+      `cut-over failed ${retries} times (see the warnings above); the original table is untouched. ` +
+        'Find what holds locks on the table (long transactions), then run again, or raise --cutover-lock-timeout / --cutover-retries',
+    );
+  }
+}

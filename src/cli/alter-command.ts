@@ -8,6 +8,12 @@ import { PreflightError, UsageError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { connectionFrom, withConnectionOptions } from './connection-options.js';
 import { installSignalHandlers } from './signals.js';
+import { readFileSync } from 'node:fs';
+import { HookRunner } from '../control/hooks.js';
+import { JobMetrics, serveMetrics } from '../control/metrics.js';
+import { startHttpControl } from '../control/http-server.js';
+import { startStatusReporter } from '../control/status-reporter.js';
+import { parseLoadThresholds } from '../control/throttler.js';
 
 export function alterBuilder(y: Argv) {
   return withConnectionOptions(y)
@@ -21,8 +27,24 @@ export function alterBuilder(y: Argv) {
     .option('drop-old-table', { type: 'boolean', default: false, describe: 'drop the original after cut-over instead of keeping it as a backup' })
     .option('postpone-cutover-flag-file', { type: 'string', describe: 'while this file exists, wait before cut-over (changes keep being applied)' })
     .option('control-socket', { type: 'string', describe: 'Unix socket for `shadowshift ctl` (default: in the OS temp dir, printed at start)' })
-    .option('status-interval', { type: 'number', default: 5, describe: 'seconds between progress lines' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' });
+    .option('status-interval', { type: 'number', default: 5, describe: 'seconds between JSON status lines when not on a terminal' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
+    .group(['throttle-flag-file', 'throttle-query', 'max-load', 'critical-load', 'critical-load-hibernate', 'throttle-replicas', 'max-lag', 'heartbeat-interval', 'max-slot-lag'], 'Throttling:')
+    .option('throttle-flag-file', { type: 'string', describe: 'pause the copy while this file exists' })
+    .option('throttle-query', { type: 'string', describe: 'pause the copy while this query returns a value > 0' })
+    .option('max-load', { type: 'string', describe: 'pause the copy while a status value reaches a threshold, e.g. Threads_running=25 (PostgreSQL: active_backends=20)' })
+    .option('critical-load', { type: 'string', describe: 'abort when a threshold is crossed twice in a row' })
+    .option('critical-load-hibernate', { type: 'number', describe: 'instead of aborting on critical load, pause everything for this many seconds' })
+    .option('throttle-replicas', { type: 'string', describe: 'comma-separated replica URLs whose lag throttles the copy' })
+    .option('max-lag', { type: 'number', default: 1.5, describe: 'replica lag (seconds) above which the copy pauses' })
+    .option('heartbeat-interval', { type: 'number', default: 100, describe: 'milliseconds between heartbeats written for replica lag' })
+    .option('max-slot-lag', { type: 'number', describe: 'PostgreSQL: bytes of WAL the job\'s slot may hold back before the copy pauses' })
+    .group(['http', 'http-token-file', 'http-allow-remote', 'metrics', 'hooks-dir'], 'Control and observability:')
+    .option('http', { type: 'string', describe: 'serve the control API over HTTP on HOST:PORT (loopback only unless --http-allow-remote)' })
+    .option('http-token-file', { type: 'string', describe: 'file holding the token mutating HTTP requests must send (or SHADOWSHIFT_HTTP_TOKEN)' })
+    .option('http-allow-remote', { type: 'boolean', default: false, describe: 'allow --http on a non-loopback address' })
+    .option('metrics', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT/metrics' })
+    .option('hooks-dir', { type: 'string', describe: 'directory of executables named for lifecycle events (on-start, on-before-cutover, ...)' });
 }
 
 type AlterArgs = Awaited<ReturnType<typeof alterBuilder>['argv']>;
@@ -36,6 +58,10 @@ function validate(args: AlterArgs): void {
   positive('cutover-lock-timeout', args.cutoverLockTimeout);
   positive('cutover-retries', args.cutoverRetries);
   positive('status-interval', args.statusInterval);
+  positive('max-lag', args.maxLag);
+  positive('heartbeat-interval', args.heartbeatInterval);
+  positive('critical-load-hibernate', args.criticalLoadHibernate);
+  positive('max-slot-lag', args.maxSlotLag);
   if (args.chunkSize !== undefined && !Number.isInteger(args.chunkSize)) throw new UsageError('--chunk-size must be a whole number of rows');
 }
 
@@ -55,10 +81,37 @@ export function formatPlan(report: AlterPlanReport, execute: boolean): string {
   return lines.join('\n');
 }
 
+function readToken(args: AlterArgs): string | undefined {
+  if (args.httpTokenFile) {
+    try {
+      return readFileSync(args.httpTokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`cannot read --http-token-file ${args.httpTokenFile}: ${(err as Error).message}`);
+    }
+  }
+  return process.env.SHADOWSHIFT_HTTP_TOKEN || undefined;
+}
+
+function thresholds(spec: string | undefined, flag: string): Map<string, number> {
+  try {
+    return parseLoadThresholds(spec, flag);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 export async function alterCommand(args: AlterArgs): Promise<number> {
   validate(args);
   const log = createLogger();
-  const job = new AlterJob({
+  if (args.hooksDir) {
+    try {
+      HookRunner.validate(args.hooksDir);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  let metrics: JobMetrics | undefined;
+  const job: AlterJob = new AlterJob({
     connection: connectionFrom(args),
     table: args.table,
     alter: args.alter,
@@ -68,8 +121,27 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     cutoverRetries: args.cutoverRetries,
     dropOldTable: args.dropOldTable,
     postponeCutoverFlagFile: args.postponeCutoverFlagFile,
-    progressIntervalSeconds: args.statusInterval,
     log,
+    maxLagSeconds: args.maxLag,
+    maxLoad: thresholds(args.maxLoad, '--max-load'),
+    throttle: {
+      flagFile: args.throttleFlagFile,
+      query: args.throttleQuery,
+      criticalLoad: thresholds(args.criticalLoad, '--critical-load'),
+      criticalHibernateSeconds: args.criticalLoadHibernate,
+      replicaUrls: args.throttleReplicas ? args.throttleReplicas.split(',').map((u) => u.trim()).filter(Boolean) : [],
+      heartbeatIntervalMs: args.heartbeatInterval,
+      maxSlotLagBytes: args.maxSlotLag,
+    },
+    hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
+    observer: {
+      chunkCopied: (_rows, seconds) => metrics?.chunkSeconds.observe(seconds),
+      cutoverAttempt: (result, blocked) => {
+        metrics?.cutoverAttempts.inc({ result });
+        metrics?.cutoverBlockedSeconds.observe(blocked);
+      },
+      error: (where) => metrics?.errors.inc({ where }),
+    },
   });
   try {
     const report = await job.prepare();
@@ -81,15 +153,30 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     if (!args.json) process.stdout.write(formatPlan(report, true) + '\n');
     const [schema, name] = report.table.split('.') as [string, string];
     const socketPath = args.controlSocket ?? defaultControlSocketPath(schema, name);
-    const control = await startControlServer(socketPath, job, log);
-    log.info({ controlSocket: socketPath }, `control socket: shadowshift ctl --control-socket ${socketPath} status`);
-    const removeSignals = installSignalHandlers(job.controls, log);
+    const closers: Array<() => Promise<void> | void> = [];
     let result: AlterResult;
     try {
+      const control = await startControlServer(socketPath, job, log);
+      closers.push(() => control.close());
+      log.info({ controlSocket: socketPath }, `control socket: shadowshift ctl --control-socket ${socketPath} status`);
+      if (args.http) {
+        const http = await startHttpControl(args.http, { token: readToken(args), allowRemote: args.httpAllowRemote }, job, log);
+        closers.push(() => http.close());
+        log.info({ http: args.http, port: http.port }, 'HTTP control endpoint listening');
+      }
+      if (args.metrics) {
+        metrics = new JobMetrics(job);
+        const served = await serveMetrics(args.metrics, metrics).catch((err: Error) => {
+          throw new UsageError(err.message);
+        });
+        closers.push(() => served.close());
+        log.info({ metrics: args.metrics, port: served.port }, 'metrics served at /metrics');
+      }
+      closers.push(installSignalHandlers(job.controls, log));
+      closers.push(startStatusReporter(job, { tty: Boolean(process.stderr.isTTY), intervalSeconds: args.statusInterval, log }));
       result = await job.execute(report);
     } finally {
-      removeSignals();
-      await control.close();
+      for (const close of closers.reverse()) await close();
     }
     process.stdout.write(
       args.json

@@ -1,12 +1,13 @@
 import type { Argv } from 'yargs';
 import { sendControlCommand } from '../control/control-client.js';
-import { CONTROL_COMMANDS, type ControlCommand } from '../control/control-server.js';
+import { CONTROL_COMMANDS, SETTINGS, type ControlCommand } from '../control/control-server.js';
 import { ShadowshiftError } from '../util/errors.js';
 import type { JobStatus } from '../engine/job-state.js';
 
 export function ctlBuilder(y: Argv) {
   return y
     .positional('command', { type: 'string', choices: CONTROL_COMMANDS, demandOption: true })
+    .positional('setting', { type: 'string', describe: `for set: NAME=VALUE with NAME one of ${SETTINGS.join(', ')}` })
     .option('control-socket', { type: 'string', demandOption: true, describe: 'the socket the job printed when it started' })
     .option('json', { type: 'boolean', default: false });
 }
@@ -26,7 +27,7 @@ export function formatStatus(s: JobStatus): string {
 }
 
 export async function ctlCommand(args: CtlArgs): Promise<number> {
-  const reply = await sendControlCommand(args.controlSocket, args.command as ControlCommand);
+  const reply = await sendControlCommand(args.controlSocket, { command: args.command as ControlCommand, setting: args.setting });
   if (!reply.ok) throw new ShadowshiftError(reply.error);
   if (args.json) process.stdout.write(JSON.stringify(args.command === 'status' ? reply.status : reply) + '\n');
   else process.stdout.write((reply.message ? reply.message + '\n' : '') + formatStatus(reply.status) + '\n');

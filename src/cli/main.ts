@@ -14,7 +14,7 @@ async function main(argv: string[]): Promise<number> {
     .command('alter', 'change a table online (plan only, unless --execute)', alterBuilder, async (a) => {
       exitCode = await alterCommand(a);
     })
-    .command('ctl <command>', 'talk to a running job over its control socket', ctlBuilder, async (a) => {
+    .command('ctl <command> [setting]', 'talk to a running job over its control socket', ctlBuilder, async (a) => {
       exitCode = await ctlCommand(a);
     })
     .command('cleanup', 'list (and with --execute remove) what interrupted jobs left behind', cleanupBuilder, async (a) => {

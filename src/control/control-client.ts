@@ -1,9 +1,9 @@
 import { createConnection } from 'node:net';
 import { ShadowshiftError } from '../util/errors.js';
-import type { ControlCommand, ControlReply } from './control-server.js';
+import type { ControlReply, ControlRequest } from './control-server.js';
 
 /** Sends one command to a running job's control socket and returns its reply. */
-export function sendControlCommand(path: string, command: ControlCommand, timeoutMs = 5000): Promise<ControlReply> {
+export function sendControlCommand(path: string, request: ControlRequest, timeoutMs = 5000): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let buffer = '';
@@ -12,7 +12,7 @@ export function sendControlCommand(path: string, command: ControlCommand, timeou
       reject(new ShadowshiftError(`no reply from the job on ${path} within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(JSON.stringify({ command }) + '\n'));
+    socket.on('connect', () => socket.write(JSON.stringify(request) + '\n'));
     socket.on('data', (chunk: string) => {
       buffer += chunk;
       const nl = buffer.indexOf('\n');

@@ -10,19 +10,62 @@ import type { Logger } from '../util/logger.js';
 import { UsageError } from '../util/errors.js';
 import type { JobStatus } from '../engine/job-state.js';
 import type { JobControls } from './job-controls.js';
+import type { ChunkSizer } from '../engine/chunk-sizer.js';
+import type { LiveThrottleSettings } from './throttle-signals.js';
+import { parseLoadThresholds } from './throttler.js';
 
-export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
+/** Applies `name=value`; returns what changed, or throws with the accepted forms. */
+function applySetting(job: Controllable, setting: string | undefined): string {
+  const m = /^([a-z-]+)=(.+)$/.exec(setting?.trim() ?? '');
+  if (!m) throw new Error(`set needs NAME=VALUE with NAME one of ${SETTINGS.join(', ')}`);
+  const [, name, value] = m as unknown as [string, string, string];
+  const positive = () => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got ${value})`);
+    return n;
+  };
+  switch (name) {
+    case 'chunk-time':
+      job.chunkSizer.setTarget(positive());
+      job.chunkSizer.setFixed(undefined);
+      return `chunk-time=${value}ms (adaptive chunk size)`;
+    case 'chunk-size':
+      if (value === 'auto') {
+        job.chunkSizer.setFixed(undefined);
+        return 'chunk size adapts again';
+      }
+      if (!Number.isInteger(positive())) throw new Error('chunk-size must be a whole number of rows, or auto');
+      job.chunkSizer.setFixed(Number(value));
+      return `chunk-size=${value} rows (fixed)`;
+    case 'max-lag':
+      job.liveSettings.maxLagSeconds = positive();
+      return `max-lag=${value}s`;
+    case 'max-load':
+      job.liveSettings.maxLoad = parseLoadThresholds(value, 'max-load');
+      return `max-load=${value}`;
+    default:
+      throw new Error(`unknown setting ${name}; use one of ${SETTINGS.join(', ')}`);
+  }
+}
+
+export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'set', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load'] as const;
 
 export interface ControlRequest {
   command: ControlCommand;
+  /** For `set`: `chunk-time=300`, `chunk-size=5000` (or `auto`), `max-lag=2.5`, `max-load=Threads_running=30`. */
+  setting?: string;
 }
 
 export type ControlReply = { ok: true; status: JobStatus; message?: string } | { ok: false; error: string };
 
 export interface Controllable {
   readonly controls: JobControls;
+  readonly chunkSizer: ChunkSizer;
+  readonly liveSettings: LiveThrottleSettings;
   status(): JobStatus;
+  refreshThrottle(): Promise<void>;
 }
 
 export function defaultControlSocketPath(schema: string, table: string): string {
@@ -30,10 +73,18 @@ export function defaultControlSocketPath(schema: string, table: string): string 
   return join(tmpdir(), `shadowshift-${safe}.sock`);
 }
 
-function handle(job: Controllable, request: ControlRequest, log: Logger): ControlReply {
+/** Carries out one request; shared by the socket and the HTTP endpoint. */
+export async function executeControl(job: Controllable, request: ControlRequest, log: Logger): Promise<ControlReply> {
   const c = job.controls;
   let message: string | undefined;
   switch (request.command) {
+    case 'set':
+      try {
+        message = `set ${applySetting(job, request.setting)}`;
+      } catch (err) {
+        return { ok: false, error: (err as Error).message };
+      }
+      break;
     case 'status':
       break;
     case 'throttle':
@@ -65,8 +116,9 @@ function handle(job: Controllable, request: ControlRequest, log: Logger): Contro
     default:
       return { ok: false, error: `unknown command ${JSON.stringify((request as { command: unknown }).command)}; use one of ${CONTROL_COMMANDS.join(', ')}` };
   }
-  if (request.command !== 'status') log.info({ command: request.command }, `control command: ${request.command}`);
+  if (request.command !== 'status') log.info({ command: request.command, setting: request.setting }, `control command: ${message ?? request.command}`);
   c.wake();
+  await job.refreshThrottle();
   return { ok: true, status: job.status(), ...(message ? { message } : {}) };
 }
 
@@ -99,13 +151,14 @@ export async function startControlServer(path: string, job: Controllable, log: L
         const line = buffer.slice(0, nl).trim();
         buffer = buffer.slice(nl + 1);
         if (!line) continue;
-        let reply: ControlReply;
+        let request: ControlRequest;
         try {
-          reply = handle(job, JSON.parse(line) as ControlRequest, log);
+          request = JSON.parse(line) as ControlRequest;
         } catch (err) {
-          reply = { ok: false, error: `bad request: ${(err as Error).message}` };
+          socket.write(JSON.stringify({ ok: false, error: `bad request: ${(err as Error).message}` }) + '\n');
+          continue;
         }
-        socket.write(JSON.stringify(reply) + '\n');
+        void executeControl(job, request, log).then((reply) => socket.write(JSON.stringify(reply) + '\n'));
       }
     });
     socket.on('error', () => undefined);

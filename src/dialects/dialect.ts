@@ -218,6 +218,21 @@ export interface Leftover {
   inUse: boolean;
 }
 
+/** Read-only signals the throttler polls (issue: operator controls). */
+export interface LoadProbes {
+  /** Numeric server status values by name (MySQL SHOW GLOBAL STATUS; PostgreSQL: active_backends, ...). */
+  readStatus(names: string[]): Promise<Record<string, number>>;
+  /** Runs the operator's --throttle-query; the first column of the first row as a number (0 when no row). */
+  throttleQueryValue(sql: string): Promise<number>;
+  /** Writes the heartbeat on the primary (the job's changelog). */
+  writeHeartbeat(): Promise<void>;
+  /** Seconds the replica at `url` is behind, from the newest heartbeat it has (and, on PostgreSQL, replay lag). */
+  replicaLagSeconds(url: string): Promise<number>;
+  /** Bytes of log the job's stream holds back on the server (PostgreSQL slot), or null where it does not apply. */
+  streamRetainedBytes(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
 /** Everything one job needs from a database, opened from a URL. */
 export interface DialectSession {
   readonly name: DialectName;
@@ -247,6 +262,8 @@ export interface DialectSession {
   /** Drops the shadow and changelog artefacts; never touches the original. */
   dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void>;
   openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream;
+  /** Throttle probes for one job; optional until a dialect implements them. */
+  openProbes?(names: ArtefactNames): LoadProbes;
   copier: RowCopier;
   applier: Applier;
   cutover: Cutover;

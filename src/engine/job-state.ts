@@ -11,6 +11,8 @@ export interface JobStatus {
   backupTable: string | null;
   rowsCopied: number;
   rowsEstimated: number;
+  /** Copy rate over the recent window, once there is enough history. */
+  rowsPerSecond: number | null;
   eventsApplied: number;
   backlog: number;
   lagSeconds: number | null;

@@ -20,7 +20,20 @@ import { AbortedError, CutoverAttemptError, PreflightError, ShadowshiftError, Tr
 import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Logger } from '../util/logger.js';
 import { JobControls } from '../control/job-controls.js';
-import { CopyRate, percent } from '../control/progress.js';
+import { CopyRate } from '../control/progress.js';
+import { Throttler, type ThrottleSignal, type CriticalSignal } from '../control/throttler.js';
+import {
+  criticalLoadSignal,
+  flagFileSignal,
+  manualSignal,
+  maxLoadSignal,
+  querySignal,
+  ReplicaLagSignal,
+  slotLagSignal,
+  type LiveThrottleSettings,
+  type ThrottleConfig,
+} from '../control/throttle-signals.js';
+import type { HookEvent, HookRunner } from '../control/hooks.js';
 import { buildCopyPlan } from './copy-plan.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
@@ -39,11 +52,23 @@ export interface AlterJobOptions {
   cutoverRetries: number;
   dropOldTable: boolean;
   postponeCutoverFlagFile?: string;
-  /** Seconds between progress log lines. */
-  progressIntervalSeconds?: number;
   log: Logger;
+  throttle?: Partial<ThrottleConfig>;
+  /** Replica lag above which the copy pauses (seconds). */
+  maxLagSeconds?: number;
+  /** Status thresholds above which the copy pauses, e.g. Threads_running=25. */
+  maxLoad?: Map<string, number>;
+  hooks?: HookRunner;
+  /** Told about chunks, cut-over attempts and errors (metrics). */
+  observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariant 3). */
   testHooks?: { beforeChunkCommit?: BeforeChunkCommit };
+}
+
+export interface JobObserver {
+  chunkCopied?(rows: number, seconds: number): void;
+  cutoverAttempt?(result: 'ok' | 'failed', blockedSeconds: number): void;
+  error?(where: string): void;
 }
 
 export interface AlterPlanReport {
@@ -102,11 +127,28 @@ export class AlterJob {
   private cutoverAttempts = 0;
   private error: string | null = null;
   private startedAt = Date.now();
+  private throttler: Throttler | null = null;
+  private replicaLag: ReplicaLagSignal | null = null;
+  readonly liveSettings: LiveThrottleSettings;
 
   constructor(private readonly options: AlterJobOptions) {
     this.log = options.log.child({ job: this.id });
     this.controls = new JobControls(options.postponeCutoverFlagFile);
     this.sizer = new ChunkSizer({ targetMs: options.chunkTimeMs, fixedSize: options.chunkSize });
+    this.liveSettings = { maxLagSeconds: options.maxLagSeconds ?? 1.5, maxLoad: options.maxLoad ?? new Map() };
+  }
+
+  throttledSeconds(): Map<string, number> {
+    return this.throttler?.secondsBySignal ?? new Map();
+  }
+
+  replicaLagSeconds(): number | null {
+    return this.replicaLag?.lastLagSeconds ?? null;
+  }
+
+  /** Re-reads throttle signals at once, so an operator's command takes effect now. */
+  async refreshThrottle(): Promise<void> {
+    await this.throttler?.poll();
   }
 
   get chunkSizer(): ChunkSizer {
@@ -124,10 +166,11 @@ export class AlterJob {
       backupTable: this.names?.backup ?? null,
       rowsCopied: this.rowsCopied,
       rowsEstimated: estimated,
+      rowsPerSecond: copying ? this.rate.rowsPerSecond() : null,
       eventsApplied: this.pump?.eventsApplied ?? 0,
       backlog: this.pump?.backlog() ?? 0,
       lagSeconds: this.stream?.lagSeconds() ?? null,
-      throttled: this.controls.manualThrottle ? 'manual (ctl throttle)' : null,
+      throttled: this.throttler?.reason() ?? (this.controls.manualThrottle ? 'manual: ctl throttle' : null),
       etaSeconds: copying ? this.rate.etaSeconds(this.rowsCopied, estimated) : this.state === 'done' ? 0 : null,
       chunkSize: this.sizer.size,
       cutoverAttempts: this.cutoverAttempts,
@@ -211,14 +254,19 @@ export class AlterJob {
       const position = await stream.start();
       this.log.info({ position }, 'change stream started');
       this.pump = new EventPump(stream, session.applier, plan, this.log, () => this.controls.wake());
+      this.startThrottler(session, names);
+      await this.fire('on-start');
+      await this.fire('on-validated');
 
       this.setState('copying');
       await this.copyAll(session, plan);
+      await this.fire('on-copy-complete');
       this.setState('catching-up');
       await this.catchUp();
       await this.waitWhilePostponed();
       swapped = await this.cutOver(session, plan, names);
       this.setState('done');
+      await this.fire('on-success');
       return {
         table: this.status().table,
         backupTable: this.options.dropOldTable ? null : names.backup,
@@ -230,13 +278,60 @@ export class AlterJob {
     } catch (err) {
       this.error = (err as Error).message;
       this.setState(err instanceof AbortedError ? 'aborted' : 'failed');
+      this.options.observer?.error?.('job');
+      await this.fire('on-failure');
       throw err;
     } finally {
+      this.throttler?.stop();
       await this.cleanUp(session, swapped);
     }
   }
 
+  private async fire(event: HookEvent): Promise<number> {
+    if (!this.options.hooks) return 0;
+    return this.options.hooks.run(event, { dialect: this.session?.name ?? '', alter: this.options.alter, status: this.status() });
+  }
+
+  private startThrottler(session: DialectSession, names: ArtefactNames): void {
+    const config = this.options.throttle ?? {};
+    const signals: ThrottleSignal[] = [manualSignal(this.controls)];
+    const critical: CriticalSignal[] = [];
+    if (config.flagFile) signals.push(flagFileSignal(config.flagFile));
+    const wantsProbes = Boolean(config.query || this.liveSettings.maxLoad.size || config.criticalLoad?.size || config.replicaUrls?.length || config.maxSlotLagBytes);
+    const probes = wantsProbes ? session.openProbes?.(names) : undefined;
+    if (wantsProbes && !probes) {
+      throw new UsageError(`load and lag throttling (--max-load, --critical-load, --throttle-query, --throttle-replicas, --max-slot-lag) is not built for ${session.name} yet; leave those flags out`);
+    }
+    if (probes) {
+      if (config.query) signals.push(querySignal(probes, config.query));
+      signals.push(maxLoadSignal(probes, this.liveSettings));
+      if (config.replicaUrls?.length) {
+        this.replicaLag = new ReplicaLagSignal(probes, config.replicaUrls, this.liveSettings);
+        signals.push(this.replicaLag);
+        const beat = setInterval(() => void probes.writeHeartbeat().catch((e: Error) => this.log.warn({ err: e.message }, 'heartbeat write failed')), config.heartbeatIntervalMs ?? 100);
+        beat.unref();
+        this.stopHeartbeat = () => clearInterval(beat);
+      }
+      if (config.maxSlotLagBytes) signals.push(slotLagSignal(probes, config.maxSlotLagBytes));
+      if (config.criticalLoad?.size) critical.push(criticalLoadSignal(probes, config.criticalLoad));
+      this.closeProbes = () => probes.close();
+    }
+    this.throttler = new Throttler({
+      signals,
+      critical,
+      criticalHibernateSeconds: config.criticalHibernateSeconds,
+      log: this.log,
+      onCritical: (reason) => this.controls.abort(reason),
+    });
+    this.throttler.start();
+  }
+
+  private stopHeartbeat: () => void = () => undefined;
+  private closeProbes: () => Promise<void> = async () => undefined;
+
   private async cleanUp(session: DialectSession, swapped: boolean): Promise<void> {
+    this.stopHeartbeat();
+    await this.closeProbes().catch(() => undefined);
     try {
       await this.stream?.stop();
     } catch (err) {
@@ -268,14 +363,12 @@ export class AlterJob {
       return;
     }
     let after: Value[] | null = null;
-    let lastProgress = Date.now();
-    const progressEvery = (this.options.progressIntervalSeconds ?? 5) * 1000;
     this.rate.record(0);
     for (;;) {
       this.controls.throwIfAborted();
       await pump.applyAvailable(APPLY_BUDGET_MS);
-      if (this.controls.manualThrottle) {
-        await this.controls.sleep(250);
+      if (this.throttler?.reason()) {
+        await this.controls.sleep(100);
         continue;
       }
       const end = await session.copier.chunkEnd(plan, after, this.sizer.size, bounds.max);
@@ -284,36 +377,15 @@ export class AlterJob {
       const { rowsCopied } = await this.withRetries('copying a chunk', () =>
         session.copier.copyChunk(plan, range, this.options.testHooks?.beforeChunkCommit),
       );
-      this.sizer.observe(Math.max(rowsCopied, 1), Date.now() - started);
+      const elapsed = Date.now() - started;
+      this.sizer.observe(Math.max(rowsCopied, 1), elapsed);
+      this.options.observer?.chunkCopied?.(rowsCopied, elapsed / 1000);
       this.rowsCopied += rowsCopied;
       this.rate.record(this.rowsCopied);
       after = end;
-      if (Date.now() - lastProgress >= progressEvery) {
-        lastProgress = Date.now();
-        this.logProgress();
-      }
       if (sameKey(end, bounds.max)) break;
     }
-    this.logProgress();
-  }
-
-  private logProgress(): void {
-    const s = this.status();
-    const rate = this.rate.rowsPerSecond();
-    this.log.info(
-      {
-        rowsCopied: s.rowsCopied,
-        rowsEstimated: s.rowsEstimated,
-        percent: percent(s.rowsCopied, s.rowsEstimated),
-        rowsPerSecond: rate === null ? null : Math.round(rate),
-        etaSeconds: s.etaSeconds,
-        eventsApplied: s.eventsApplied,
-        backlog: s.backlog,
-        lagSeconds: s.lagSeconds,
-        chunkSize: s.chunkSize,
-      },
-      `copy ${percent(s.rowsCopied, s.rowsEstimated)}%` + (s.etaSeconds === null ? '' : `, ETA ${s.etaSeconds}s`),
-    );
+    this.log.info({ rowsCopied: this.rowsCopied, seconds: Math.round((Date.now() - this.startedAt) / 1000) }, 'copy complete');
   }
 
   private async withRetries<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -343,6 +415,7 @@ export class AlterJob {
     if (!this.controls.cutoverPostponed()) return;
     this.setState('postponed');
     this.log.info({ flagFile: this.options.postponeCutoverFlagFile }, 'cut-over postponed; remove the flag file or run `shadowshift ctl cutover` to proceed');
+    await this.fire('on-postponed');
     while (this.controls.cutoverPostponed()) {
       this.controls.throwIfAborted();
       this.pump!.throwIfStreamFailed();
@@ -353,6 +426,21 @@ export class AlterJob {
     await this.catchUp();
   }
 
+  /** A non-zero on-before-cutover hook holds the cut-over; the stream keeps being applied meanwhile. */
+  private async holdWhileHookRefuses(): Promise<void> {
+    for (;;) {
+      const code = await this.fire('on-before-cutover');
+      if (code === 0) return;
+      this.log.warn({ exitCode: code }, 'on-before-cutover hook failed: holding the cut-over, asking again in 1s');
+      const until = Date.now() + 1000;
+      while (Date.now() < until) {
+        this.controls.throwIfAborted();
+        await this.pump!.applyAvailable(Math.max(1, until - Date.now()));
+        await this.controls.sleep(Math.min(100, Math.max(0, until - Date.now())));
+      }
+    }
+  }
+
   /** Returns true once the swap happened. Failed attempts restore the pre-cut-over state and back off. */
   private async cutOver(session: DialectSession, plan: CopyPlan, names: ArtefactNames): Promise<boolean> {
     const pump = this.pump!;
@@ -360,6 +448,7 @@ export class AlterJob {
     for (let attempt = 1; attempt <= retries; attempt++) {
       this.controls.throwIfAborted();
       await this.catchUp();
+      await this.holdWhileHookRefuses();
       this.setState('cutting-over');
       this.cutoverAttempts = attempt;
       const markerId = `cutover-${this.id}-${attempt}`;
@@ -371,8 +460,10 @@ export class AlterJob {
           log: this.log,
         });
         this.log.info({ attempt, blockedMs: Date.now() - started, backup: names.backup }, 'cut-over done');
+        this.options.observer?.cutoverAttempt?.('ok', (Date.now() - started) / 1000);
         return true;
       } catch (err) {
+        this.options.observer?.cutoverAttempt?.('failed', (Date.now() - started) / 1000);
         if (!(err instanceof CutoverAttemptError)) throw err;
         const backoffMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
         this.log.warn({ attempt, of: retries, reason: err.message, retryInMs: backoffMs }, 'cut-over attempt failed; the original is as it was');

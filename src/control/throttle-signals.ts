@@ -1,0 +1,91 @@
+// The throttle signals an operator can configure, built from flags. Each is a
+// small ThrottleSignal; the database-facing ones read through the dialect's
+// probes, so this file holds the policy (thresholds) and no SQL.
+
+import { existsSync } from 'node:fs';
+import type { CriticalSignal, ThrottleSignal } from './throttler.js';
+import { crossedThreshold } from './throttler.js';
+import type { JobControls } from './job-controls.js';
+import type { LoadProbes } from '../dialects/dialect.js';
+
+/** Settings an operator may change while the job runs (`ctl set ...`). */
+export interface LiveThrottleSettings {
+  maxLagSeconds: number;
+  maxLoad: Map<string, number>;
+}
+
+export interface ThrottleConfig {
+  flagFile?: string;
+  query?: string;
+  criticalLoad: Map<string, number>;
+  criticalHibernateSeconds?: number;
+  replicaUrls: string[];
+  heartbeatIntervalMs: number;
+  maxSlotLagBytes?: number;
+}
+
+export function manualSignal(controls: JobControls): ThrottleSignal {
+  return { name: 'manual', check: async () => (controls.manualThrottle ? 'ctl throttle' : null) };
+}
+
+export function flagFileSignal(path: string): ThrottleSignal {
+  return { name: 'flag-file', check: async () => (existsSync(path) ? `${path} exists` : null) };
+}
+
+export function querySignal(probes: LoadProbes, sql: string): ThrottleSignal {
+  return {
+    name: 'throttle-query',
+    check: async () => {
+      const v = await probes.throttleQueryValue(sql);
+      return v > 0 ? `--throttle-query returned ${v}` : null;
+    },
+  };
+}
+
+export function maxLoadSignal(probes: LoadProbes, settings: LiveThrottleSettings): ThrottleSignal {
+  return {
+    name: 'max-load',
+    check: async () => {
+      if (settings.maxLoad.size === 0) return null;
+      return crossedThreshold(await probes.readStatus([...settings.maxLoad.keys()]), settings.maxLoad);
+    },
+  };
+}
+
+export function criticalLoadSignal(probes: LoadProbes, thresholds: Map<string, number>): CriticalSignal {
+  return { name: 'critical-load', check: async () => crossedThreshold(await probes.readStatus([...thresholds.keys()]), thresholds) };
+}
+
+/** Replica lag from the heartbeat the job writes on the primary; remembers the largest value for metrics. */
+export class ReplicaLagSignal implements ThrottleSignal {
+  readonly name = 'replica-lag';
+  lastLagSeconds: number | null = null;
+  constructor(
+    private readonly probes: LoadProbes,
+    private readonly replicaUrls: string[],
+    private readonly settings: LiveThrottleSettings,
+  ) {}
+
+  async check(): Promise<string | null> {
+    let worst: { url: string; lag: number } | null = null;
+    for (const url of this.replicaUrls) {
+      const lag = await this.probes.replicaLagSeconds(url);
+      if (!worst || lag > worst.lag) worst = { url, lag };
+    }
+    this.lastLagSeconds = worst?.lag ?? null;
+    if (worst && worst.lag > this.settings.maxLagSeconds) {
+      return `replica ${worst.url} is ${worst.lag.toFixed(2)}s behind (max ${this.settings.maxLagSeconds}s)`;
+    }
+    return null;
+  }
+}
+
+export function slotLagSignal(probes: LoadProbes, maxBytes: number): ThrottleSignal {
+  return {
+    name: 'slot-lag',
+    check: async () => {
+      const bytes = await probes.streamRetainedBytes();
+      return bytes !== null && bytes > maxBytes ? `the job's replication slot holds ${bytes} bytes of WAL (max ${maxBytes})` : null;
+    },
+  };
+}

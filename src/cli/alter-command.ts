@@ -29,6 +29,10 @@ export function alterBuilder(y: Argv) {
     .option('control-socket', { type: 'string', describe: 'Unix socket for `shadowshift ctl` (default: in the OS temp dir, printed at start)' })
     .option('status-interval', { type: 'number', default: 5, describe: 'seconds between JSON status lines when not on a terminal' })
     .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
+    .option('resumable', { type: 'boolean', default: false, describe: 'write checkpoints, and on failure or SIGTERM keep the state so --resume can continue' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
+    .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints of a resumable job' })
+    .option('checkpoint-max-age', { type: 'number', default: 604800, describe: 'refuse to resume from a checkpoint older than this many seconds' })
     .group(['throttle-flag-file', 'throttle-query', 'max-load', 'critical-load', 'critical-load-hibernate', 'throttle-replicas', 'max-lag', 'heartbeat-interval', 'max-slot-lag'], 'Throttling:')
     .option('throttle-flag-file', { type: 'string', describe: 'pause the copy while this file exists' })
     .option('throttle-query', { type: 'string', describe: 'pause the copy while this query returns a value > 0' })
@@ -59,6 +63,8 @@ function validate(args: AlterArgs): void {
   positive('cutover-retries', args.cutoverRetries);
   positive('status-interval', args.statusInterval);
   positive('max-lag', args.maxLag);
+  positive('checkpoint-interval', args.checkpointInterval);
+  positive('checkpoint-max-age', args.checkpointMaxAge);
   positive('heartbeat-interval', args.heartbeatInterval);
   positive('critical-load-hibernate', args.criticalLoadHibernate);
   positive('max-slot-lag', args.maxSlotLag);
@@ -134,6 +140,10 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
       maxSlotLagBytes: args.maxSlotLag,
     },
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
+    resumable: args.resumable,
+    resume: args.resume,
+    checkpointIntervalSeconds: args.checkpointInterval,
+    checkpointMaxAgeSeconds: args.checkpointMaxAge,
     observer: {
       chunkCopied: (_rows, seconds) => metrics?.chunkSeconds.observe(seconds),
       cutoverAttempt: (result, blocked) => {

@@ -11,7 +11,7 @@ export function installSignalHandlers(controls: JobControls, log: Logger): () =>
     received++;
     if (received === 1) {
       log.warn({ signal }, `${signal}: aborting; cleaning up (send it again to exit at once)`);
-      controls.abort(`received ${signal}`);
+      controls.abort(`received ${signal}`, { keepState: true });
       return;
     }
     log.error({ signal }, `${signal} again: exiting now; run \`shadowshift cleanup\` to list anything left behind`);

@@ -10,6 +10,8 @@ export class JobControls {
   postponedByCommand = false;
   cutoverRequested = false;
   private abortReason: string | null = null;
+  /** Signals keep a resumable job's state (a rescheduled pod comes back with --resume); `ctl abort` does not. */
+  keepStateOnAbort = false;
   private waiters = new Set<() => void>();
 
   constructor(readonly postponeFlagFile?: string) {}
@@ -18,8 +20,11 @@ export class JobControls {
     return this.abortReason !== null;
   }
 
-  abort(reason: string): void {
-    if (this.abortReason === null) this.abortReason = reason;
+  abort(reason: string, options: { keepState?: boolean } = {}): void {
+    if (this.abortReason === null) {
+      this.abortReason = reason;
+      this.keepStateOnAbort = options.keepState ?? false;
+    }
     this.wake();
   }
 

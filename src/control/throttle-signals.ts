@@ -3,8 +3,8 @@
 // probes, so this file holds the policy (thresholds) and no SQL.
 
 import { existsSync } from 'node:fs';
-import type { CriticalSignal, ThrottleSignal } from './throttler.js';
-import { crossedThreshold } from './throttler.js';
+import { crossedThreshold, Throttler, type CriticalSignal, type ThrottleSignal } from './throttler.js';
+import type { Logger } from '../util/logger.js';
 import type { JobControls } from './job-controls.js';
 import type { LoadProbes } from '../dialects/dialect.js';
 
@@ -86,6 +86,63 @@ export function slotLagSignal(probes: LoadProbes, maxBytes: number): ThrottleSig
     check: async () => {
       const bytes = await probes.streamRetainedBytes();
       return bytes !== null && bytes > maxBytes ? `the job's replication slot holds ${bytes} bytes of WAL (max ${maxBytes})` : null;
+    },
+  };
+}
+
+export function needsProbes(config: Partial<ThrottleConfig>, live: LiveThrottleSettings): boolean {
+  return Boolean(config.query || live.maxLoad.size || config.criticalLoad?.size || config.replicaUrls?.length || config.maxSlotLagBytes);
+}
+
+export interface JobThrottle {
+  throttler: Throttler;
+  replicaLag: ReplicaLagSignal | null;
+  stop(): Promise<void>;
+}
+
+/** Builds and starts the throttler for one job, with the heartbeat replica lag needs. */
+export function createJobThrottle(args: {
+  config: Partial<ThrottleConfig>;
+  live: LiveThrottleSettings;
+  controls: JobControls;
+  probes: LoadProbes | undefined;
+  log: Logger;
+}): JobThrottle {
+  const { config, live, controls, probes, log } = args;
+  const signals: ThrottleSignal[] = [manualSignal(controls)];
+  const critical: CriticalSignal[] = [];
+  if (config.flagFile) signals.push(flagFileSignal(config.flagFile));
+  let replicaLag: ReplicaLagSignal | null = null;
+  let heartbeat: NodeJS.Timeout | null = null;
+  if (probes) {
+    if (config.query) signals.push(querySignal(probes, config.query));
+    signals.push(maxLoadSignal(probes, live));
+    if (config.replicaUrls?.length) {
+      replicaLag = new ReplicaLagSignal(probes, config.replicaUrls, live);
+      signals.push(replicaLag);
+      const beat = () => void probes.writeHeartbeat().catch((e: Error) => log.warn({ err: e.message }, 'heartbeat write failed'));
+      beat();
+      heartbeat = setInterval(beat, config.heartbeatIntervalMs ?? 100);
+      heartbeat.unref();
+    }
+    if (config.maxSlotLagBytes) signals.push(slotLagSignal(probes, config.maxSlotLagBytes));
+    if (config.criticalLoad?.size) critical.push(criticalLoadSignal(probes, config.criticalLoad));
+  }
+  const throttler = new Throttler({
+    signals,
+    critical,
+    criticalHibernateSeconds: config.criticalHibernateSeconds,
+    log,
+    onCritical: (reason) => controls.abort(reason),
+  });
+  throttler.start();
+  return {
+    throttler,
+    replicaLag,
+    async stop() {
+      throttler.stop();
+      if (heartbeat) clearInterval(heartbeat);
+      await probes?.close().catch(() => undefined);
     },
   };
 }

@@ -144,8 +144,12 @@ export interface ChangeBatch {
 }
 
 export interface ChangeStream {
-  /** Begins reading at the current end of the log. Resolves once reading has begun and returns that position. */
-  start(): Promise<StreamPosition>;
+  /**
+   * Begins reading at the current end of the log, or at `from` (a position this
+   * stream returned earlier, for a resume). Resolves once the start position is
+   * fixed on the server, and returns it.
+   */
+  start(from?: StreamPosition): Promise<StreamPosition>;
   /** Takes up to `maxEvents` events that have arrived, without waiting. */
   take(maxEvents: number): ChangeBatch | null;
   /** Number of decoded events waiting to be taken. */
@@ -160,7 +164,32 @@ export interface ChangeStream {
   lagSeconds(): number | null;
   /** Rejects when the stream has failed; the engine races it against its work. */
   readonly failed: Promise<never>;
-  stop(): Promise<void>;
+  /** Stops reading. With keepForResume the server-side state (PostgreSQL slot, publication) stays for `--resume`. */
+  stop(options?: { keepForResume?: boolean }): Promise<void>;
+}
+
+/** What a resumable job records every few seconds (DESIGN.md invariant 8). */
+export interface Checkpoint {
+  version: 1;
+  jobId: string;
+  table: TableRef;
+  alter: string;
+  names: ArtefactNames;
+  /** Every event up to here is applied to the shadow. */
+  streamPosition: StreamPosition;
+  /** Every chunk up to this key is copied (encoded by engine/checkpoint-codec); null before the first. */
+  watermark: string | null;
+  /** The largest key when the copy began (encoded); null for an empty table. */
+  ceiling: string | null;
+  rowsCopied: number;
+  /** ISO time the checkpoint was written, by the job's clock. */
+  savedAt: string;
+}
+
+export interface CheckpointStore {
+  save(checkpoint: Checkpoint): Promise<void>;
+  load(table: TableRef): Promise<Checkpoint | null>;
+  remove(table: TableRef): Promise<void>;
 }
 
 export interface Applier {
@@ -244,7 +273,10 @@ export interface DialectSession {
   inspectTable(ref: TableRef): Promise<TableInfo | null>;
   analyzeAlter(alter: string): AlterAnalysis;
   preflightChecks(): PreflightCheck[];
-  artefactNames(table: TableRef, jobId: string): ArtefactNames;
+  /** Resumable jobs get names `cleanup` can tell apart (their slot is kept on purpose). */
+  artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames;
+  /** Where resumable jobs keep their checkpoints; optional until a dialect implements it. */
+  checkpoints?: CheckpointStore;
   /**
    * Takes the per-table job lock (MySQL GET_LOCK, PostgreSQL advisory lock) held for
    * the job's life; throws a ShadowshiftError naming the table if another job has it.

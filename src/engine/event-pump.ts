@@ -2,7 +2,7 @@
 // stream events, and the job calls it between chunks, so copy and apply never
 // race on a row from two of our own connections (gh-ost's single writer).
 
-import type { Applier, ChangeBatch, ChangeStream, CopyPlan } from '../dialects/dialect.js';
+import type { Applier, ChangeBatch, ChangeStream, CopyPlan, StreamPosition } from '../dialects/dialect.js';
 import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
@@ -20,6 +20,8 @@ export class EventPump {
     private readonly plan: CopyPlan,
     private readonly log: Logger,
     onStreamFailure: () => void,
+    /** Where the stream started: nothing is applied yet, so a resume would begin here. */
+    public appliedPosition: StreamPosition,
   ) {
     stream.failed.catch((err: Error) => {
       this.streamError = err;
@@ -91,5 +93,6 @@ export class EventPump {
     this.eventsApplied += batch.events.length;
     for (const m of batch.markers) this.seenMarkers.add(m);
     await this.stream.acknowledge(batch.position);
+    this.appliedPosition = batch.position;
   }
 }

@@ -8,6 +8,7 @@ import type {
   ArtefactNames,
   BeforeChunkCommit,
   ChangeStream,
+  Checkpoint,
   ColumnMap,
   CopyPlan,
   DialectSession,
@@ -21,23 +22,13 @@ import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Logger } from '../util/logger.js';
 import { JobControls } from '../control/job-controls.js';
 import { CopyRate } from '../control/progress.js';
-import { Throttler, type ThrottleSignal, type CriticalSignal } from '../control/throttler.js';
-import {
-  criticalLoadSignal,
-  flagFileSignal,
-  manualSignal,
-  maxLoadSignal,
-  querySignal,
-  ReplicaLagSignal,
-  slotLagSignal,
-  type LiveThrottleSettings,
-  type ThrottleConfig,
-} from '../control/throttle-signals.js';
+import { createJobThrottle, needsProbes, type JobThrottle, type LiveThrottleSettings, type ThrottleConfig } from '../control/throttle-signals.js';
 import type { HookEvent, HookRunner } from '../control/hooks.js';
 import { buildCopyPlan } from './copy-plan.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
 import type { JobState, JobStatus } from './job-state.js';
+import { decodeKey, encodeKey } from './checkpoint-codec.js';
 import { failuresOf, runChecks, type CheckOutcome } from './preflight.js';
 
 export interface AlterJobOptions {
@@ -59,6 +50,13 @@ export interface AlterJobOptions {
   /** Status thresholds above which the copy pauses, e.g. Threads_running=25. */
   maxLoad?: Map<string, number>;
   hooks?: HookRunner;
+  /** Write checkpoints and keep the job's state on failure so `resume` can continue it. */
+  resumable?: boolean;
+  /** Continue the job recorded in the table's checkpoint instead of starting over. */
+  resume?: boolean;
+  checkpointIntervalSeconds?: number;
+  /** A checkpoint older than this is refused (the binlog/WAL it needs may be gone). */
+  checkpointMaxAgeSeconds?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariant 3). */
@@ -127,8 +125,9 @@ export class AlterJob {
   private cutoverAttempts = 0;
   private error: string | null = null;
   private startedAt = Date.now();
-  private throttler: Throttler | null = null;
-  private replicaLag: ReplicaLagSignal | null = null;
+  private jobThrottle: JobThrottle | null = null;
+  private checkpoint: Checkpoint | null = null;
+  private lastCheckpointAt = 0;
   readonly liveSettings: LiveThrottleSettings;
 
   constructor(private readonly options: AlterJobOptions) {
@@ -139,16 +138,16 @@ export class AlterJob {
   }
 
   throttledSeconds(): Map<string, number> {
-    return this.throttler?.secondsBySignal ?? new Map();
+    return this.jobThrottle?.throttler.secondsBySignal ?? new Map();
   }
 
   replicaLagSeconds(): number | null {
-    return this.replicaLag?.lastLagSeconds ?? null;
+    return this.jobThrottle?.replicaLag?.lastLagSeconds ?? null;
   }
 
   /** Re-reads throttle signals at once, so an operator's command takes effect now. */
   async refreshThrottle(): Promise<void> {
-    await this.throttler?.poll();
+    await this.jobThrottle?.throttler.poll();
   }
 
   get chunkSizer(): ChunkSizer {
@@ -170,7 +169,7 @@ export class AlterJob {
       eventsApplied: this.pump?.eventsApplied ?? 0,
       backlog: this.pump?.backlog() ?? 0,
       lagSeconds: this.stream?.lagSeconds() ?? null,
-      throttled: this.throttler?.reason() ?? (this.controls.manualThrottle ? 'manual: ctl throttle' : null),
+      throttled: this.jobThrottle?.throttler.reason() ?? (this.controls.manualThrottle ? 'manual: ctl throttle' : null),
       etaSeconds: copying ? this.rate.etaSeconds(this.rowsCopied, estimated) : this.state === 'done' ? 0 : null,
       chunkSize: this.sizer.size,
       cutoverAttempts: this.cutoverAttempts,
@@ -197,6 +196,7 @@ export class AlterJob {
       throw new UsageError(`table ${ref.schema}.${ref.name} does not exist; check --table and the database in the URL`);
     }
     this.original = info;
+    if (this.options.resume) this.checkpoint = await this.loadCheckpoint(session, ref);
     const analysis = (this.analysis = session.analyzeAlter(this.options.alter));
     outcomes.push(...(await runChecks(checks, 'table', { table: ref, info, alter: analysis, plan: null })));
 
@@ -242,18 +242,27 @@ export class AlterJob {
     this.startedAt = Date.now();
     await session.acquireJobLock(this.ref);
     let swapped = false;
+    const resumed = this.checkpoint;
     try {
-      const names = (this.names = session.artefactNames(this.ref, this.id));
-      this.log.info({ shadow: names.shadow }, 'creating shadow table');
-      const shadowInfo = await session.createShadow(this.original, this.options.alter, names);
+      let shadowInfo: TableInfo | null;
+      let names: ArtefactNames;
+      if (resumed) {
+        names = this.names = resumed.names;
+        shadowInfo = await session.inspectTable({ schema: this.ref.schema, name: names.shadow });
+        if (!shadowInfo) throw new UsageError(`the checkpoint's shadow table ${names.shadow} is gone; run \`shadowshift cleanup\` and start again without --resume`);
+      } else {
+        names = this.names = session.artefactNames(this.ref, this.id, { resumable: this.resumable });
+        this.log.info({ shadow: names.shadow }, 'creating shadow table');
+        shadowInfo = await session.createShadow(this.original, this.options.alter, names);
+      }
       const built = buildCopyPlan(this.original, shadowInfo, this.analysis);
       if (!built.plan) throw new ShadowshiftError(built.reason);
       const plan = built.plan;
 
-      const stream = (this.stream = session.openChangeStream(plan, names, this.id));
-      const position = await stream.start();
-      this.log.info({ position }, 'change stream started');
-      this.pump = new EventPump(stream, session.applier, plan, this.log, () => this.controls.wake());
+      const stream = (this.stream = session.openChangeStream(plan, names, resumed?.jobId ?? this.id));
+      const position = await stream.start(resumed?.streamPosition);
+      this.log.info({ position, resumed: Boolean(resumed) }, resumed ? 'change stream resumed from the checkpoint' : 'change stream started');
+      this.pump = new EventPump(stream, session.applier, plan, this.log, () => this.controls.wake(), position);
       this.startThrottler(session, names);
       await this.fire('on-start');
       await this.fire('on-validated');
@@ -266,6 +275,7 @@ export class AlterJob {
       await this.waitWhilePostponed();
       swapped = await this.cutOver(session, plan, names);
       this.setState('done');
+      if (this.resumable) await session.checkpoints!.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
       await this.fire('on-success');
       return {
         table: this.status().table,
@@ -282,8 +292,9 @@ export class AlterJob {
       await this.fire('on-failure');
       throw err;
     } finally {
-      this.throttler?.stop();
-      await this.cleanUp(session, swapped);
+      await this.jobThrottle?.stop();
+      const keepForResume = !swapped && this.resumable && this.state !== 'done' && (this.state === 'failed' || this.controls.keepStateOnAbort);
+      await this.cleanUp(session, swapped, keepForResume);
     }
   }
 
@@ -293,55 +304,32 @@ export class AlterJob {
   }
 
   private startThrottler(session: DialectSession, names: ArtefactNames): void {
-    const config = this.options.throttle ?? {};
-    const signals: ThrottleSignal[] = [manualSignal(this.controls)];
-    const critical: CriticalSignal[] = [];
-    if (config.flagFile) signals.push(flagFileSignal(config.flagFile));
-    const wantsProbes = Boolean(config.query || this.liveSettings.maxLoad.size || config.criticalLoad?.size || config.replicaUrls?.length || config.maxSlotLagBytes);
-    const probes = wantsProbes ? session.openProbes?.(names) : undefined;
-    if (wantsProbes && !probes) {
+    const probes = needsProbes(this.options.throttle ?? {}, this.liveSettings) ? session.openProbes?.(names) : undefined;
+    if (needsProbes(this.options.throttle ?? {}, this.liveSettings) && !probes) {
       throw new UsageError(`load and lag throttling (--max-load, --critical-load, --throttle-query, --throttle-replicas, --max-slot-lag) is not built for ${session.name} yet; leave those flags out`);
     }
-    if (probes) {
-      if (config.query) signals.push(querySignal(probes, config.query));
-      signals.push(maxLoadSignal(probes, this.liveSettings));
-      if (config.replicaUrls?.length) {
-        this.replicaLag = new ReplicaLagSignal(probes, config.replicaUrls, this.liveSettings);
-        signals.push(this.replicaLag);
-        const beat = setInterval(() => void probes.writeHeartbeat().catch((e: Error) => this.log.warn({ err: e.message }, 'heartbeat write failed')), config.heartbeatIntervalMs ?? 100);
-        beat.unref();
-        this.stopHeartbeat = () => clearInterval(beat);
-      }
-      if (config.maxSlotLagBytes) signals.push(slotLagSignal(probes, config.maxSlotLagBytes));
-      if (config.criticalLoad?.size) critical.push(criticalLoadSignal(probes, config.criticalLoad));
-      this.closeProbes = () => probes.close();
-    }
-    this.throttler = new Throttler({
-      signals,
-      critical,
-      criticalHibernateSeconds: config.criticalHibernateSeconds,
-      log: this.log,
-      onCritical: (reason) => this.controls.abort(reason),
-    });
-    this.throttler.start();
+    this.jobThrottle = createJobThrottle({ config: this.options.throttle ?? {}, live: this.liveSettings, controls: this.controls, probes, log: this.log });
   }
 
-  private stopHeartbeat: () => void = () => undefined;
-  private closeProbes: () => Promise<void> = async () => undefined;
 
-  private async cleanUp(session: DialectSession, swapped: boolean): Promise<void> {
-    this.stopHeartbeat();
-    await this.closeProbes().catch(() => undefined);
+  private async cleanUp(session: DialectSession, swapped: boolean, keepForResume: boolean): Promise<void> {
     try {
-      await this.stream?.stop();
+      await this.stream?.stop({ keepForResume });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'stopping the change stream failed');
     }
-    if (this.names) {
+    if (keepForResume && this.names) {
+      await this.saveCheckpoint().catch((e: Error) => this.log.warn({ err: e.message }, 'could not write the final checkpoint'));
+      this.log.warn(
+        { shadow: this.names.shadow },
+        'the job\'s state is kept for a resume: run the same command with --resume to continue, or `shadowshift cleanup --execute` to throw it away',
+      );
+    } else if (this.names) {
       try {
         // Before the swap the backup name does not exist; after it, it is the
         // user's old table and is only dropped when asked to and the job succeeded.
         await session.dropArtefacts(this.names, { keepBackup: !(swapped && this.state === 'done' && this.options.dropOldTable) });
+        if (this.resumable) await session.checkpoints!.remove(this.ref!);
         this.log.info(swapped ? 'removed the job\'s working tables' : 'removed the shadow and every other artefact; the original is untouched');
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cleanup failed: run `shadowshift cleanup` to list and remove leftovers');
@@ -357,21 +345,33 @@ export class AlterJob {
 
   private async copyAll(session: DialectSession, plan: CopyPlan): Promise<void> {
     const pump = this.pump!;
-    const bounds = await session.copier.keyBounds(plan);
-    if (!bounds) {
-      this.log.info('the table is empty; nothing to copy');
+    const resumed = this.checkpoint;
+    let ceiling: Value[] | null;
+    let after: Value[] | null = null;
+    if (resumed) {
+      ceiling = decodeKey(resumed.ceiling);
+      after = decodeKey(resumed.watermark);
+      this.rowsCopied = resumed.rowsCopied;
+      this.log.info({ rowsCopied: this.rowsCopied, watermark: resumed.watermark }, 'resuming the copy after the checkpoint\'s watermark, not from the start');
+    } else {
+      ceiling = (await session.copier.keyBounds(plan))?.max ?? null;
+    }
+    this.ceiling = ceiling;
+    this.watermark = after;
+    if (!ceiling || (after && sameKey(after, ceiling))) {
+      this.log.info(ceiling ? 'the copy was already complete' : 'the table is empty; nothing to copy');
       return;
     }
-    let after: Value[] | null = null;
-    this.rate.record(0);
+    this.rate.record(this.rowsCopied);
     for (;;) {
       this.controls.throwIfAborted();
+      await this.maybeCheckpoint();
       await pump.applyAvailable(APPLY_BUDGET_MS);
-      if (this.throttler?.reason()) {
+      if (this.jobThrottle?.throttler.reason()) {
         await this.controls.sleep(100);
         continue;
       }
-      const end = await session.copier.chunkEnd(plan, after, this.sizer.size, bounds.max);
+      const end = await session.copier.chunkEnd(plan, after, this.sizer.size, ceiling);
       const range = { after, upTo: end };
       const started = Date.now();
       const { rowsCopied } = await this.withRetries('copying a chunk', () =>
@@ -382,8 +382,8 @@ export class AlterJob {
       this.options.observer?.chunkCopied?.(rowsCopied, elapsed / 1000);
       this.rowsCopied += rowsCopied;
       this.rate.record(this.rowsCopied);
-      after = end;
-      if (sameKey(end, bounds.max)) break;
+      after = this.watermark = end;
+      if (sameKey(end, ceiling)) break;
     }
     this.log.info({ rowsCopied: this.rowsCopied, seconds: Math.round((Date.now() - this.startedAt) / 1000) }, 'copy complete');
   }
@@ -399,6 +399,57 @@ export class AlterJob {
         this.controls.throwIfAborted();
       }
     }
+  }
+
+  private get resumable(): boolean {
+    return Boolean(this.options.resumable || this.options.resume);
+  }
+
+  private ceiling: Value[] | null = null;
+  private watermark: Value[] | null = null;
+
+  private async loadCheckpoint(session: DialectSession, ref: TableRef): Promise<Checkpoint> {
+    if (!session.checkpoints) throw new UsageError(`--resume is not built for ${session.name} yet`);
+    const cp = await session.checkpoints.load(ref);
+    if (!cp) throw new UsageError(`there is no checkpoint for ${ref.schema}.${ref.name} to resume; run without --resume to start a new job`);
+    if (cp.alter.trim() !== this.options.alter.trim()) {
+      throw new UsageError(
+        `the checkpoint for ${ref.schema}.${ref.name} is for a different ALTER ("${cp.alter}"); resume with that exact --alter, ` +
+          'or run `shadowshift cleanup --execute` and start again',
+      );
+    }
+    const ageSeconds = (Date.now() - Date.parse(cp.savedAt)) / 1000;
+    const maxAge = this.options.checkpointMaxAgeSeconds ?? 7 * 24 * 3600;
+    if (ageSeconds > maxAge) {
+      throw new UsageError(
+        `the checkpoint for ${ref.schema}.${ref.name} is ${Math.round(ageSeconds)}s old, over --checkpoint-max-age ${maxAge}s; the log it needs may be gone. ` +
+          'Run `shadowshift cleanup --execute` and start again',
+      );
+    }
+    return cp;
+  }
+
+  private async saveCheckpoint(): Promise<void> {
+    if (!this.resumable || !this.names || !this.ref || !this.pump || !this.session?.checkpoints) return;
+    await this.session.checkpoints.save({
+      version: 1,
+      jobId: this.checkpoint?.jobId ?? this.id,
+      table: this.ref,
+      alter: this.options.alter,
+      names: this.names,
+      streamPosition: this.pump.appliedPosition,
+      watermark: encodeKey(this.watermark),
+      ceiling: encodeKey(this.ceiling),
+      rowsCopied: this.rowsCopied,
+      savedAt: new Date().toISOString(),
+    });
+    this.lastCheckpointAt = Date.now();
+  }
+
+  private async maybeCheckpoint(): Promise<void> {
+    if (!this.resumable) return;
+    if (Date.now() - this.lastCheckpointAt < (this.options.checkpointIntervalSeconds ?? 5) * 1000) return;
+    await this.saveCheckpoint();
   }
 
   private async catchUp(): Promise<void> {
@@ -418,6 +469,7 @@ export class AlterJob {
     await this.fire('on-postponed');
     while (this.controls.cutoverPostponed()) {
       this.controls.throwIfAborted();
+      await this.maybeCheckpoint();
       this.pump!.throwIfStreamFailed();
       await this.pump!.applyAvailable(APPLY_BUDGET_MS);
       await this.controls.sleep(100);

@@ -29,6 +29,7 @@ export function alterBuilder(y: Argv) {
     .option('control-socket', { type: 'string', describe: 'Unix socket for `shadowshift ctl` (default: in the OS temp dir, printed at start)' })
     .option('status-interval', { type: 'number', default: 5, describe: 'seconds between JSON status lines when not on a terminal' })
     .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
+    .option('checksum', { type: 'boolean', default: true, describe: 'compare original and shadow chunk by chunk before the cut-over (--no-checksum to skip)' })
     .option('resumable', { type: 'boolean', default: false, describe: 'write checkpoints, and on failure or SIGTERM keep the state so --resume can continue' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
     .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints of a resumable job' })
@@ -80,6 +81,7 @@ export function formatPlan(report: AlterPlanReport, execute: boolean): string {
   ];
   if (report.columnsNotCopied.length) lines.push(`  not copied:       ${report.columnsNotCopied.join(', ')}`);
   if (report.columnsNew.length) lines.push(`  new (defaults):   ${report.columnsNew.join(', ')}`);
+  lines.push(`  checksum:         ${report.checksum}`);
   if (report.newUniqueIndexes.length) lines.push(`  new unique keys:  ${report.newUniqueIndexes.join(', ')} (a duplicate fails the job, nothing is dropped)`);
   lines.push('  preflight checks:');
   for (const c of report.checks) lines.push(`    [${c.ok ? 'pass' : 'FAIL'}] ${c.check}${c.ok ? '' : `: ${c.message}`}`);
@@ -140,6 +142,7 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
       maxSlotLagBytes: args.maxSlotLag,
     },
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
+    checksum: args.checksum,
     resumable: args.resumable,
     resume: args.resume,
     checkpointIntervalSeconds: args.checkpointInterval,

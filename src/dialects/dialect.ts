@@ -216,6 +216,24 @@ export interface Cutover {
   swap(plan: CopyPlan, names: ArtefactNames, options: CutoverOptions): Promise<void>;
 }
 
+/** One consistent snapshot over the original and the shadow. */
+export interface ChecksumView {
+  /** Compares the rows of `range` in both tables over the copied columns. */
+  compare(range: KeyRange): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
+  close(): Promise<void>;
+}
+
+export interface Checksummer {
+  /**
+   * Blocks writes to the original only while `drainUnderLock` brings the shadow
+   * up to date (bounded by lockTimeoutMs), then opens one snapshot that sees
+   * both tables at that same moment, and releases the lock.
+   */
+  open(plan: CopyPlan, options: { lockTimeoutMs: number; drainUnderLock: () => Promise<void> }): Promise<ChecksumView>;
+  /** Replaces the shadow's rows in `range` with a fresh copy of the original's (same locking as copyChunk). */
+  recopy(plan: CopyPlan, range: KeyRange): Promise<void>;
+}
+
 export type CheckPhase = 'connect' | 'table' | 'alter';
 
 export interface PreflightContext {
@@ -275,6 +293,8 @@ export interface DialectSession {
   preflightChecks(): PreflightCheck[];
   /** Resumable jobs get names `cleanup` can tell apart (their slot is kept on purpose). */
   artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames;
+  /** Compares original and shadow before the cut-over; optional until a dialect implements it. */
+  checksummer?: Checksummer;
   /** Where resumable jobs keep their checkpoints; optional until a dialect implements it. */
   checkpoints?: CheckpointStore;
   /**

@@ -29,6 +29,8 @@ import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
 import type { JobState, JobStatus } from './job-state.js';
 import { decodeKey, encodeKey } from './checkpoint-codec.js';
+import { sameKey } from './keys.js';
+import { verifyShadow } from './verifier.js';
 import { failuresOf, runChecks, type CheckOutcome } from './preflight.js';
 
 export interface AlterJobOptions {
@@ -57,6 +59,10 @@ export interface AlterJobOptions {
   checkpointIntervalSeconds?: number;
   /** A checkpoint older than this is refused (the binlog/WAL it needs may be gone). */
   checkpointMaxAgeSeconds?: number;
+  /** Compare original and shadow before the cut-over (default on where the dialect supports it). */
+  checksum?: boolean;
+  /** While postponed, checksum again this often. */
+  checksumIntervalSeconds?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariant 3). */
@@ -82,6 +88,8 @@ export interface AlterPlanReport {
   /** Columns of the shadow that start from their default. */
   columnsNew: string[];
   newUniqueIndexes: string[];
+  /** Whether the shadow is checksummed against the original before the cut-over. */
+  checksum: 'on' | 'off' | 'not built for this dialect';
   checks: CheckOutcome[];
   ok: boolean;
 }
@@ -101,10 +109,6 @@ const APPLY_BUDGET_MS = 1000;
 const CAUGHT_UP_BACKLOG = 1000;
 const CHUNK_RETRIES = 5;
 
-function sameKey(a: Value[], b: Value[]): boolean {
-  const norm = (v: Value) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
-  return a.length === b.length && a.every((v, i) => norm(v) === norm(b[i]));
-}
 
 export class AlterJob {
   readonly id = randomBytes(4).toString('hex');
@@ -225,6 +229,7 @@ export class AlterJob {
       columnsNotCopied: info.columns.filter((c) => !carried.has(c.name)).map((c) => c.name),
       columnsNew: plan ? plan.shadow.columns.filter((c) => !fed.has(c.name)).map((c) => c.name) : [],
       newUniqueIndexes: plan?.newUniqueIndexes ?? [],
+      checksum: this.options.checksum === false ? 'off' : session.checksummer ? 'on' : 'not built for this dialect',
       checks: outcomes,
       ok: outcomes.every((o) => o.ok) && plan !== null,
     };
@@ -272,7 +277,8 @@ export class AlterJob {
       await this.fire('on-copy-complete');
       this.setState('catching-up');
       await this.catchUp();
-      await this.waitWhilePostponed();
+      await this.verify(session, plan);
+      await this.waitWhilePostponed(session, plan);
       swapped = await this.cutOver(session, plan, names);
       this.setState('done');
       if (this.resumable) await session.checkpoints!.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
@@ -461,8 +467,26 @@ export class AlterJob {
     await pump.applyAvailable(APPLY_BUDGET_MS);
   }
 
+  private async verify(session: DialectSession, plan: CopyPlan): Promise<void> {
+    if (this.options.checksum === false || !session.checksummer) return;
+    const pump = this.pump!;
+    await verifyShadow({
+      checksummer: session.checksummer,
+      copier: session.copier,
+      plan,
+      chunkSize: Math.max(1000, this.sizer.size * 4),
+      lockTimeoutMs: this.options.cutoverLockTimeoutMs,
+      drainUnderLock: () => pump.applyUntilMarker(`checksum-${this.id}-${Date.now()}`, this.options.cutoverLockTimeoutMs),
+      between: () => this.catchUp(),
+      log: this.log,
+    });
+    this.lastChecksumAt = Date.now();
+  }
+
+  private lastChecksumAt = 0;
+
   /** While postponed the stream keeps being applied, so the shadow stays current. */
-  private async waitWhilePostponed(): Promise<void> {
+  private async waitWhilePostponed(session: DialectSession, plan: CopyPlan): Promise<void> {
     if (!this.controls.cutoverPostponed()) return;
     this.setState('postponed');
     this.log.info({ flagFile: this.options.postponeCutoverFlagFile }, 'cut-over postponed; remove the flag file or run `shadowshift ctl cutover` to proceed');
@@ -472,6 +496,7 @@ export class AlterJob {
       await this.maybeCheckpoint();
       this.pump!.throwIfStreamFailed();
       await this.pump!.applyAvailable(APPLY_BUDGET_MS);
+      if (Date.now() - this.lastChecksumAt > (this.options.checksumIntervalSeconds ?? 600) * 1000) await this.verify(session, plan);
       await this.controls.sleep(100);
     }
     this.setState('catching-up');

@@ -1,0 +1,134 @@
+// Chunked copy over the key: INSERT ... SELECT ... FOR SHARE ... ON CONFLICT (key) DO NOTHING.
+//
+// Why a row deleted or updated while its chunk is copied cannot come back or go stale
+// in the shadow (invariant 3; to move to docs/ARCHITECTURE.md):
+//
+//  1. The replication slot is created before the first chunk is copied, so every
+//     change that commits after that point reaches the stream, in commit order.
+//  2. The chunk's SELECT runs with FOR SHARE at READ COMMITTED. For each row in the
+//     range it waits for any transaction still writing that row, then locks the
+//     newest committed version (a row deleted meanwhile is skipped, a row updated
+//     meanwhile is re-read in its new version and re-checked against the range).
+//     So the chunk inserts into the shadow only the newest committed version of
+//     each row, and keeps a share lock on each one until the chunk commits.
+//  3. A writer that updates or deletes one of those rows after that must wait for
+//     the chunk's COMMIT (the delete/update test in test/postgres/copier.test.ts
+//     shows the writer blocked). Its own commit, and so its change event, comes after
+//     the chunk's rows are committed in the shadow. The applier applies it then: an
+//     update is an upsert (the stream's image wins over the copied one), a delete
+//     removes the copied row. Neither can be undone by the copy, which never touches
+//     a row twice and never overwrites (ON CONFLICT (key) DO NOTHING).
+//  4. Changes that committed before the chunk read a row are already in the version
+//     the chunk copied; their events are applied either before the chunk (the copy
+//     then skips the key) or after it (the upsert writes the same or a newer image;
+//     a delete of a row the chunk could not see is a no-op). Rows inserted after the
+//     chunk's snapshot are not copied; their insert events bring them.
+//  5. Even if the applier ran concurrently with a chunk (the engine serialises them,
+//     but the argument does not depend on it): an upsert on a key the chunk has just
+//     inserted waits for the chunk's transaction (unique-index insertion waits on the
+//     uncommitted tuple) and then updates it; a delete event for a row the chunk holds
+//     cannot exist yet, because the deleting transaction is blocked by the share lock.
+//
+// ON CONFLICT names the key columns, so a duplicate on any other unique index of the
+// shadow (a new UNIQUE over duplicate data) raises instead of dropping the row.
+
+import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, Value } from '../dialect.js';
+import type { PgContext } from './postgres-context.js';
+import { classify } from './postgres-errors.js';
+import { dataLossFrom, keyParams, lossyValueError, planSql, rowOf, type PlanSql } from './postgres-plan-sql.js';
+import { quoteIdent } from './postgres-quote.js';
+
+function keyList(p: PlanSql, side: 'source' | 'target'): string {
+  return rowOf(p.key.map((k) => k[side]));
+}
+
+function rangeWhere(p: PlanSql, after: Value[] | null, upTo: Value[] | null, params: unknown[]): string {
+  const k = keyList(p, 'source');
+  const conds: string[] = [];
+  if (after) conds.push(`${k} > ${keyParams(p.key, after, params)}`);
+  if (upTo) conds.push(`${k} <= ${keyParams(p.key, upTo, params)}`);
+  return conds.length ? conds.join(' AND ') : 'TRUE';
+}
+
+function orderBy(p: PlanSql, desc = false): string {
+  return p.key.map((k) => quoteIdent(k.source) + (desc ? ' DESC' : '')).join(', ');
+}
+
+export class PostgresCopier implements RowCopier {
+  constructor(private readonly ctx: PgContext) {}
+
+  async keyBounds(plan: CopyPlan): Promise<{ min: Value[]; max: Value[] } | null> {
+    const p = await planSql(this.ctx.pool, plan);
+    const cols = p.key.map((k) => quoteIdent(k.source)).join(', ');
+    try {
+      const min = await this.ctx.pool.query({ text: `SELECT ${cols} FROM ${p.original} ORDER BY ${orderBy(p)} LIMIT 1`, rowMode: 'array' });
+      if (min.rows.length === 0) return null;
+      const max = await this.ctx.pool.query({ text: `SELECT ${cols} FROM ${p.original} ORDER BY ${orderBy(p, true)} LIMIT 1`, rowMode: 'array' });
+      return { min: min.rows[0] as Value[], max: (max.rows[0] ?? min.rows[0]) as Value[] };
+    } catch (err) {
+      throw classify(err, 'reading the key range');
+    }
+  }
+
+  async chunkEnd(plan: CopyPlan, after: Value[] | null, size: number, ceiling: Value[]): Promise<Value[]> {
+    const p = await planSql(this.ctx.pool, plan);
+    const params: unknown[] = [];
+    const where = rangeWhere(p, after, ceiling, params);
+    const cols = p.key.map((k) => quoteIdent(k.source)).join(', ');
+    try {
+      const r = await this.ctx.pool.query({
+        text: `SELECT ${cols} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)} OFFSET ${Math.max(0, Math.floor(size) - 1)} LIMIT 1`,
+        values: params,
+        rowMode: 'array',
+      });
+      return r.rows.length ? (r.rows[0] as Value[]) : ceiling;
+    } catch (err) {
+      throw classify(err, 'finding the end of a chunk');
+    }
+  }
+
+  async copyChunk(plan: CopyPlan, range: KeyRange, beforeCommit?: BeforeChunkCommit): Promise<ChunkResult> {
+    const p = await planSql(this.ctx.pool, plan);
+    const params: unknown[] = [];
+    const where = rangeWhere(p, range.after, range.upTo, params);
+    const targets = p.columns.map((c) => quoteIdent(c.target)).join(', ');
+    const sources = p.columns.map((c) => quoteIdent(c.source)).join(', ');
+    const sql =
+      `INSERT INTO ${p.shadow} (${targets})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
+      `SELECT ${sources} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)} FOR SHARE ` +
+      `ON CONFLICT (${p.key.map((k) => quoteIdent(k.target)).join(', ')}) DO NOTHING`;
+    const client = await this.ctx.pool.connect();
+    let ok = false;
+    try {
+      await client.query('BEGIN');
+      const r = await client.query(sql, params);
+      await this.checkLossy(client, p, plan, where, params);
+      if (beforeCommit) await beforeCommit(range);
+      await client.query('COMMIT');
+      ok = true;
+      return { rowsCopied: r.rowCount ?? 0 };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw classify(dataLossFrom(err, plan, 'copying rows'), 'copying rows');
+    } finally {
+      client.release(ok ? undefined : true);
+    }
+  }
+
+  /**
+   * A type change that PostgreSQL's assignment cast rounds (numeric scale, timestamp
+   * precision, numeric to integer) would change data silently. The chunk's rows are
+   * share-locked, so this second read sees exactly the versions that were copied.
+   */
+  private async checkLossy(client: { query: PgContext['pool']['query'] }, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
+    for (const c of p.columns.filter((x) => x.lossyCheck)) {
+      const col = quoteIdent(c.source);
+      const keyText = p.key.map((k) => `${quoteIdent(k.source)}::text`).join(` || ',' || `);
+      const r = await client.query({
+        text: `SELECT ${col}::text AS v, ${keyText} AS k FROM ${p.original} WHERE ${where} AND CAST(CAST(${col} AS ${c.targetType}) AS ${c.sourceType}) IS DISTINCT FROM ${col} LIMIT 1`,
+        values: params,
+      });
+      if (r.rows.length) throw lossyValueError(c, r.rows[0].v, r.rows[0].k, plan.original.ref.name);
+    }
+  }
+}

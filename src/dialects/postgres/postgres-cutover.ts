@@ -1,0 +1,312 @@
+// Cut-over: one transaction that write-locks the original, lets the engine drain the
+// stream up to a marker, and swaps the tables by renaming, carrying everything LIKE
+// does not copy. A waiting client query resolves the table name again after it gets
+// its lock (PostgreSQL re-checks name lookups when invalidations arrive while it
+// waits), so it lands in the new table: no client ever sees the name missing.
+
+import type pg from 'pg';
+import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions } from '../dialect.js';
+import { dedicatedClient, type PgContext } from './postgres-context.js';
+import { pgCode } from './postgres-errors.js';
+import { tableOid } from './postgres-inspector.js';
+import { asideName, jobTag } from './postgres-names.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
+import { CutoverAttemptError, ShadowshiftError } from '../../util/errors.js';
+
+const RETRYABLE = new Set(['55P03', '40P01', '57014', '40001']);
+
+interface FkFrom {
+  schema: string;
+  table: string;
+  name: string;
+  def: string;
+}
+
+export class PostgresCutover implements Cutover {
+  constructor(private readonly ctx: PgContext) {}
+
+  async swap(plan: CopyPlan, names: ArtefactNames, options: CutoverOptions): Promise<void> {
+    const c = await dedicatedClient(this.ctx, 'shadowshift cut-over');
+    const validate: FkFrom[] = [];
+    let newName = '';
+    try {
+      await c.query('BEGIN');
+      await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(options.lockTimeoutMs))}`);
+      await c.query(`SET LOCAL statement_timeout = ${Math.max(30_000, options.lockTimeoutMs * 5)}`);
+      await c.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.max(60_000, options.lockTimeoutMs * 30)}`);
+      const orig = quoteQualified(plan.original.ref.schema, plan.original.ref.name);
+      const started = Date.now();
+      await c.query(`LOCK TABLE ${orig} IN ACCESS EXCLUSIVE MODE`);
+      options.log.info({ table: plan.original.ref.name, waitedMs: Date.now() - started }, 'original locked; draining');
+      await options.drainUnderLock();
+      newName = plan.original.ref.name;
+      await this.swapUnderLock(c, plan, names, validate);
+      await c.query('COMMIT');
+      options.log.info({ table: plan.original.ref.name, lockedMs: Date.now() - started }, 'cut-over committed');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      await c.end().catch(() => undefined);
+      if (RETRYABLE.has(pgCode(err) ?? '')) {
+        throw new CutoverAttemptError(
+          `cut-over attempt on ${plan.original.ref.name} gave up (${(err as Error).message}); everything is as it was before the attempt`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    // After the lock is gone: validate re-pointed foreign keys (no blocking lock), refresh statistics.
+    try {
+      for (const fk of validate) {
+        await c.query(`ALTER TABLE ${quoteQualified(fk.schema, fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
+      }
+      await c.query(`ANALYZE ${quoteQualified(plan.original.ref.schema, newName)}`);
+    } catch (err) {
+      options.log.warn({ err: (err as Error).message }, 'after cut-over: validating foreign keys or ANALYZE failed; the swap itself is committed');
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  private async swapUnderLock(c: pg.Client, plan: CopyPlan, names: ArtefactNames, validate: FkFrom[]): Promise<void> {
+    const schema = plan.original.ref.schema;
+    const origName = plan.original.ref.name;
+    const orig = quoteQualified(schema, origName);
+    const shadow = quoteQualified(schema, names.shadow);
+    const oOid = await tableOid(c, plan.original.ref);
+    const sOid = await tableOid(c, { schema, name: names.shadow });
+    if (!oOid || !sOid) throw new ShadowshiftError(`cut-over: ${!oOid ? origName : names.shadow} does not exist`);
+    const tag = names.extra.tag ?? jobTag(names.shadow);
+    const colMap = new Map(plan.columns.map((m) => [m.source, m.target]));
+    for (const k of plan.key) colMap.set(k.source, k.target);
+    const mapCol = (name: string): string => {
+      const t = colMap.get(name);
+      if (t === undefined) throw new ShadowshiftError(`cut-over: column ${name} of ${origName} is used by a dependent object but has no counterpart in the new table`);
+      return t;
+    };
+
+    // Everything read before any rename, so printed definitions name the original.
+    const views = await c.query<{ schema: string; name: string; def: string; options: string | null }>(
+      `SELECT DISTINCT vn.nspname AS schema, v.relname AS name, pg_get_viewdef(v.oid) AS def, array_to_string(v.reloptions, ',') AS options, v.oid
+         FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1 AND v.relkind = 'v'
+        ORDER BY v.oid`,
+      [oOid],
+    );
+    const matviews = await c.query<{ name: string }>(
+      `SELECT DISTINCT v.relname AS name FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.relkind = 'm'`,
+      [oOid],
+    );
+    if (matviews.rows.length) {
+      throw new ShadowshiftError(`materialized view(s) ${matviews.rows.map((r) => r.name).join(', ')} depend on ${origName}; shadowshift cannot re-point them yet. Drop them before the job and recreate them after.`);
+    }
+    const triggers = await c.query<{ name: string; def: string; enabled: string }>(
+      `SELECT tgname AS name, pg_get_triggerdef(oid) AS def, tgenabled::text AS enabled FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname`,
+      [oOid],
+    );
+    const childFks = await c.query<{ name: string; cols: string; ref: string; refoid: string; refcols: string; tail: string; validated: string }>(
+      `SELECT con.conname AS name,
+              (SELECT array_agg(a.attname ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n)::text AS cols,
+              con.confrelid::regclass::text AS ref, con.confrelid::text AS refoid,
+              (SELECT array_agg(a.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n)::text AS refcols,
+              substring(pg_get_constraintdef(con.oid) from '\\)\\s*(MATCH.*|ON.*|DEFERRABLE.*|NOT DEFERRABLE.*)?$') AS tail,
+              con.convalidated::text AS validated
+         FROM pg_constraint con WHERE con.conrelid = $1 AND con.contype = 'f' ORDER BY con.conname`,
+      [oOid],
+    );
+    const parentFks = await c.query<{ schema: string; table: string; name: string; cols: string; refcols: string[] | string; tail: string }>(
+      `SELECT n.nspname AS schema, ch.relname AS table, con.conname AS name,
+              (SELECT array_agg(a.attname ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n)::text AS cols,
+              (SELECT array_agg(a.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n)::text AS refcols,
+              substring(pg_get_constraintdef(con.oid) from '\\)\\s*(MATCH.*|ON.*|DEFERRABLE.*|NOT DEFERRABLE.*)?$') AS tail
+         FROM pg_constraint con JOIN pg_class ch ON ch.oid = con.conrelid JOIN pg_namespace n ON n.oid = ch.relnamespace
+        WHERE con.confrelid = $1 AND con.contype = 'f' AND con.conrelid <> $1 ORDER BY 1, 2, 3`,
+      [oOid],
+    );
+    const meta = await c.query<{ owner: string; relacl: string | null; rls: string; force: string; replident: string; descr: string | null }>(
+      `SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS relacl, relrowsecurity::text AS rls, relforcerowsecurity::text AS force,
+              relreplident::text AS replident, obj_description(oid, 'pg_class') AS descr
+         FROM pg_class WHERE oid = $1`,
+      [oOid],
+    );
+    const grants = await c.query<{ grantee: string | null; privilege: string; grantable: string }>(
+      `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege, a.is_grantable::text AS grantable
+         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1`,
+      [oOid],
+    );
+    const colGrants = await c.query<{ col: string; grantee: string | null; privilege: string; grantable: string }>(
+      `SELECT att.attname AS col, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege, a.is_grantable::text AS grantable
+         FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1 AND att.attnum > 0 AND NOT att.attisdropped AND att.attacl IS NOT NULL`,
+      [oOid],
+    );
+    const shadowGrantees = await c.query<{ grantee: string | null }>(
+      `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1`,
+      [sOid],
+    );
+    const policies = await c.query<{ name: string; permissive: string; cmd: string; roles: string; qual: string | null; check: string | null }>(
+      `SELECT polname AS name, polpermissive::text AS permissive, polcmd::text AS cmd,
+              CASE WHEN polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(quote_ident(pg_get_userbyid(r)), ', ') FROM unnest(polroles) r) END AS roles,
+              pg_get_expr(polqual, polrelid) AS qual, pg_get_expr(polwithcheck, polrelid) AS check
+         FROM pg_policy WHERE polrelid = $1 ORDER BY polname`,
+      [oOid],
+    );
+    const replIndex = await c.query<{ name: string }>(`SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisreplident`, [oOid]);
+    const indexDefs = async (oid: string) =>
+      (await c.query<{ name: string; def: string }>(
+        `SELECT ic.relname AS name, regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \\S+ ON (ONLY )?\\S+ ', '\\1') AS def
+           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 ORDER BY i.indisprimary DESC, ic.oid`,
+        [oid],
+      )).rows;
+    const oIdx = await indexDefs(oOid);
+    const sIdx = await indexDefs(sOid);
+    // Sequences owned by the original's columns: serial ('a', shared with the shadow through
+    // its default) and identity ('i', the shadow has its own).
+    const seqs = await c.query<{ seq: string; seqschema: string; col: string; deptype: string; last: string; called: string }>(
+      `SELECT s.relname AS seq, sn.nspname AS seqschema, a.attname AS col, d.deptype::text AS deptype, ps.last_value::text AS last, 'true' AS called
+         FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         LEFT JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = s.relname
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype IN ('a','i')`,
+      [oOid],
+    );
+
+    // 1. Move the original's index (and so constraint) names and identity sequences aside.
+    let n = 0;
+    for (const idx of oIdx) {
+      await c.query(`ALTER INDEX ${quoteQualified(schema, idx.name)} RENAME TO ${quoteIdent(asideName(tag, ++n, idx.name))}`);
+    }
+    const shadowIdentitySeqs = await c.query<{ seq: string; col: string }>(
+      `SELECT s.relname AS seq, a.attname AS col FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.classid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype = 'i'`,
+      [sOid],
+    );
+    for (const s of seqs.rows.filter((x) => x.deptype === 'i')) {
+      await c.query(`ALTER SEQUENCE ${quoteQualified(s.seqschema, s.seq)} RENAME TO ${quoteIdent(asideName(tag, ++n, s.seq))}`);
+    }
+
+    // 2. Swap the names.
+    await c.query(`ALTER TABLE ${orig} RENAME TO ${quoteIdent(names.backup)}`);
+    await c.query(`ALTER TABLE ${shadow} RENAME TO ${quoteIdent(origName)}`);
+    const tbl = orig; // now the new table
+
+    // 3. Index and constraint names as the original had them.
+    const used = new Set<string>();
+    for (const o of oIdx) {
+      const match = sIdx.find((s) => !used.has(s.name) && s.def === o.def);
+      if (!match) continue;
+      used.add(match.name);
+      if (match.name !== o.name) await c.query(`ALTER INDEX ${quoteQualified(schema, match.name)} RENAME TO ${quoteIdent(o.name)}`);
+    }
+
+    // 4. Sequences: serial sequences now belong to the new table; identity sequences
+    //    take the original's name and continue past its last value and the max.
+    for (const s of seqs.rows) {
+      const col = colMap.get(s.col);
+      if (col === undefined) continue;
+      if (s.deptype === 'a') {
+        await c.query(`ALTER SEQUENCE ${quoteQualified(s.seqschema, s.seq)} OWNED BY ${tbl}.${quoteIdent(col)}`);
+      } else {
+        const mine = shadowIdentitySeqs.rows.find((x) => x.col === col);
+        if (!mine) continue;
+        await c.query(`ALTER SEQUENCE ${quoteQualified(schema, mine.seq)} RENAME TO ${quoteIdent(s.seq)}`);
+        await c.query(
+          `SELECT setval($1::regclass, greatest($2::bigint, (SELECT max(${quoteIdent(col)})::bigint FROM ${tbl}), 1))`,
+          [quoteQualified(schema, s.seq), s.last ?? '1'],
+        );
+      }
+    }
+
+    // 5. Owner, grants (exactly the original's), comment, RLS, replica identity.
+    const m = meta.rows[0]!;
+    await c.query(`ALTER TABLE ${tbl} OWNER TO ${quoteIdent(m.owner)}`);
+    for (const g of shadowGrantees.rows) await c.query(`REVOKE ALL ON ${tbl} FROM ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}`);
+    for (const g of grants.rows) {
+      await c.query(`GRANT ${g.privilege} ON ${tbl} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable === 'true' ? ' WITH GRANT OPTION' : ''}`);
+    }
+    for (const g of colGrants.rows) {
+      const col = colMap.get(g.col);
+      if (col === undefined) continue;
+      await c.query(`GRANT ${g.privilege} (${quoteIdent(col)}) ON ${tbl} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable === 'true' ? ' WITH GRANT OPTION' : ''}`);
+    }
+    await c.query(`COMMENT ON TABLE ${tbl} IS ${m.descr === null ? 'NULL' : quoteLiteral(m.descr)}`);
+    for (const p of policies.rows) {
+      const cmd = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' }[p.cmd] ?? 'ALL';
+      await c.query(
+        `CREATE POLICY ${quoteIdent(p.name)} ON ${tbl} AS ${p.permissive === 'true' ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${cmd} TO ${p.roles}` +
+          (p.qual ? ` USING (${p.qual})` : '') + (p.check ? ` WITH CHECK (${p.check})` : ''),
+      );
+    }
+    if (m.rls === 'true') await c.query(`ALTER TABLE ${tbl} ENABLE ROW LEVEL SECURITY`);
+    if (m.force === 'true') await c.query(`ALTER TABLE ${tbl} FORCE ROW LEVEL SECURITY`);
+    if (m.replident === 'f') await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY FULL`);
+    else if (m.replident === 'n') await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY NOTHING`);
+    else if (m.replident === 'i' && replIndex.rows[0]) {
+      const orig0 = oIdx.find((o) => o.name === replIndex.rows[0]!.name);
+      if (orig0 && sIdx.some((s) => s.def === orig0.def)) await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY USING INDEX ${quoteIdent(orig0.name)}`);
+    }
+
+    // 6. Foreign keys this table declares (LIKE does not copy them): added NOT VALID
+    //    under the lock, validated after commit.
+    for (const fk of childFks.rows) {
+      const cols = parseArrayText(fk.cols).map((x) => quoteIdent(mapCol(x))).join(', ');
+      const refcols = parseArrayText(fk.refcols).map((x) => quoteIdent(fk.refoid === oOid ? mapCol(x) : x)).join(', ');
+      await c.query(`ALTER TABLE ${tbl} ADD CONSTRAINT ${quoteIdent(fk.name)} FOREIGN KEY (${cols}) REFERENCES ${fk.ref} (${refcols}) ${fk.tail ?? ''} NOT VALID`);
+      if (fk.validated === 'true') validate.push({ schema, table: origName, name: fk.name, def: '' });
+    }
+    // 7. Foreign keys of other tables that point here: re-pointed to the new table.
+    for (const fk of parentFks.rows) {
+      const refcols = parseArrayText(fk.refcols).map((x) => quoteIdent(mapCol(x))).join(', ');
+      const child = quoteQualified(fk.schema, fk.table);
+      await c.query(`ALTER TABLE ${child} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
+      const cols = parseArrayText(fk.cols).map(quoteIdent).join(', ');
+      await c.query(`ALTER TABLE ${child} ADD CONSTRAINT ${quoteIdent(fk.name)} FOREIGN KEY (${cols}) REFERENCES ${tbl} (${refcols}) ${fk.tail ?? ''} NOT VALID`);
+      validate.push({ schema: fk.schema, table: fk.table, name: fk.name, def: '' });
+    }
+
+    // 8. Triggers (definitions name the table as it was called: now the new one).
+    for (const t of triggers.rows) {
+      await c.query(t.def);
+      const mode = { D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' }[t.enabled];
+      if (mode) await c.query(`ALTER TABLE ${tbl} ${mode} TRIGGER ${quoteIdent(t.name)}`);
+    }
+
+    // 9. Views: same definition, now resolving to the new table; CREATE OR REPLACE keeps
+    //    their grants, owners and dependents.
+    for (const v of views.rows) {
+      try {
+        await c.query('SAVEPOINT view_replace');
+        await c.query(`CREATE OR REPLACE VIEW ${quoteQualified(v.schema, v.name)}${v.options ? ` WITH (${v.options})` : ''} AS ${v.def}`);
+        await c.query('RELEASE SAVEPOINT view_replace');
+      } catch (err) {
+        throw new ShadowshiftError(`cut-over: view ${v.schema}.${v.name} cannot be pointed at the new table: ${(err as Error).message}. Drop the view before the job and recreate it after.`, { cause: err });
+      }
+    }
+  }
+}
+
+function parseArrayText(v: string[] | string): string[] {
+  if (Array.isArray(v)) return v;
+  const out: string[] = [];
+  const s = v.slice(1, -1);
+  let i = 0;
+  while (i < s.length) {
+    if (s[i] === '"') {
+      let t = '';
+      i++;
+      while (s[i] !== '"') {
+        if (s[i] === '\\') i++;
+        t += s[i++];
+      }
+      i++;
+      out.push(t);
+    } else {
+      let j = s.indexOf(',', i);
+      if (j < 0) j = s.length;
+      out.push(s.slice(i, j));
+      i = j;
+    }
+    if (s[i] === ',') i++;
+  }
+  return out;
+}

@@ -1,0 +1,139 @@
+// The PostgreSQL dialect: one session per job, wiring the role files together.
+
+import pg from 'pg';
+import type {
+  AlterAnalysis, ArtefactNames, ChangeStream, CopyPlan, DialectFactory, DialectSession, Leftover,
+  PreflightCheck, ServerInfo, TableInfo, TableRef,
+} from '../dialect.js';
+import type { ConnectionConfig } from '../../util/connection-url.js';
+import type { Logger } from '../../util/logger.js';
+import { ShadowshiftError } from '../../util/errors.js';
+import { clientConfigFor, type PgContext } from './postgres-context.js';
+import { quoteIdent } from './postgres-quote.js';
+import { inspectTable, loadVisibleTables, resolveTableName } from './postgres-inspector.js';
+import { analyzeAlter } from './postgres-alter-analysis.js';
+import { postgresArtefactNames } from './postgres-names.js';
+import { PostgresJobLocks } from './postgres-job-lock.js';
+import { previewShadow, createShadow, dropArtefacts } from './postgres-shadow.js';
+import { PostgresChangeStream } from './postgres-change-stream.js';
+import { PostgresCopier } from './postgres-copier.js';
+import { PostgresApplier } from './postgres-applier.js';
+import { PostgresCutover } from './postgres-cutover.js';
+import { listLeftovers, removeLeftover } from './postgres-leftovers.js';
+import { postgresChecks } from './checks/index.js';
+
+export class PostgresSession implements DialectSession {
+  readonly name = 'postgres' as const;
+  readonly copier: PostgresCopier;
+  readonly applier: PostgresApplier;
+  readonly cutover: PostgresCutover;
+  private readonly locks: PostgresJobLocks;
+  private readonly streams = new Set<ChangeStream>();
+
+  constructor(
+    readonly ctx: PgContext,
+    readonly server: ServerInfo,
+    private readonly searchPath: string[],
+    private readonly visible: Map<string, string>,
+  ) {
+    this.copier = new PostgresCopier(ctx);
+    this.applier = new PostgresApplier(ctx);
+    this.cutover = new PostgresCutover(ctx);
+    this.locks = new PostgresJobLocks(ctx);
+  }
+
+  quoteIdentifier(name: string): string {
+    return quoteIdent(name);
+  }
+
+  resolveTable(name: string): TableRef {
+    return resolveTableName(name, this.searchPath, this.visible);
+  }
+
+  inspectTable(ref: TableRef): Promise<TableInfo | null> {
+    return inspectTable(this.ctx.pool, ref);
+  }
+
+  analyzeAlter(alter: string): AlterAnalysis {
+    return analyzeAlter(alter);
+  }
+
+  preflightChecks(): PreflightCheck[] {
+    return postgresChecks(this.ctx);
+  }
+
+  artefactNames(table: TableRef, jobId: string): ArtefactNames {
+    return postgresArtefactNames(table, jobId);
+  }
+
+  acquireJobLock(table: TableRef): Promise<void> {
+    return this.locks.acquire(table);
+  }
+
+  releaseJobLock(table: TableRef): Promise<void> {
+    return this.locks.release(table);
+  }
+
+  previewShadow(original: TableInfo, alter: string): Promise<TableInfo> {
+    return previewShadow(this.ctx, original, alter);
+  }
+
+  createShadow(original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo> {
+    return createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } });
+  }
+
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void> {
+    return dropArtefacts(this.ctx, names, opts);
+  }
+
+  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream {
+    const slot = names.extra.slot;
+    if (!slot) throw new ShadowshiftError('artefact names carry no replication slot name');
+    const stream = new PostgresChangeStream(this.ctx, plan, {
+      slot,
+      publication: names.changelog,
+      markerPrefix: `shadowshift:${names.extra.tag ?? jobId}`,
+    });
+    this.streams.add(stream);
+    const stop = stream.stop.bind(stream);
+    stream.stop = async () => {
+      this.streams.delete(stream);
+      await stop();
+    };
+    return stream;
+  }
+
+  listLeftovers(): Promise<Leftover[]> {
+    return listLeftovers(this.ctx);
+  }
+
+  removeLeftover(item: Leftover): Promise<void> {
+    return removeLeftover(this.ctx, item);
+  }
+
+  async close(): Promise<void> {
+    // Never leave a slot behind: a stream still open is stopped (and its slot dropped).
+    for (const s of [...this.streams]) await s.stop().catch((err) => this.ctx.log.warn({ err: (err as Error).message }, 'stopping change stream'));
+    await this.applier.close();
+    await this.locks.releaseAll();
+    await this.ctx.pool.end();
+  }
+}
+
+export const postgresDialect: DialectFactory = {
+  async open(config: ConnectionConfig, log: Logger): Promise<DialectSession> {
+    const clientConfig = clientConfigFor(config);
+    const pool = new pg.Pool({ ...clientConfig, max: 6, idleTimeoutMillis: 30_000 });
+    pool.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection error'));
+    const ctx: PgContext = { pool, config, clientConfig, log };
+    try {
+      const v = await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+      const server: ServerInfo = { dialect: 'postgres', version: v.rows[0]!.v.split(' ')[0]!, flavor: 'postgres' };
+      const { searchPath, visible } = await loadVisibleTables(pool);
+      return new PostgresSession(ctx, server, searchPath, visible);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new ShadowshiftError(`cannot connect to PostgreSQL at ${config.redacted}: ${(err as Error).message}`, { cause: err });
+    }
+  },
+};

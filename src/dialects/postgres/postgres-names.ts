@@ -1,0 +1,62 @@
+// Names of the artefacts one job creates. Every name starts with `_ss_` and carries a
+// short hash of the job id, so two jobs never collide and `cleanup` can recognise them.
+// PostgreSQL truncates identifiers at 63 bytes (NAMEDATALEN - 1): a silently truncated
+// name could collide with another job's, so names are cut here, on a character boundary.
+
+import { createHash } from 'node:crypto';
+import type { ArtefactNames, TableRef } from '../dialect.js';
+
+export const MAX_IDENT_BYTES = 63;
+export const ARTEFACT_PREFIX = '_ss_';
+
+export function jobTag(jobId: string): string {
+  return createHash('sha256').update(jobId).digest('hex').slice(0, 10);
+}
+
+/** Cuts `s` to at most `bytes` UTF-8 bytes without splitting a character. */
+export function truncateBytes(s: string, bytes: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= bytes) return s;
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch, 'utf8') > bytes) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** `_ss_<tag>_<kind>_<table…>`, within 63 bytes. */
+export function artefactName(kind: string, tag: string, table: string): string {
+  const head = `${ARTEFACT_PREFIX}${tag}_${kind}_`;
+  return head + truncateBytes(table, MAX_IDENT_BYTES - Buffer.byteLength(head, 'utf8'));
+}
+
+/** Slots and publications: lower-case ASCII only (slot names allow [a-z0-9_]). */
+export function slotName(tag: string): string {
+  return `${ARTEFACT_PREFIX}${tag}_slot`;
+}
+
+export function publicationName(tag: string): string {
+  return `${ARTEFACT_PREFIX}${tag}_pub`;
+}
+
+export function postgresArtefactNames(table: TableRef, jobId: string): ArtefactNames {
+  const tag = jobTag(jobId);
+  return {
+    shadow: artefactName('new', tag, table.name),
+    backup: artefactName('old', tag, table.name),
+    changelog: publicationName(tag),
+    extra: { slot: slotName(tag), tag, schema: table.schema },
+  };
+}
+
+/** Parses an artefact name back into its parts; null when it is not one of ours. */
+export function parseArtefactName(name: string): { tag: string; kind: string; rest: string } | null {
+  const m = /^_ss_([0-9a-f]{10})_([a-z0-9]+)(?:_(.*))?$/s.exec(name);
+  if (!m) return null;
+  return { tag: m[1]!, kind: m[2]!, rest: m[3] ?? '' };
+}
+
+/** Name for an index or sequence of the original moved out of the way at cut-over. */
+export function asideName(tag: string, n: number, original: string): string {
+  return artefactName(`o${n}`, tag, original);
+}

@@ -1,0 +1,104 @@
+// The shadow table: same definition as the original (LIKE ... INCLUDING ALL, plus the
+// table comment and storage options), then the user's ALTER.
+
+import type pg from 'pg';
+import type { ArtefactNames, TableInfo } from '../dialect.js';
+import type { PgContext } from './postgres-context.js';
+import { inspectTable, tableOid } from './postgres-inspector.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
+import { alterClauses, alterStatements } from './postgres-alter-analysis.js';
+import { ShadowshiftError } from '../../util/errors.js';
+import { pgCode, type PgError } from './postgres-errors.js';
+import { dropSlotAndPublication } from './postgres-change-stream.js';
+
+function alterError(err: unknown, alter: string): ShadowshiftError {
+  const e = err as PgError;
+  return new ShadowshiftError(
+    `the ALTER was refused by PostgreSQL: ${e.message}${e.hint ? ` (hint: ${e.hint})` : ''}. ALTER clauses: ${alter}. Nothing was changed.`,
+    { cause: err },
+  );
+}
+
+/** Copies the table comment and storage options (LIKE copies columns, defaults, constraints, indexes, column comments). */
+async function carryTableProperties(c: pg.ClientBase, original: TableInfo, target: string): Promise<void> {
+  const oid = await tableOid(c, original.ref);
+  const r = await c.query<{ descr: string | null; reloptions: string | null }>(
+    `SELECT obj_description($1::oid, 'pg_class') AS descr, array_to_string(reloptions, ',') AS reloptions FROM pg_class WHERE oid = $1`,
+    [oid],
+  );
+  const row = r.rows[0];
+  if (row?.reloptions) await c.query(`ALTER TABLE ${target} SET (${row.reloptions})`);
+  if (row?.descr !== null && row?.descr !== undefined) await c.query(`COMMENT ON TABLE ${target} IS ${quoteLiteral(row.descr)}`);
+}
+
+export async function previewShadow(ctx: PgContext, original: TableInfo, alter: string): Promise<TableInfo> {
+  const clauses = alterClauses(alter);
+  const source = quoteQualified(original.ref.schema, original.ref.name);
+  const c = await ctx.pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query(`SET LOCAL lock_timeout = '5s'`);
+    const tmpName = `_ss_preview_${process.pid}_${Date.now().toString(36)}`;
+    let ref: { schema: string; name: string };
+    await c.query('SAVEPOINT preview');
+    try {
+      await c.query(`CREATE TEMP TABLE ${quoteIdent(tmpName)} (LIKE ${source} INCLUDING ALL) ON COMMIT DROP`);
+      for (const stmt of alterStatements(`pg_temp.${quoteIdent(tmpName)}`, clauses)) await c.query(stmt);
+      const s = await c.query<{ nsp: string }>(`SELECT nspname AS nsp FROM pg_namespace WHERE oid = pg_my_temp_schema()`);
+      ref = { schema: s.rows[0]!.nsp, name: tmpName };
+    } catch (err) {
+      // A temporary table cannot reference a permanent one (ADD FOREIGN KEY): use a
+      // regular table inside this transaction, which is rolled back and never visible.
+      if (pgCode(err) !== '42P16') throw err;
+      await c.query('ROLLBACK TO SAVEPOINT preview');
+      const target = quoteQualified(original.ref.schema, tmpName);
+      await c.query(`CREATE TABLE ${target} (LIKE ${source} INCLUDING ALL)`);
+      for (const stmt of alterStatements(target, clauses)) await c.query(stmt);
+      ref = { schema: original.ref.schema, name: tmpName };
+    }
+    const info = await inspectTable(c, ref);
+    if (!info) throw new ShadowshiftError('the preview table vanished');
+    return info;
+  } catch (err) {
+    if (err instanceof ShadowshiftError) throw err;
+    throw alterError(err, clauses);
+  } finally {
+    await c.query('ROLLBACK').catch(() => undefined);
+    c.release();
+  }
+}
+
+export async function createShadow(ctx: PgContext, original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo> {
+  const clauses = alterClauses(alter);
+  const source = quoteQualified(original.ref.schema, original.ref.name);
+  const target = quoteQualified(original.ref.schema, names.shadow);
+  const c = await ctx.pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query(`SET LOCAL lock_timeout = '5s'`);
+    await c.query(`CREATE TABLE ${target} (LIKE ${source} INCLUDING ALL)`);
+    await carryTableProperties(c, original, target);
+    try {
+      for (const stmt of alterStatements(target, clauses)) await c.query(stmt);
+    } catch (err) {
+      throw alterError(err, clauses);
+    }
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    if (err instanceof ShadowshiftError) throw err;
+    throw new ShadowshiftError(`cannot create the shadow table ${names.shadow}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    c.release();
+  }
+  const info = await inspectTable(ctx.pool, { schema: original.ref.schema, name: names.shadow });
+  if (!info) throw new ShadowshiftError(`the shadow table ${names.shadow} vanished after it was created`);
+  return info;
+}
+
+export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void> {
+  const schema = names.extra.schema ?? 'public';
+  if (names.extra.slot) await dropSlotAndPublication(ctx.pool, names.extra.slot, names.changelog);
+  await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.shadow)}`);
+  if (!opts.keepBackup) await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.backup)}`);
+}

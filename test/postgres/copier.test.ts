@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
+import { DataLossError } from '../../src/util/errors.js';
+import { freshDb, makePlan, syncTo, tableText } from './helpers.js';
+import { pgConnect } from '../support/databases.js';
+
+let admin: pg.Client;
+let session: PostgresSession;
+let url: string;
+
+beforeAll(async () => {
+  ({ admin, session, url } = await freshDb('pgcopy'));
+});
+afterAll(async () => {
+  await session?.close();
+  await admin?.end();
+});
+
+async function shadowFor(table: string, alter: string, job: string) {
+  const original = (await session.inspectTable({ schema: 'public', name: table }))!;
+  const names = session.artefactNames(original.ref, job);
+  const shadow = await session.createShadow(original, alter, names);
+  return { names, plan: makePlan(original, shadow, session.analyzeAlter(alter)) };
+}
+
+describe('copier', () => {
+  it('walks composite keys in chunks', async () => {
+    await admin.query(`CREATE TABLE comp (a int, b text, v numeric, PRIMARY KEY (a, b))`);
+    await admin.query(`INSERT INTO comp SELECT g / 10, 'k' || (g % 10), g * 1.5 FROM generate_series(0, 999) g`);
+    const { names, plan } = await shadowFor('comp', 'ADD COLUMN w int', 'comp-job');
+    const bounds = (await session.copier.keyBounds(plan))!;
+    expect(bounds).toEqual({ min: ['0', 'k0'], max: ['99', 'k9'] });
+    let after: unknown[] | null = null;
+    let total = 0;
+    let chunks = 0;
+    for (;;) {
+      const upTo = await session.copier.chunkEnd(plan, after as never, 77, bounds.max);
+      total += (await session.copier.copyChunk(plan, { after: after as never, upTo })).rowsCopied;
+      chunks++;
+      after = upTo;
+      if (upTo[0] === bounds.max[0] && upTo[1] === bounds.max[1]) break;
+    }
+    expect(total).toBe(1000);
+    expect(chunks).toBe(13);
+    expect(await tableText(admin, `(SELECT a, b, v FROM ${names.shadow})`, '1')).toEqual(await tableText(admin, `(SELECT a, b, v FROM comp)`, '1'));
+    // Copying again overwrites nothing.
+    expect((await session.copier.copyChunk(plan, { after: null, upTo: bounds.max })).rowsCopied).toBe(0);
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['UNIQUE over duplicates', `INSERT INTO dl VALUES (1, 'x', 1, 'abc', 1.25, 1), (2, 'x', 2, 'abc', 1.5, 2)`, 'ADD CONSTRAINT dl_e_uniq UNIQUE (e)', /dl_e_uniq/],
+    ['NOT NULL over NULLs', `INSERT INTO dl VALUES (1, 'x', NULL, 'abc', 1.25, 1)`, 'ALTER COLUMN n SET NOT NULL', /column n .*NOT NULL/],
+    ['varchar narrowing', `INSERT INTO dl VALUES (1, 'x', 1, 'abcdef', 1.25, 1)`, 'ALTER COLUMN s TYPE varchar(3)', /does not fit|would silently change/],
+    ['numeric scale narrowing', `INSERT INTO dl VALUES (1, 'x', 1, 'abc', 1.25, 1)`, 'ALTER COLUMN num TYPE numeric(10,1)', /column num .*1\.25/],
+    ['bigint to int overflow', `INSERT INTO dl VALUES (1, 'x', 1, 'abc', 1.25, 9999999999)`, 'ALTER COLUMN big TYPE int', /does not fit/],
+    ['numeric to int rounding', `INSERT INTO dl VALUES (1, 'x', 1, 'abc', 1.5, 1)`, 'ALTER COLUMN num TYPE int', /column num .*1\.5/],
+  ];
+  for (const [title, insert, alter, message] of cases) {
+    it(`refuses ${title} with DataLossError, original untouched`, async () => {
+      await admin.query(`DROP TABLE IF EXISTS dl`);
+      await admin.query(`CREATE TABLE dl (id int PRIMARY KEY, e text, n int, s varchar(10), num numeric(10,2), big bigint)`);
+      await admin.query(insert);
+      const before = await tableText(admin, 'dl');
+      const { names, plan } = await shadowFor('dl', alter, `dl-${title}`);
+      const err = await session.copier.copyChunk(plan, { after: null, upTo: ['100'] }).catch((e) => e);
+      expect(err).toBeInstanceOf(DataLossError);
+      expect(err.message).toMatch(message);
+      expect(err.message).toMatch(/original table is untouched/);
+      expect(await tableText(admin, 'dl')).toEqual(before);
+      expect((await admin.query(`SELECT count(*)::int AS n FROM ${names.shadow}`)).rows[0].n).toBe(0);
+      await session.dropArtefacts(names, { keepBackup: false });
+    });
+  }
+
+  it('a widening change copies fine', async () => {
+    await admin.query(`DROP TABLE IF EXISTS dl`);
+    await admin.query(`CREATE TABLE dl (id int PRIMARY KEY, e text, n int, s varchar(10), num numeric(10,2), big bigint)`);
+    await admin.query(`INSERT INTO dl VALUES (1, 'x', 2147483647, 'abcdefghij', 12345678.99, 1)`);
+    const { names, plan } = await shadowFor('dl', 'ALTER COLUMN n TYPE bigint, ALTER COLUMN s TYPE varchar(20), ALTER COLUMN num TYPE numeric(12,3)', 'dl-widen');
+    expect((await session.copier.copyChunk(plan, { after: null, upTo: ['100'] })).rowsCopied).toBe(1);
+    const r = await admin.query(`SELECT (id, e, n, s, num, big)::text AS t FROM ${names.shadow}`);
+    expect(r.rows[0].t).toBe('(1,x,2147483647,abcdefghij,12345678.990,1)');
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+});
+
+describe('invariant 3: a row deleted or updated while its chunk is copied', () => {
+  it('blocks the writer until the chunk commits; the stream then applies it; the shadow ends right', async () => {
+    await admin.query(`CREATE TABLE race (id int PRIMARY KEY, v text)`);
+    await admin.query(`INSERT INTO race SELECT g, 'v' || g FROM generate_series(1, 20) g`);
+    const { names, plan } = await shadowFor('race', 'ADD COLUMN extra int', 'race-job');
+    const stream = session.openChangeStream(plan, names, 'race-job');
+    await stream.start();
+    const w1 = await pgConnect(url);
+    const w2 = await pgConnect(url);
+    try {
+      const settled: string[] = [];
+      let del!: Promise<unknown>;
+      let upd!: Promise<unknown>;
+      await session.copier.copyChunk(plan, { after: null, upTo: ['20'] }, async () => {
+        // The chunk's transaction is open and has copied rows 1..20.
+        del = w1.query(`DELETE FROM race WHERE id = 3`).then(() => settled.push('delete'));
+        upd = w2.query(`UPDATE race SET v = 'updated' WHERE id = 5`).then(() => settled.push('update'));
+        // Both writers wait on the chunk's share locks.
+        for (let i = 0; i < 50; i++) {
+          const r = await admin.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ '^(DELETE|UPDATE) .*race'`,
+          );
+          if (r.rows[0].n === 2) break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const waiting = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ '^(DELETE|UPDATE) .*race'`);
+        expect(waiting.rows[0].n).toBe(2);
+        expect(settled).toEqual([]);
+      });
+      await Promise.all([del, upd]);
+      expect(settled.sort()).toEqual(['delete', 'update']);
+      // Before the stream is applied, the shadow still has the copied versions...
+      const mid = await admin.query(`SELECT id, v FROM ${names.shadow} WHERE id IN (3, 5) ORDER BY id`);
+      expect(mid.rows).toEqual([{ id: 3, v: 'v3' }, { id: 5, v: 'v5' }]);
+      // ...and the stream, applied after the chunk, fixes both.
+      await syncTo(session, stream, plan, 'race-1');
+      expect(await tableText(admin, `(SELECT id, v FROM ${names.shadow})`)).toEqual(await tableText(admin, `(SELECT id, v FROM race)`));
+      const after = await admin.query(`SELECT id, v FROM ${names.shadow} WHERE id IN (3, 5) ORDER BY id`);
+      expect(after.rows).toEqual([{ id: 5, v: 'updated' }]);
+    } finally {
+      await w1.end();
+      await w2.end();
+      await stream.stop();
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});

@@ -187,6 +187,11 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
       }
       closers.push(installSignalHandlers(job.controls, log));
       closers.push(startStatusReporter(job, { tty: Boolean(process.stderr.isTTY), intervalSeconds: args.statusInterval, log }));
+      if (args.hooksDir) {
+        const statusHook = setInterval(() => void job.reportStatus(), args.statusInterval * 1000);
+        statusHook.unref();
+        closers.push(() => clearInterval(statusHook));
+      }
       result = await job.execute(report);
     } finally {
       for (const close of closers.reverse()) await close();

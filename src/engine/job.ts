@@ -304,6 +304,11 @@ export class AlterJob {
     }
   }
 
+  /** Runs the on-status hook (the CLI calls this every --status-interval). */
+  async reportStatus(): Promise<void> {
+    await this.fire('on-status');
+  }
+
   private async fire(event: HookEvent): Promise<number> {
     if (!this.options.hooks) return 0;
     return this.options.hooks.run(event, { dialect: this.session?.name ?? '', alter: this.options.alter, status: this.status() });

@@ -237,12 +237,12 @@ export class AlterJob {
 
   /** Runs the job to the end. `prepare()` must have passed. Cleans up on every exit path. */
   async execute(report: AlterPlanReport): Promise<AlterResult> {
+    const failures = failuresOf(report.checks);
+    if (failures.length > 0 || !report.ok) throw new PreflightError(failures);
     const session = this.session;
     if (!session || !this.ref || !this.original || !this.analysis || !this.previewPlan) {
       throw new Error('execute() called before a successful prepare()');
     }
-    const failures = failuresOf(report.checks);
-    if (failures.length > 0 || !report.ok) throw new PreflightError(failures);
 
     this.startedAt = Date.now();
     await session.acquireJobLock(this.ref);

@@ -70,7 +70,7 @@ describe('signals and cleanup on PostgreSQL', () => {
     const left = await snapshot();
     expect(left.slots.length).toBeGreaterThan(0);
     // The slot can stay "active" until the server notices the walsender's client is gone.
-    await waitUntil(async () => (await client.query('SELECT count(*) AS n FROM pg_replication_slots WHERE active')).rows[0].n === '0', 'the slot to become inactive', 30_000, 200);
+    await waitUntil(async () => (await client.query('SELECT count(*) AS n FROM pg_replication_slots WHERE active AND database = current_database()')).rows[0].n === '0', 'the slot to become inactive', 30_000, 200);
 
     const list = start(['cleanup', '--url', url]);
     const listed = await list.done;
@@ -83,7 +83,7 @@ describe('signals and cleanup on PostgreSQL', () => {
     const executed = await exec.done;
     expect(executed.code, executed.stderr).toBe(0);
     expect(await snapshot()).toEqual(before);
-    const ours = await client.query("SELECT count(*) AS n FROM pg_replication_slots WHERE slot_name LIKE '\\_ss\\_%'");
+    const ours = await client.query("SELECT count(*) AS n FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE '\\_ss\\_%'");
     expect(ours.rows[0].n).toBe('0');
   });
 });

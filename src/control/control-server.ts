@@ -43,6 +43,9 @@ function applySetting(job: Controllable, setting: string | undefined): string {
     case 'max-load':
       job.liveSettings.maxLoad = parseLoadThresholds(value, 'max-load');
       return `max-load=${value}`;
+    case 'max-slot-lag':
+      job.liveSettings.maxSlotLagBytes = positive();
+      return `max-slot-lag=${value} bytes`;
     default:
       throw new Error(`unknown setting ${name}; use one of ${SETTINGS.join(', ')}`);
   }
@@ -50,7 +53,7 @@ function applySetting(job: Controllable, setting: string | undefined): string {
 
 export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'set', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
-export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load'] as const;
+export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load', 'max-slot-lag'] as const;
 
 export interface ControlRequest {
   command: ControlCommand;

@@ -12,6 +12,8 @@ import type { LoadProbes } from '../dialects/dialect.js';
 export interface LiveThrottleSettings {
   maxLagSeconds: number;
   maxLoad: Map<string, number>;
+  /** PostgreSQL: WAL bytes the job's slot may hold back; undefined = no limit. */
+  maxSlotLagBytes?: number;
 }
 
 export interface ThrottleConfig {
@@ -21,7 +23,6 @@ export interface ThrottleConfig {
   criticalHibernateSeconds?: number;
   replicaUrls: string[];
   heartbeatIntervalMs: number;
-  maxSlotLagBytes?: number;
 }
 
 export function manualSignal(controls: JobControls): ThrottleSignal {
@@ -80,18 +81,20 @@ export class ReplicaLagSignal implements ThrottleSignal {
   }
 }
 
-export function slotLagSignal(probes: LoadProbes, maxBytes: number): ThrottleSignal {
+export function slotLagSignal(probes: LoadProbes, settings: LiveThrottleSettings): ThrottleSignal {
   return {
     name: 'slot-lag',
     check: async () => {
+      const max = settings.maxSlotLagBytes;
+      if (max === undefined) return null;
       const bytes = await probes.streamRetainedBytes();
-      return bytes !== null && bytes > maxBytes ? `the job's replication slot holds ${bytes} bytes of WAL (max ${maxBytes})` : null;
+      return bytes !== null && bytes > max ? `the job's replication slot holds ${bytes} bytes of WAL (max ${max})` : null;
     },
   };
 }
 
 export function needsProbes(config: Partial<ThrottleConfig>, live: LiveThrottleSettings): boolean {
-  return Boolean(config.query || live.maxLoad.size || config.criticalLoad?.size || config.replicaUrls?.length || config.maxSlotLagBytes);
+  return Boolean(config.query || live.maxLoad.size || config.criticalLoad?.size || config.replicaUrls?.length || live.maxSlotLagBytes !== undefined);
 }
 
 export interface JobThrottle {
@@ -125,7 +128,7 @@ export function createJobThrottle(args: {
       heartbeat = setInterval(beat, config.heartbeatIntervalMs ?? 100);
       heartbeat.unref();
     }
-    if (config.maxSlotLagBytes) signals.push(slotLagSignal(probes, config.maxSlotLagBytes));
+    signals.push(slotLagSignal(probes, live));
     if (config.criticalLoad?.size) critical.push(criticalLoadSignal(probes, config.criticalLoad));
   }
   const throttler = new Throttler({

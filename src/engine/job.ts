@@ -51,6 +51,8 @@ export interface AlterJobOptions {
   maxLagSeconds?: number;
   /** Status thresholds above which the copy pauses, e.g. Threads_running=25. */
   maxLoad?: Map<string, number>;
+  /** PostgreSQL: WAL bytes the job's slot may hold back before the copy pauses. */
+  maxSlotLagBytes?: number;
   hooks?: HookRunner;
   /** Write checkpoints and keep the job's state on failure so `resume` can continue it. */
   resumable?: boolean;
@@ -138,7 +140,7 @@ export class AlterJob {
     this.log = options.log.child({ job: this.id });
     this.controls = new JobControls(options.postponeCutoverFlagFile);
     this.sizer = new ChunkSizer({ targetMs: options.chunkTimeMs, fixedSize: options.chunkSize });
-    this.liveSettings = { maxLagSeconds: options.maxLagSeconds ?? 1.5, maxLoad: options.maxLoad ?? new Map() };
+    this.liveSettings = { maxLagSeconds: options.maxLagSeconds ?? 1.5, maxLoad: options.maxLoad ?? new Map(), maxSlotLagBytes: options.maxSlotLagBytes };
   }
 
   throttledSeconds(): Map<string, number> {

@@ -4,7 +4,7 @@
 // the cut-over, naming the key range.
 
 import type { Checksummer, CopyPlan, KeyRange, RowCopier, Value } from '../dialects/dialect.js';
-import { ShadowshiftError } from '../util/errors.js';
+import { CutoverAttemptError, ShadowshiftError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { sameKey } from './keys.js';
 
@@ -47,8 +47,24 @@ async function rangesOf(copier: RowCopier, plan: CopyPlan, size: number): Promis
   return ranges;
 }
 
+const OPEN_ATTEMPTS = 5;
+
+/** The snapshot needs a brief write lock; like the cut-over, a busy table means wait and try again. */
+async function openView(options: VerifyOptions) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await options.checksummer.open(options.plan, { lockTimeoutMs: options.lockTimeoutMs, drainUnderLock: options.drainUnderLock });
+    } catch (err) {
+      if (!(err instanceof CutoverAttemptError) || attempt >= OPEN_ATTEMPTS) throw err;
+      options.log.warn({ attempt, reason: err.message }, 'checksum: could not take the snapshot; retrying');
+      await options.between?.();
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+  }
+}
+
 async function differing(options: VerifyOptions, ranges: KeyRange[]): Promise<KeyRange[]> {
-  const view = await options.checksummer.open(options.plan, { lockTimeoutMs: options.lockTimeoutMs, drainUnderLock: options.drainUnderLock });
+  const view = await openView(options);
   const bad: KeyRange[] = [];
   try {
     for (const range of ranges) {

@@ -22,7 +22,6 @@ async function main(argv: string[]): Promise<number> {
     })
     .demandCommand(1, 'name a command: alter, ctl or cleanup')
     .strict()
-    .env('SHADOWSHIFT')
     .fail((msg, err) => {
       throw err ?? new ShadowshiftError(msg);
     })

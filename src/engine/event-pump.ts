@@ -8,34 +8,74 @@ import type { Logger } from '../util/logger.js';
 
 const MAX_BATCH_EVENTS = 2000;
 const APPLY_RETRIES = 5;
+/** Reconnects in a row before the job gives up on the stream. */
+const STREAM_RESTARTS = 5;
 
 export class EventPump {
   eventsApplied = 0;
+  /** Every event up to here is applied: a restarted stream (or a resume) begins here. */
+  appliedPosition: StreamPosition = '';
+  private stream: ChangeStream | null = null;
   private readonly seenMarkers = new Set<string>();
   private streamError: Error | null = null;
+  private failuresInARow = 0;
 
   constructor(
-    private readonly stream: ChangeStream,
+    private readonly openStream: () => ChangeStream,
     private readonly applier: Applier,
     private readonly plan: CopyPlan,
     private readonly log: Logger,
-    onStreamFailure: () => void,
-    /** Where the stream started: nothing is applied yet, so a resume would begin here. */
-    public appliedPosition: StreamPosition,
-  ) {
+    private readonly onStreamFailure: () => void,
+  ) {}
+
+  /** Opens the stream at the end of the log, or at `from` (a checkpoint's position). */
+  async start(from?: StreamPosition): Promise<StreamPosition> {
+    const stream = this.openStream();
+    this.stream = stream;
     stream.failed.catch((err: Error) => {
+      if (this.stream !== stream) return;
       this.streamError = err;
-      onStreamFailure();
+      this.onStreamFailure();
     });
+    this.appliedPosition = await stream.start(from);
+    return this.appliedPosition;
+  }
+
+  async stop(options: { keepForResume?: boolean } = {}): Promise<void> {
+    const stream = this.stream;
+    this.stream = null;
+    await stream?.stop(options);
   }
 
   backlog(): number {
-    return this.stream.backlog();
+    return this.stream?.backlog() ?? 0;
   }
 
-  throwIfStreamFailed(): void {
-    if (this.streamError) {
-      throw new ShadowshiftError(`the change stream failed: ${this.streamError.message}`, { cause: this.streamError });
+  lagSeconds(): number | null {
+    return this.stream?.lagSeconds() ?? null;
+  }
+
+  /**
+   * A dropped stream connection is re-opened from the last applied position:
+   * events after it are delivered again (applying is idempotent), none is lost.
+   */
+  async recoverStream(): Promise<void> {
+    while (this.streamError) {
+      const cause = this.streamError;
+      this.failuresInARow++;
+      if (this.failuresInARow > STREAM_RESTARTS) {
+        throw new ShadowshiftError(`the change stream failed ${STREAM_RESTARTS} times in a row: ${cause.message}`, { cause });
+      }
+      this.log.warn({ err: cause.message, attempt: this.failuresInARow, from: this.appliedPosition }, 'change stream lost; reconnecting from the last applied position');
+      await new Promise((r) => setTimeout(r, 200 * 2 ** this.failuresInARow));
+      this.streamError = null;
+      await this.stop({ keepForResume: true }).catch(() => undefined);
+      try {
+        await this.start(this.appliedPosition);
+        this.log.info({ from: this.appliedPosition }, 'change stream reconnected');
+      } catch (err) {
+        this.streamError = err as Error;
+      }
     }
   }
 
@@ -44,8 +84,8 @@ export class EventPump {
     const deadline = Date.now() + budgetMs;
     let applied = 0;
     do {
-      this.throwIfStreamFailed();
-      const batch = this.stream.take(MAX_BATCH_EVENTS);
+      await this.recoverStream();
+      const batch = this.stream!.take(MAX_BATCH_EVENTS);
       if (!batch) break;
       await this.applyBatch(batch);
       applied += batch.events.length;
@@ -59,16 +99,17 @@ export class EventPump {
    * (not the job) when the marker does not come back within `timeoutMs`.
    */
   async applyUntilMarker(id: string, timeoutMs: number): Promise<void> {
-    await this.stream.writeMarker(id);
+    await this.recoverStream();
+    await this.stream!.writeMarker(id);
     const deadline = Date.now() + timeoutMs;
     while (!this.seenMarkers.has(id)) {
-      this.throwIfStreamFailed();
+      if (this.streamError) throw new CutoverAttemptError(`the change stream dropped while draining to the marker: ${this.streamError.message}`);
       if (Date.now() > deadline) {
         throw new CutoverAttemptError(`the change stream did not reach the cut-over marker within ${timeoutMs} ms (backlog ${this.backlog()})`);
       }
-      const batch = this.stream.take(MAX_BATCH_EVENTS);
+      const batch = this.stream!.take(MAX_BATCH_EVENTS);
       if (batch) await this.applyBatch(batch);
-      else await this.stream.waitForData(Math.min(50, Math.max(1, deadline - Date.now())));
+      else await this.stream!.waitForData(Math.min(50, Math.max(1, deadline - Date.now())));
     }
     this.seenMarkers.delete(id);
   }
@@ -92,7 +133,8 @@ export class EventPump {
     }
     this.eventsApplied += batch.events.length;
     for (const m of batch.markers) this.seenMarkers.add(m);
-    await this.stream.acknowledge(batch.position);
     this.appliedPosition = batch.position;
+    this.failuresInARow = 0;
+    await this.stream?.acknowledge(batch.position);
   }
 }

@@ -7,7 +7,6 @@ import type {
   AlterAnalysis,
   ArtefactNames,
   BeforeChunkCommit,
-  ChangeStream,
   Checkpoint,
   ColumnMap,
   CopyPlan,
@@ -123,7 +122,6 @@ export class AlterJob {
   private analysis: AlterAnalysis | null = null;
   private previewPlan: CopyPlan | null = null;
   private names: ArtefactNames | null = null;
-  private stream: ChangeStream | null = null;
   private pump: EventPump | null = null;
   private readonly sizer: ChunkSizer;
   private readonly rate = new CopyRate();
@@ -174,7 +172,7 @@ export class AlterJob {
       rowsPerSecond: copying ? this.rate.rowsPerSecond() : null,
       eventsApplied: this.pump?.eventsApplied ?? 0,
       backlog: this.pump?.backlog() ?? 0,
-      lagSeconds: this.stream?.lagSeconds() ?? null,
+      lagSeconds: this.pump?.lagSeconds() ?? null,
       throttled: this.jobThrottle?.throttler.reason() ?? (this.controls.manualThrottle ? 'manual: ctl throttle' : null),
       etaSeconds: copying ? this.rate.etaSeconds(this.rowsCopied, estimated) : this.state === 'done' ? 0 : null,
       chunkSize: this.sizer.size,
@@ -266,10 +264,10 @@ export class AlterJob {
       if (!built.plan) throw new ShadowshiftError(built.reason);
       const plan = built.plan;
 
-      const stream = (this.stream = session.openChangeStream(plan, names, resumed?.jobId ?? this.id));
-      const position = await stream.start(resumed?.streamPosition);
+      const streamJobId = resumed?.jobId ?? this.id;
+      this.pump = new EventPump(() => session.openChangeStream(plan, names, streamJobId), session.applier, plan, this.log, () => this.controls.wake());
+      const position = await this.pump.start(resumed?.streamPosition);
       this.log.info({ position, resumed: Boolean(resumed) }, resumed ? 'change stream resumed from the checkpoint' : 'change stream started');
-      this.pump = new EventPump(stream, session.applier, plan, this.log, () => this.controls.wake(), position);
       this.startThrottler(session, names);
       await this.fire('on-start');
       await this.fire('on-validated');
@@ -327,7 +325,7 @@ export class AlterJob {
 
   private async cleanUp(session: DialectSession, swapped: boolean, keepForResume: boolean): Promise<void> {
     try {
-      await this.stream?.stop({ keepForResume });
+      await this.pump?.stop({ keepForResume });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'stopping the change stream failed');
     }
@@ -501,7 +499,6 @@ export class AlterJob {
     while (this.controls.cutoverPostponed()) {
       this.controls.throwIfAborted();
       await this.maybeCheckpoint();
-      this.pump!.throwIfStreamFailed();
       await this.pump!.applyAvailable(APPLY_BUDGET_MS);
       if (Date.now() - this.lastChecksumAt > (this.options.checksumIntervalSeconds ?? 600) * 1000) await this.verify(session, plan);
       await this.controls.sleep(100);

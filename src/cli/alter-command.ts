@@ -24,6 +24,7 @@ export function alterBuilder(y: Argv) {
     .option('chunk-size', { type: 'number', describe: 'fixed rows per chunk (turns adaptation off)' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'seconds the cut-over may block writes per attempt' })
     .option('cutover-retries', { type: 'number', default: 10, describe: 'cut-over attempts before giving up' })
+    .option('kill-blockers-after', { type: 'number', describe: 'seconds; end the sessions that block the cut-over\'s lock after this long, logging each (off by default)' })
     .option('drop-old-table', { type: 'boolean', default: false, describe: 'drop the original after cut-over instead of keeping it as a backup' })
     .option('postpone-cutover-flag-file', { type: 'string', describe: 'while this file exists, wait before cut-over (changes keep being applied)' })
     .option('control-socket', { type: 'string', describe: 'Unix socket for `shadowshift ctl` (default: in the OS temp dir, printed at start)' })
@@ -62,6 +63,10 @@ function validate(args: AlterArgs): void {
   positive('chunk-size', args.chunkSize);
   positive('cutover-lock-timeout', args.cutoverLockTimeout);
   positive('cutover-retries', args.cutoverRetries);
+  positive('kill-blockers-after', args.killBlockersAfter);
+  if (args.killBlockersAfter !== undefined && args.killBlockersAfter >= args.cutoverLockTimeout) {
+    throw new UsageError(`--kill-blockers-after (${args.killBlockersAfter}s) must be shorter than --cutover-lock-timeout (${args.cutoverLockTimeout}s), or it never fires`);
+  }
   positive('status-interval', args.statusInterval);
   positive('max-lag', args.maxLag);
   positive('checkpoint-interval', args.checkpointInterval);
@@ -127,6 +132,7 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     chunkSize: args.chunkSize,
     cutoverLockTimeoutMs: Math.round(args.cutoverLockTimeout * 1000),
     cutoverRetries: args.cutoverRetries,
+    killBlockersAfterMs: args.killBlockersAfter === undefined ? undefined : Math.round(args.killBlockersAfter * 1000),
     dropOldTable: args.dropOldTable,
     postponeCutoverFlagFile: args.postponeCutoverFlagFile,
     log,

@@ -204,6 +204,11 @@ export interface CutoverOptions {
    * committed before the lock (by writing a marker and draining up to it).
    */
   drainUnderLock: () => Promise<void>;
+  /**
+   * When set, once the lock has been waited for this long, end the sessions that
+   * hold it (logging each one) instead of waiting out the lock timeout.
+   */
+  killBlockersAfterMs?: number;
   log: Logger;
 }
 

@@ -42,6 +42,8 @@ export interface AlterJobOptions {
   chunkSize?: number;
   cutoverLockTimeoutMs: number;
   cutoverRetries: number;
+  /** End the sessions that block the cut-over's lock after this long (off by default). */
+  killBlockersAfterMs?: number;
   dropOldTable: boolean;
   postponeCutoverFlagFile?: string;
   log: Logger;
@@ -538,6 +540,7 @@ export class AlterJob {
         await session.cutover.swap(plan, names, {
           lockTimeoutMs: this.options.cutoverLockTimeoutMs,
           drainUnderLock: () => pump.applyUntilMarker(markerId, this.options.cutoverLockTimeoutMs),
+          killBlockersAfterMs: this.options.killBlockersAfterMs,
           log: this.log,
         });
         this.log.info({ attempt, blockedMs: Date.now() - started, backup: names.backup }, 'cut-over done');

@@ -141,6 +141,9 @@ describe('shadow', () => {
     const prev3 = await session.previewShadow(info, 'ADD COLUMN r int REFERENCES pvref(id)');
     expect(prev3.columns.map((c) => c.name)).toEqual(['id', 'a', 'b', 'r']);
     expect(await relations()).toEqual(before);
+    // A USING expression the copy could not reproduce is refused; a plain cast is fine.
+    await expect(session.previewShadow(info, 'ALTER COLUMN a TYPE bigint USING a * 100')).rejects.toThrow(/USING a \* 100.*expand\/contract/);
+    expect((await session.previewShadow(info, 'ALTER COLUMN b TYPE int USING b::int')).columns.find((c) => c.name === 'b')!.type).toBe('integer');
     await expect(session.previewShadow(info, 'ADD COLUMN oops nosuchtype')).rejects.toThrow(/type "nosuchtype" does not exist/);
     await expect(session.previewShadow(info, 'ADD COLUMN')).rejects.toBeInstanceOf(ShadowshiftError);
     expect(await relations()).toEqual(before);
@@ -182,5 +185,27 @@ describe('job lock', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('connection settings', () => {
+  it('maps TLS modes and passes every value through as text', async () => {
+    const { clientConfigFor, TEXT_TYPES } = await import('../../src/dialects/postgres/postgres-context.js');
+    const { parseConnectionUrl } = await import('../../src/util/connection-url.js');
+    const base = parseConnectionUrl('postgres://u:p@db.example:5433/app');
+    expect(clientConfigFor({ ...base, tls: { mode: 'disable' } }).ssl).toBe(false);
+    expect(clientConfigFor({ ...base, tls: { mode: 'require' } }).ssl).toMatchObject({ rejectUnauthorized: false });
+    expect(clientConfigFor({ ...base, tls: { mode: 'require', ca: 'CA' } }).ssl).toMatchObject({ rejectUnauthorized: true, ca: 'CA' });
+    expect(clientConfigFor({ ...base, tls: { mode: 'verify-full', ca: 'CA', cert: 'C', key: 'K' } }).ssl).toMatchObject({ rejectUnauthorized: true, ca: 'CA', cert: 'C', key: 'K' });
+    const vca = clientConfigFor({ ...base, tls: { mode: 'verify-ca', ca: 'CA' } }).ssl as { checkServerIdentity: () => unknown };
+    expect(vca.checkServerIdentity()).toBeUndefined();
+    const cfg = clientConfigFor({ ...base, socketPath: '/var/run/postgresql' });
+    expect(cfg).toMatchObject({ host: '/var/run/postgresql', port: 5433, user: 'u', password: 'p', database: 'app' });
+    // Through a real connection: nothing parsed, nothing rounded or moved in time.
+    const r = await session.ctx.pool.query(
+      `SELECT 9223372036854775807::int8 AS i8, 0.1::float8 AS f, '{"n": 9007199254740993}'::jsonb AS j, '2001-02-03 04:05:06.789012+00'::timestamptz AS ts, '\\x00ff'::bytea AS b, true AS bo, '{1,2}'::int[] AS a`,
+    );
+    expect(r.rows[0]).toEqual({ i8: '9223372036854775807', f: '0.1', j: '{"n": 9007199254740993}', ts: '2001-02-02 23:05:06.789012-05', b: '\\x00ff', bo: 't', a: '{1,2}' });
+    expect(typeof TEXT_TYPES.getTypeParser).toBe('function');
   });
 });

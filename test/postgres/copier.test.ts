@@ -74,6 +74,47 @@ describe('copier', () => {
     });
   }
 
+  it('with deferred indexes, a new UNIQUE over duplicates fails when the indexes are built', async () => {
+    await admin.query(`DROP TABLE IF EXISTS dl`);
+    await admin.query(`CREATE TABLE dl (id int PRIMARY KEY, e text, n int, s varchar(10), num numeric(10,2), big bigint)`);
+    await admin.query(`CREATE INDEX dl_n ON dl (n)`);
+    await admin.query(`INSERT INTO dl VALUES (1, 'x', 1, 'abc', 1.25, 1), (2, 'x', 2, 'abc', 1.5, 2)`);
+    const original = (await session.inspectTable({ schema: 'public', name: 'dl' }))!;
+    const names = session.artefactNames(original.ref, 'dl-deferred');
+    const alter = 'ADD CONSTRAINT dl_e_uniq UNIQUE (e)';
+    const shadow = await session.createShadow(original, alter, names, { deferIndexes: true });
+    expect(shadow.indexes.map((i) => i.primary)).toEqual([true]);
+    const plan = makePlan(original, shadow, session.analyzeAlter(alter));
+    expect((await session.copier.copyChunk(plan, { after: null, upTo: ['100'] })).rowsCopied).toBe(2);
+    const err = await session.finishShadow(shadow.ref).catch((e) => e);
+    expect(err).toBeInstanceOf(DataLossError);
+    expect(err.message).toMatch(/dl_e_uniq/);
+    // Without the duplicate the build succeeds and restores names and comment.
+    await admin.query(`DELETE FROM ${names.shadow} WHERE id = 2`);
+    const done = await session.finishShadow(shadow.ref);
+    expect(done.indexes.map((i) => i.name).sort()).toEqual([`${names.shadow}_n_idx`, `${names.shadow}_pkey`, 'dl_e_uniq'].sort());
+    const con = await admin.query(`SELECT contype FROM pg_constraint WHERE conname = 'dl_e_uniq'`);
+    expect(con.rows).toEqual([{ contype: 'u' }]);
+    expect((await admin.query(`SELECT obj_description($1::regclass, 'pg_class') AS d`, [names.shadow])).rows[0].d).toBeNull();
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it('converts text to integer as USING col::integer would, and refuses garbage', async () => {
+    await admin.query(`CREATE TABLE tx (id int PRIMARY KEY, n text)`);
+    await admin.query(`INSERT INTO tx VALUES (1, '007'), (2, '-5'), (3, NULL)`);
+    const { names, plan } = await shadowFor('tx', 'ALTER COLUMN n TYPE integer USING n::integer', 'tx-job');
+    expect((await session.copier.copyChunk(plan, { after: null, upTo: ['10'] })).rowsCopied).toBe(3);
+    expect((await admin.query(`SELECT array_agg(n ORDER BY id)::text AS a FROM ${names.shadow}`)).rows[0].a).toBe('{7,-5,NULL}');
+    // The applier converts the same way.
+    await session.applier.apply(plan, [{ kind: 'insert', after: { id: '4', n: '42' } }, { kind: 'update', before: null, after: { id: '1', n: '8' } }]);
+    expect((await admin.query(`SELECT array_agg(n ORDER BY id)::text AS a FROM ${names.shadow}`)).rows[0].a).toBe('{8,-5,NULL,42}');
+    await admin.query(`INSERT INTO tx VALUES (5, 'five')`);
+    const err = await session.copier.copyChunk(plan, { after: ['4'], upTo: ['10'] }).catch((e) => e);
+    expect(err).toBeInstanceOf(DataLossError);
+    expect(err.message).toMatch(/five/);
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
   it('a widening change copies fine', async () => {
     await admin.query(`DROP TABLE IF EXISTS dl`);
     await admin.query(`CREATE TABLE dl (id int PRIMARY KEY, e text, n int, s varchar(10), num numeric(10,2), big bigint)`);
@@ -129,6 +170,28 @@ describe('invariant 3: a row deleted or updated while its chunk is copied', () =
       await w1.end();
       await w2.end();
       await stream.stop();
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});
+
+describe('copier and application row locks', () => {
+  it('gives up quickly (transient) instead of holding its locks while an application transaction holds a row', async () => {
+    const { TransientDatabaseError } = await import('../../src/util/errors.js');
+    await admin.query(`CREATE TABLE hot (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO hot SELECT g, 0 FROM generate_series(1, 100) g`);
+    const { names, plan } = await shadowFor('hot', 'ADD COLUMN w int', 'hot-job');
+    const app = await pgConnect(url);
+    try {
+      await app.query(`BEGIN; UPDATE hot SET v = 1 WHERE id = 50`);
+      const t0 = Date.now();
+      const err = await session.copier.copyChunk(plan, { after: null, upTo: ['100'] }).catch((e) => e);
+      expect(err).toBeInstanceOf(TransientDatabaseError);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await app.query('COMMIT');
+      expect((await session.copier.copyChunk(plan, { after: null, upTo: ['100'] })).rowsCopied).toBe(100);
+    } finally {
+      await app.end();
       await session.dropArtefacts(names, { keepBackup: false });
     }
   });

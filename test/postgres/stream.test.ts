@@ -131,7 +131,7 @@ describe('change stream and applier', () => {
 
   it('stop() drops the slot and the publication', async () => {
     await stream.stop();
-    const slots = await admin.query(`SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE '\\_ss\\_%'`);
+    const slots = await admin.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE '\\_ss\\_%'`);
     const pubs = await admin.query(`SELECT pubname FROM pg_publication WHERE pubname LIKE '\\_ss\\_%'`);
     expect(slots.rows).toEqual([]);
     expect(pubs.rows).toEqual([]);
@@ -178,7 +178,7 @@ describe('key changes, TOAST and reconnects', () => {
     } finally {
       await stream.stop();
     }
-    const slots = await admin.query(`SELECT slot_name FROM pg_replication_slots`);
+    const slots = await admin.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`);
     expect(slots.rows).toEqual([]);
   });
 });

@@ -213,3 +213,31 @@ export function alterStatements(target: string, alter: string): string[] {
   flush();
   return out;
 }
+
+/**
+ * `ALTER COLUMN c TYPE t USING expr` clauses whose expression is more than a cast of
+ * the column itself. The copy and the applier convert with casts, so any other USING
+ * expression would silently give different data: such ALTERs are refused.
+ */
+export function unsupportedUsing(alter: string): Array<{ column: string; using: string }> {
+  const out: Array<{ column: string; using: string }> = [];
+  for (const clause of splitTopLevel(alterClauses(alter))) {
+    const w = words(clause, 6);
+    if (!isKw(w[0], 'alter')) continue;
+    const ci = isKw(w[1], 'column') ? 2 : 1;
+    const col = w[ci];
+    if (!col || col.other) continue;
+    const isType = isKw(w[ci + 1], 'type') || (isKw(w[ci + 1], 'set') && isKw(w[ci + 2], 'data') && isKw(w[ci + 3], 'type'));
+    if (!isType) continue;
+    const m = /\busing\b([\s\S]*)$/i.exec(clause);
+    if (!m) continue;
+    const expr = m[1]!.trim().replace(/\s+/g, ' ');
+    const name = col.quoted ? `"${col.text.replace(/"/g, '""')}"` : col.text;
+    const esc = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const plain = new RegExp(`^\\(*\\s*${esc}\\s*\\)*(\\s*::\\s*[^()]+(\\([0-9, ]*\\))?(\\[\\])?)?\\s*\\)*$`, col.quoted ? '' : 'i');
+    const cast = new RegExp(`^cast\\s*\\(\\s*${esc}\\s+as\\s+[^()]+(\\([0-9, ]*\\))?\\s*\\)$`, col.quoted ? '' : 'i');
+    if (plain.test(expr) || cast.test(expr)) continue;
+    out.push({ column: col.text, using: expr });
+  }
+  return out;
+}

@@ -19,7 +19,7 @@ import pg from 'pg';
 import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { classify, pgCode } from './postgres-errors.js';
-import { dataLossFrom, lossyValueError, planSql, toParam, type PlanColumn, type PlanSql } from './postgres-plan-sql.js';
+import { convert, dataLossFrom, lossyValueError, planSql, toParam, type PlanColumn, type PlanSql } from './postgres-plan-sql.js';
 import { quoteIdent } from './postgres-quote.js';
 import { ShadowshiftError } from '../../util/errors.js';
 
@@ -64,7 +64,7 @@ export class PostgresApplier implements Applier {
       // Coalescing reorders changes across keys; with a unique index besides the key
       // that can collide transiently (two rows swapping a value). Replaying the events
       // one by one, in commit order, reproduces states the original really had.
-      if (pgCode(err) === '23505') {
+      if (pgCode(err) === '23505' || pgCode(err) === '23P01') {
         try {
           await this.inTransaction(async (c) => {
             for (const e of events) await this.applyActions(c, p, plan, coalesce(p, [e]));
@@ -107,7 +107,7 @@ export class PostgresApplier implements Applier {
     for (let i = 0; i < deletes.length; i += Math.floor(MAX_PARAMS / perDelete)) {
       const slice = deletes.slice(i, i + Math.floor(MAX_PARAMS / perDelete));
       const params: unknown[] = [];
-      const tuples = slice.map((d) => '(' + p.key.map((k, j) => { params.push(toParam(d.key[j])); return `$${params.length}::${k.sourceType}`; }).join(', ') + ')');
+      const tuples = slice.map((d) => '(' + p.key.map((k, j) => { params.push(toParam(d.key[j])); return convert(`$${params.length}::${k.sourceType}`, k); }).join(', ') + ')');
       const keyCols = '(' + p.key.map((k) => quoteIdent(k.target)).join(', ') + ')';
       await c.query(`DELETE FROM ${p.shadow} WHERE ${keyCols} IN (VALUES ${tuples.join(', ')})`, params);
     }
@@ -125,7 +125,7 @@ export class PostgresApplier implements Applier {
       for (let i = 0; i < upserts.length; i += per) {
         const slice = upserts.slice(i, i + per);
         const params: unknown[] = [];
-        const rows = slice.map((u) => '(' + cols.map((col) => { params.push(toParam(u.row[col.source])); return `$${params.length}::${col.sourceType}`; }).join(', ') + ')');
+        const rows = slice.map((u) => '(' + cols.map((col) => { params.push(toParam(u.row[col.source])); return convert(`$${params.length}::${col.sourceType}`, col); }).join(', ') + ')');
         await c.query(
           `INSERT INTO ${p.shadow} (${cols.map((x) => quoteIdent(x.target)).join(', ')})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} VALUES ${rows.join(', ')} ON CONFLICT (${conflict}) ${onConflict}`,
           params,
@@ -137,15 +137,15 @@ export class PostgresApplier implements Applier {
   private async applyPartial(c: pg.PoolClient, p: PlanSql, u: Extract<Action, { op: 'update' | 'move' }>): Promise<void> {
     const keyTargets = new Set(p.key.map((k) => k.target));
     const params: unknown[] = [];
-    const keyWhere = (key: Value[]) => p.key.map((k, j) => { params.push(toParam(key[j])); return `${quoteIdent(k.target)} = $${params.length}::${k.sourceType}`; }).join(' AND ');
+    const keyWhere = (key: Value[]) => p.key.map((k, j) => { params.push(toParam(key[j])); return `${quoteIdent(k.target)} = ${convert(`$${params.length}::${k.sourceType}`, k)}`; }).join(' AND ');
     const sets = p.columns
       .filter((col) => u.row[col.source] !== undefined && (u.op === 'move' || !keyTargets.has(col.target)) && !col.identityAlways)
-      .map((col) => { params.push(toParam(u.row[col.source])); return `${quoteIdent(col.target)} = $${params.length}::${col.sourceType}`; });
+      .map((col) => { params.push(toParam(u.row[col.source])); return `${quoteIdent(col.target)} = ${convert(`$${params.length}::${col.sourceType}`, col)}`; });
     let touched = 0;
     if (u.op === 'move') {
       // A row already at the new key is stale (the key was free in the original when the update ran).
       const delParams: unknown[] = [];
-      await c.query(`DELETE FROM ${p.shadow} WHERE ${p.key.map((k, j) => { delParams.push(toParam(u.key[j])); return `${quoteIdent(k.target)} = $${delParams.length}::${k.sourceType}`; }).join(' AND ')}`, delParams);
+      await c.query(`DELETE FROM ${p.shadow} WHERE ${p.key.map((k, j) => { delParams.push(toParam(u.key[j])); return `${quoteIdent(k.target)} = ${convert(`$${delParams.length}::${k.sourceType}`, k)}`; }).join(' AND ')}`, delParams);
       const r = await c.query(`UPDATE ${p.shadow} SET ${sets.join(', ')} WHERE ${keyWhere(u.oldKey)}`, params);
       touched = r.rowCount ?? 0;
     } else if (sets.length) {
@@ -168,7 +168,7 @@ export class PostgresApplier implements Applier {
     await c.query(`SET LOCAL lock_timeout = '5s'`);
     await c.query(
       `INSERT INTO ${p.shadow} (${p.columns.map((x) => quoteIdent(x.target)).join(', ')})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
-        `SELECT ${p.columns.map((x) => quoteIdent(x.source)).join(', ')} FROM ${p.original} WHERE ${where} ` +
+        `SELECT ${p.columns.map((x) => convert(quoteIdent(x.source), x)).join(', ')} FROM ${p.original} WHERE ${where} ` +
         `ON CONFLICT (${p.key.map((k) => quoteIdent(k.target)).join(', ')}) DO NOTHING`,
       params,
     );
@@ -181,12 +181,18 @@ export class PostgresApplier implements Applier {
       const vals = rows.map((r) => r.row[col.source]).filter((v) => v !== undefined && v !== null).map(toParam);
       if (!vals.length) continue;
       const r = await c.query(
-        `SELECT v::text AS v FROM unnest($1::text[]) AS t(s), LATERAL (SELECT s::${col.sourceType} AS v) x WHERE CAST(CAST(v AS ${col.targetType}) AS ${col.sourceType}) IS DISTINCT FROM v LIMIT 1`,
+        `SELECT v::text AS v FROM unnest($1::text[]) AS t(s), LATERAL (SELECT s::${col.sourceType} AS v) x WHERE CAST(CAST(${convert('v', col)} AS ${col.targetType}) AS ${col.sourceType}) IS DISTINCT FROM v LIMIT 1`,
         [vals],
       );
       if (r.rows.length) throw lossyValueError(col, r.rows[0].v, '(from the change stream)', plan.original.ref.name);
     }
   }
+}
+
+function missingKey(p: PlanSql): ShadowshiftError {
+  return new ShadowshiftError(
+    `a change event carries no value for the key column(s) ${p.key.map((k) => k.source).join(', ')} of the old row: the table's replica identity does not cover the copy key. Set REPLICA IDENTITY DEFAULT (primary key) or FULL and run the job again.`,
+  );
 }
 
 /** The last image of each key, in first-seen order. */
@@ -202,7 +208,8 @@ export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[] {
     if (e.kind === 'truncate') continue;
     if (e.kind === 'delete') {
       const key = keyOf(p, e.before);
-      if (key) set({ op: 'delete', key });
+      if (!key) throw missingKey(p);
+      set({ op: 'delete', key });
       continue;
     }
     const key = keyOf(p, e.after);
@@ -211,7 +218,8 @@ export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[] {
     let oldKey: Value[] | undefined;
     if (e.kind === 'update' && e.before) {
       const old = keyOf(p, e.before);
-      if (old && keyString(old) !== keyString(key)) {
+      if (!old) throw missingKey(p);
+      if (keyString(old) !== keyString(key)) {
         const prevOld = state.get(keyString(old));
         if (prevOld && prevOld.op !== 'delete' && isPartial(row)) {
           // The old key's image from earlier in this batch fills in the unchanged columns.

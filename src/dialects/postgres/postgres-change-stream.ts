@@ -118,29 +118,63 @@ export class PostgresChangeStream implements ChangeStream {
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }
 
-  async start(): Promise<StreamPosition> {
+  /**
+   * Without `from`: creates the publication and the slot (fixing the start position
+   * before the first row is copied). With `from` (a resume): the slot and publication
+   * kept by an earlier run must exist; reading continues after `from` (the server
+   * starts at the later of `from` and the slot's confirmed position).
+   */
+  async start(from?: StreamPosition): Promise<StreamPosition> {
     const { pool } = this.ctx;
     const table = quoteQualified(this.plan.original.ref.schema, this.plan.original.ref.name);
-    try {
-      await pool.query(`CREATE PUBLICATION ${quoteIdent(this.opts.publication)} FOR TABLE ${table}`);
-      const r = await pool.query<{ lsn: string }>(
-        `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`,
-        [this.opts.slot],
+    if (from) {
+      const r = await pool.query<{ slot: string | null; pub: string | null }>(
+        `SELECT (SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1) AS slot, (SELECT pubname FROM pg_publication WHERE pubname = $2) AS pub`,
+        [this.opts.slot, this.opts.publication],
       );
-      this.startLsn = r.rows[0]!.lsn;
-    } catch (err) {
-      await this.dropArtefacts().catch(() => undefined);
-      throw new ShadowshiftError(`cannot create the replication slot and publication for ${table}: ${(err as Error).message}`, { cause: err });
+      if (!r.rows[0]?.slot || !r.rows[0]?.pub) {
+        throw new ShadowshiftError(
+          `cannot resume: the replication slot ${this.opts.slot} or publication ${this.opts.publication} kept by the earlier run is gone, so changes since then are lost to the job. Run \`shadowshift cleanup\` and start the job again without --resume.`,
+        );
+      }
+      this.startLsn = formatLsn(parseLsn(from));
+    } else {
+      // Publishing a table without a replica identity makes the application's UPDATE and
+      // DELETE on it fail: never do that, whatever the preflight said.
+      const ri = await pool.query<{ ok: string }>(
+        `SELECT (c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+                 OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))::text AS ok
+           FROM pg_class c WHERE c.oid = $1::regclass`,
+        [table],
+      );
+      if (ri.rows[0]?.ok !== 'true') {
+        throw new ShadowshiftError(`${table} has no replica identity (no primary key); publishing it would make the application's UPDATE and DELETE fail. Add a primary key first.`);
+      }
+      try {
+        await pool.query(`CREATE PUBLICATION ${quoteIdent(this.opts.publication)} FOR TABLE ${table}`);
+        const r = await pool.query<{ lsn: string }>(
+          `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`,
+          [this.opts.slot],
+        );
+        this.startLsn = r.rows[0]!.lsn;
+      } catch (err) {
+        await this.dropArtefacts().catch(() => undefined);
+        throw new ShadowshiftError(`cannot create the replication slot and publication for ${table}: ${(err as Error).message}`, { cause: err });
+      }
     }
     this.acked = parseLsn(this.startLsn);
     this.lastQueued = this.acked;
     try {
       await this.connect();
     } catch (err) {
-      await this.stop().catch(() => undefined);
+      await this.stop({ keepForResume: Boolean(from) }).catch(() => undefined);
       throw new ShadowshiftError(`cannot start reading the replication slot ${this.opts.slot}: ${(err as Error).message}`, { cause: err });
     }
-    this.statusTimer = setInterval(() => this.sendStatus(), 10_000);
+    // Status updates well inside wal_sender_timeout, also while reading is paused.
+    const t = await pool.query<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`).catch(() => null);
+    const timeoutMs = Number(t?.rows[0]?.ms ?? 60_000);
+    const every = timeoutMs > 0 ? Math.max(200, Math.min(10_000, Math.floor(timeoutMs / 3))) : 10_000;
+    this.statusTimer = setInterval(() => this.sendStatus(), every);
     this.statusTimer.unref();
     return formatLsn(parseLsn(this.startLsn));
   }
@@ -282,8 +316,22 @@ export class PostgresChangeStream implements ChangeStream {
         } else if (!this.skipTx) this.pending.push({ t: 'marker', id });
         return;
       }
+      case 'relation': {
+        // Someone altered the original while the job runs: the copy plan no longer fits.
+        const expected = this.plan.original.columns.filter((c) => !c.generated).map((c) => c.name);
+        const got = msg.columns.map((c) => c.name);
+        if (msg.schema === this.plan.original.ref.schema && msg.name === this.plan.original.ref.name && got.join('\u0000') !== expected.join('\u0000')) {
+          this.fail(
+            new ShadowshiftError(
+              `the columns of ${msg.name} changed while the job ran (now: ${got.join(', ')}; at the start: ${expected.join(', ')}). ` +
+                `Someone else altered the table; the job stops and the original is as that ALTER left it. Run the job again.`,
+            ),
+          );
+        }
+        return;
+      }
       default:
-        return; // relation, type, origin
+        return; // type, origin
     }
   }
 
@@ -424,7 +472,8 @@ export class PostgresChangeStream implements ChangeStream {
     return 0;
   }
 
-  async stop(): Promise<void> {
+  /** Stops reading; drops the slot and publication unless they are kept for a resume. */
+  async stop(options?: { keepForResume?: boolean }): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
@@ -432,7 +481,7 @@ export class PostgresChangeStream implements ChangeStream {
     this.service = null;
     await s?.destroy().catch(() => undefined);
     this.wake();
-    await this.dropArtefacts();
+    if (!options?.keepForResume) await this.dropArtefacts();
   }
 
   private async dropArtefacts(): Promise<void> {

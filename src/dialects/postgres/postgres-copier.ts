@@ -32,10 +32,11 @@
 // ON CONFLICT names the key columns, so a duplicate on any other unique index of the
 // shadow (a new UNIQUE over duplicate data) raises instead of dropping the row.
 
+import type pg from 'pg';
 import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, Value } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { classify } from './postgres-errors.js';
-import { dataLossFrom, keyParams, lossyValueError, planSql, rowOf, type PlanSql } from './postgres-plan-sql.js';
+import { convert, dataLossFrom, keyParams, lossyValueError, planSql, rowOf, type PlanSql } from './postgres-plan-sql.js';
 import { quoteIdent } from './postgres-quote.js';
 
 function keyList(p: PlanSql, side: 'source' | 'target'): string {
@@ -87,12 +88,18 @@ export class PostgresCopier implements RowCopier {
     }
   }
 
-  async copyChunk(plan: CopyPlan, range: KeyRange, beforeCommit?: BeforeChunkCommit): Promise<ChunkResult> {
+  /** `beforeInsert` runs first in the chunk's transaction (the checksum's recopy deletes the range there). */
+  async copyChunk(
+    plan: CopyPlan,
+    range: KeyRange,
+    beforeCommit?: BeforeChunkCommit,
+    beforeInsert?: (client: pg.PoolClient) => Promise<void>,
+  ): Promise<ChunkResult> {
     const p = await planSql(this.ctx.pool, plan);
     const params: unknown[] = [];
     const where = rangeWhere(p, range.after, range.upTo, params);
     const targets = p.columns.map((c) => quoteIdent(c.target)).join(', ');
-    const sources = p.columns.map((c) => quoteIdent(c.source)).join(', ');
+    const sources = p.columns.map((c) => convert(quoteIdent(c.source), c)).join(', ');
     const sql =
       `INSERT INTO ${p.shadow} (${targets})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
       `SELECT ${sources} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)} FOR SHARE ` +
@@ -101,6 +108,13 @@ export class PostgresCopier implements RowCopier {
     let ok = false;
     try {
       await client.query('BEGIN');
+      // The chunk share-locks its rows as it reads them. If it has to wait for an
+      // application transaction holding one, it gives up quickly (TransientDatabaseError,
+      // the engine retries) rather than keep the rows it already locked from other
+      // writers, and before the deadlock detector (deadlock_timeout, 1 s by default)
+      // could pick an application transaction as the victim.
+      await client.query(`SET LOCAL lock_timeout = '500ms'`);
+      if (beforeInsert) await beforeInsert(client);
       const r = await client.query(sql, params);
       await this.checkLossy(client, p, plan, where, params);
       if (beforeCommit) await beforeCommit(range);
@@ -120,12 +134,12 @@ export class PostgresCopier implements RowCopier {
    * precision, numeric to integer) would change data silently. The chunk's rows are
    * share-locked, so this second read sees exactly the versions that were copied.
    */
-  private async checkLossy(client: { query: PgContext['pool']['query'] }, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
+  private async checkLossy(client: pg.PoolClient, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
     for (const c of p.columns.filter((x) => x.lossyCheck)) {
       const col = quoteIdent(c.source);
       const keyText = p.key.map((k) => `${quoteIdent(k.source)}::text`).join(` || ',' || `);
       const r = await client.query({
-        text: `SELECT ${col}::text AS v, ${keyText} AS k FROM ${p.original} WHERE ${where} AND CAST(CAST(${col} AS ${c.targetType}) AS ${c.sourceType}) IS DISTINCT FROM ${col} LIMIT 1`,
+        text: `SELECT ${col}::text AS v, ${keyText} AS k FROM ${p.original} WHERE ${where} AND CAST(CAST(${convert(col, c)} AS ${c.targetType}) AS ${c.sourceType}) IS DISTINCT FROM ${col} LIMIT 1`,
         values: params,
       });
       if (r.rows.length) throw lossyValueError(c, r.rows[0].v, r.rows[0].k, plan.original.ref.name);

@@ -9,7 +9,8 @@ import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions } from '../dialec
 import { dedicatedClient, type PgContext } from './postgres-context.js';
 import { pgCode } from './postgres-errors.js';
 import { tableOid } from './postgres-inspector.js';
-import { asideName, jobTag } from './postgres-names.js';
+import { finishShadow } from './postgres-deferred-indexes.js';
+import { asideName, jobTag, truncateBytes } from './postgres-names.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
 import { CutoverAttemptError, ShadowshiftError } from '../../util/errors.js';
 
@@ -26,6 +27,8 @@ export class PostgresCutover implements Cutover {
   constructor(private readonly ctx: PgContext) {}
 
   async swap(plan: CopyPlan, names: ArtefactNames, options: CutoverOptions): Promise<void> {
+    // Never swap in a shadow whose deferred indexes are not built (before any lock).
+    await finishShadow(this.ctx, { schema: plan.original.ref.schema, name: names.shadow });
     const c = await dedicatedClient(this.ctx, 'shadowshift cut-over');
     const validate: FkFrom[] = [];
     let newName = '';
@@ -35,8 +38,23 @@ export class PostgresCutover implements Cutover {
       await c.query(`SET LOCAL statement_timeout = ${Math.max(30_000, options.lockTimeoutMs * 5)}`);
       await c.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.max(60_000, options.lockTimeoutMs * 30)}`);
       const orig = quoteQualified(plan.original.ref.schema, plan.original.ref.name);
+      // Dependent views and tables with foreign keys to the original are changed under
+      // the lock too. Lock them first, in one statement: a client that reads a view holds
+      // the view while it waits for the original, so locking the original first would
+      // deadlock with it (seen in the cut-over test: the client got 40P01).
+      const others = await c.query<{ rel: string }>(
+        `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(v.relname) AS rel, 1 AS o
+           FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
+          WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::regclass AND v.oid <> $1::regclass AND v.relkind = 'v'
+         UNION
+         SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(ch.relname), 2
+           FROM pg_constraint con JOIN pg_class ch ON ch.oid = con.conrelid JOIN pg_namespace n ON n.oid = ch.relnamespace
+          WHERE con.confrelid = $1::regclass AND con.contype = 'f' AND con.conrelid <> $1::regclass
+         ORDER BY 2, 1`,
+        [orig],
+      );
       const started = Date.now();
-      await c.query(`LOCK TABLE ${orig} IN ACCESS EXCLUSIVE MODE`);
+      await c.query(`LOCK TABLE ${[...others.rows.map((r) => r.rel), orig].join(', ')} IN ACCESS EXCLUSIVE MODE`);
       options.log.info({ table: plan.original.ref.name, waitedMs: Date.now() - started }, 'original locked; draining');
       await options.drainUnderLock();
       newName = plan.original.ref.name;
@@ -139,10 +157,6 @@ export class PostgresCutover implements Cutover {
          FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1 AND att.attnum > 0 AND NOT att.attisdropped AND att.attacl IS NOT NULL`,
       [oOid],
     );
-    const shadowGrantees = await c.query<{ grantee: string | null }>(
-      `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1`,
-      [sOid],
-    );
     const policies = await c.query<{ name: string; permissive: string; cmd: string; roles: string; qual: string | null; check: string | null }>(
       `SELECT polname AS name, polpermissive::text AS permissive, polcmd::text AS cmd,
               CASE WHEN polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(quote_ident(pg_get_userbyid(r)), ', ') FROM unnest(polroles) r) END AS roles,
@@ -150,11 +164,25 @@ export class PostgresCutover implements Cutover {
          FROM pg_policy WHERE polrelid = $1 ORDER BY polname`,
       [oOid],
     );
+    const pubs = await c.query<{ name: string; cols: string | null; qual: string | null }>(
+      `SELECT p.pubname AS name,
+              (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (pr.prattrs))::text AS cols,
+              pg_get_expr(pr.prqual, pr.prrelid) AS qual
+         FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+        WHERE pr.prrelid = $1 AND p.pubname NOT LIKE '\\_ss\\_%'`,
+      [oOid],
+    );
     const replIndex = await c.query<{ name: string }>(`SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisreplident`, [oOid]);
+    // An index's definition without its own and its table's name (the part from USING on).
     const indexDefs = async (oid: string) =>
-      (await c.query<{ name: string; def: string }>(
-        `SELECT ic.relname AS name, regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \\S+ ON (ONLY )?\\S+ ', '\\1') AS def
-           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 ORDER BY i.indisprimary DESC, ic.oid`,
+      (await c.query<{ name: string; def: string; am: string; flags: string; cols: string; plain: string }>(
+        `SELECT ic.relname AS name,
+                (CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END) || substring(pg_get_indexdef(i.indexrelid) from position(' USING ' in pg_get_indexdef(i.indexrelid)) + 1) AS def,
+                am.amname AS am, (i.indisunique::text || i.indisprimary::text) AS flags,
+                ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)::text AS cols,
+                (i.indexprs IS NULL AND i.indpred IS NULL AND NOT (0 = ANY (i.indkey)))::text AS plain
+           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+          WHERE i.indrelid = $1 ORDER BY i.indisprimary DESC, ic.oid`,
         [oid],
       )).rows;
     const oIdx = await indexDefs(oOid);
@@ -190,13 +218,40 @@ export class PostgresCutover implements Cutover {
     await c.query(`ALTER TABLE ${shadow} RENAME TO ${quoteIdent(origName)}`);
     const tbl = orig; // now the new table
 
-    // 3. Index and constraint names as the original had them.
+    // 3. Index and constraint names as the original had them: the same definition, or,
+    //    when the ALTER renamed columns, the same plain columns (mapped) and kind.
     const used = new Set<string>();
-    for (const o of oIdx) {
-      const match = sIdx.find((s) => !used.has(s.name) && s.def === o.def);
-      if (!match) continue;
-      used.add(match.name);
-      if (match.name !== o.name) await c.query(`ALTER INDEX ${quoteQualified(schema, match.name)} RENAME TO ${quoteIdent(o.name)}`);
+    const matched = new Set<string>();
+    const structural = (o: (typeof oIdx)[number], sh: (typeof sIdx)[number]) => {
+      if (o.plain !== 'true' || sh.plain !== 'true' || o.am !== sh.am || o.flags !== sh.flags) return false;
+      const mapped = parseArrayText(o.cols).map((x) => colMap.get(x));
+      return !mapped.includes(undefined) && JSON.stringify(mapped) === JSON.stringify(parseArrayText(sh.cols));
+    };
+    for (const pass of ['exact', 'structural'] as const) {
+      for (const o of oIdx) {
+        if (matched.has(o.name)) continue;
+        const match = sIdx.find((sh) => !used.has(sh.name) && (pass === 'exact' ? sh.def === o.def : structural(o, sh)));
+        if (!match) continue;
+        used.add(match.name);
+        matched.add(o.name);
+        if (match.name !== o.name) await c.query(`ALTER INDEX ${quoteQualified(schema, match.name)} RENAME TO ${quoteIdent(o.name)}`);
+      }
+    }
+    // Indexes and constraints new with the ALTER that got names from the shadow's name
+    // (`<shadow>_col_idx`) are named after the table instead (`<table>_col_idx`), when free.
+    const taken = async (name: string) =>
+      (await c.query(`SELECT 1 FROM pg_class WHERE relnamespace = $1::regnamespace AND relname = $2`, [quoteIdent(schema), name])).rows.length > 0;
+    for (const sh of sIdx) {
+      if (used.has(sh.name) || !sh.name.startsWith(names.shadow)) continue;
+      const name = truncateBytes(origName + sh.name.slice(names.shadow.length), 63);
+      if (!(await taken(name))) await c.query(`ALTER INDEX ${quoteQualified(schema, sh.name)} RENAME TO ${quoteIdent(name)}`);
+    }
+    const cons = await c.query<{ conname: string }>(`SELECT conname FROM pg_constraint WHERE conrelid = $1 AND conindid = 0`, [sOid]);
+    const conNames = new Set(cons.rows.map((r) => r.conname));
+    for (const con of cons.rows) {
+      if (!con.conname.startsWith(names.shadow)) continue;
+      const name = truncateBytes(origName + con.conname.slice(names.shadow.length), 63);
+      if (!conNames.has(name)) await c.query(`ALTER TABLE ${tbl} RENAME CONSTRAINT ${quoteIdent(con.conname)} TO ${quoteIdent(name)}`);
     }
 
     // 4. Sequences: serial sequences now belong to the new table; identity sequences
@@ -220,7 +275,22 @@ export class PostgresCutover implements Cutover {
     // 5. Owner, grants (exactly the original's), comment, RLS, replica identity.
     const m = meta.rows[0]!;
     await c.query(`ALTER TABLE ${tbl} OWNER TO ${quoteIdent(m.owner)}`);
-    for (const g of shadowGrantees.rows) await c.query(`REVOKE ALL ON ${tbl} FROM ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}`);
+    // The shadow may have picked up grants from ALTER DEFAULT PRIVILEGES: start from
+    // nothing but the owner, then grant exactly what the original had. A NULL ACL on the
+    // original means the owner's default privileges only.
+    const newAcl = await c.query<{ grantee: string | null }>(
+      `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1`,
+      [sOid],
+    );
+    for (const g of newAcl.rows) {
+      if (g.grantee === m.owner) continue;
+      await c.query(`REVOKE ALL ON ${tbl} FROM ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}`);
+    }
+    if (m.relacl === null) {
+      if (newAcl.rows.length) await c.query(`GRANT ALL ON ${tbl} TO ${quoteIdent(m.owner)}`);
+    } else {
+      await c.query(`REVOKE ALL ON ${tbl} FROM ${quoteIdent(m.owner)}`);
+    }
     for (const g of grants.rows) {
       await c.query(`GRANT ${g.privilege} ON ${tbl} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable === 'true' ? ' WITH GRANT OPTION' : ''}`);
     }
@@ -243,7 +313,7 @@ export class PostgresCutover implements Cutover {
     else if (m.replident === 'n') await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY NOTHING`);
     else if (m.replident === 'i' && replIndex.rows[0]) {
       const orig0 = oIdx.find((o) => o.name === replIndex.rows[0]!.name);
-      if (orig0 && sIdx.some((s) => s.def === orig0.def)) await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY USING INDEX ${quoteIdent(orig0.name)}`);
+      if (orig0 && matched.has(orig0.name)) await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY USING INDEX ${quoteIdent(orig0.name)}`);
     }
 
     // 6. Foreign keys this table declares (LIKE does not copy them): added NOT VALID
@@ -264,22 +334,57 @@ export class PostgresCutover implements Cutover {
       validate.push({ schema: fk.schema, table: fk.table, name: fk.name, def: '' });
     }
 
-    // 8. Triggers (definitions name the table as it was called: now the new one).
+    // 8. Publications of the user (not FOR ALL TABLES, not ours) that include the
+    //    original now include the new table, with the same column list and row filter.
+    for (const pub of pubs.rows) {
+      const cols = pub.cols ? ` (${parseArrayText(pub.cols).map((x) => quoteIdent(mapCol(x))).join(', ')})` : '';
+      await c.query(`ALTER PUBLICATION ${quoteIdent(pub.name)} DROP TABLE ${quoteQualified(schema, names.backup)}`);
+      await c.query(`ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${tbl}${cols}${pub.qual ? ` WHERE (${pub.qual})` : ''}`);
+    }
+
+    // 9. Triggers (definitions name the table as it was called: now the new one).
     for (const t of triggers.rows) {
       await c.query(t.def);
       const mode = { D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' }[t.enabled];
       if (mode) await c.query(`ALTER TABLE ${tbl} ${mode} TRIGGER ${quoteIdent(t.name)}`);
     }
 
-    // 9. Views: same definition, now resolving to the new table; CREATE OR REPLACE keeps
+    // 10. Views: same definition, now resolving to the new table; CREATE OR REPLACE keeps
     //    their grants, owners and dependents.
     for (const v of views.rows) {
+      const view = quoteQualified(v.schema, v.name);
+      const withOptions = v.options ? ` WITH (${v.options})` : '';
       try {
         await c.query('SAVEPOINT view_replace');
-        await c.query(`CREATE OR REPLACE VIEW ${quoteQualified(v.schema, v.name)}${v.options ? ` WITH (${v.options})` : ''} AS ${v.def}`);
+        await c.query(`CREATE OR REPLACE VIEW ${view}${withOptions} AS ${v.def}`);
         await c.query('RELEASE SAVEPOINT view_replace');
+        continue;
       } catch (err) {
-        throw new ShadowshiftError(`cut-over: view ${v.schema}.${v.name} cannot be pointed at the new table: ${(err as Error).message}. Drop the view before the job and recreate it after.`, { cause: err });
+        await c.query('ROLLBACK TO SAVEPOINT view_replace');
+        if (pgCode(err) !== '42P16') {
+          throw new ShadowshiftError(`cut-over: view ${v.schema}.${v.name} cannot be pointed at the new table: ${(err as Error).message}. Drop the view before the job and recreate it after.`, { cause: err });
+        }
+      }
+      // A column type changed under the view: recreate it, with its owner, grants and comment.
+      try {
+        const vm = await c.query<{ owner: string; descr: string | null }>(
+          `SELECT pg_get_userbyid(relowner) AS owner, obj_description(oid, 'pg_class') AS descr FROM pg_class WHERE oid = $1::regclass`,
+          [view],
+        );
+        const vg = await c.query<{ grantee: string | null; privilege: string; grantable: string }>(
+          `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege, a.is_grantable::text AS grantable
+             FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::regclass`,
+          [view],
+        );
+        await c.query(`DROP VIEW ${view}`);
+        await c.query(`CREATE VIEW ${view}${withOptions} AS ${v.def}`);
+        await c.query(`ALTER VIEW ${view} OWNER TO ${quoteIdent(vm.rows[0]!.owner)}`);
+        for (const g of vg.rows) {
+          await c.query(`GRANT ${g.privilege} ON ${view} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable === 'true' ? ' WITH GRANT OPTION' : ''}`);
+        }
+        if (vm.rows[0]!.descr !== null) await c.query(`COMMENT ON VIEW ${view} IS ${quoteLiteral(vm.rows[0]!.descr)}`);
+      } catch (err) {
+        throw new ShadowshiftError(`cut-over: view ${v.schema}.${v.name} cannot be recreated on the new table: ${(err as Error).message}. Drop the view (and views on it) before the job and recreate them after.`, { cause: err });
       }
     }
   }

@@ -31,21 +31,23 @@ export function artefactName(kind: string, tag: string, table: string): string {
 }
 
 /** Slots and publications: lower-case ASCII only (slot names allow [a-z0-9_]). */
-export function slotName(tag: string): string {
-  return `${ARTEFACT_PREFIX}${tag}_slot`;
+/** A resumable job's slot is `_ss_<tag>_rslot`: kept on purpose after a failure, so `cleanup` can tell it apart. */
+export function slotName(tag: string, resumable = false): string {
+  return `${ARTEFACT_PREFIX}${tag}_${resumable ? 'r' : ''}slot`;
 }
 
-export function publicationName(tag: string): string {
-  return `${ARTEFACT_PREFIX}${tag}_pub`;
+export function publicationName(tag: string, resumable = false): string {
+  return `${ARTEFACT_PREFIX}${tag}_${resumable ? 'r' : ''}pub`;
 }
 
-export function postgresArtefactNames(table: TableRef, jobId: string): ArtefactNames {
+export function postgresArtefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames {
   const tag = jobTag(jobId);
+  const resumable = Boolean(options?.resumable);
   return {
     shadow: artefactName('new', tag, table.name),
     backup: artefactName('old', tag, table.name),
-    changelog: publicationName(tag),
-    extra: { slot: slotName(tag), tag, schema: table.schema },
+    changelog: publicationName(tag, resumable),
+    extra: { slot: slotName(tag, resumable), tag, schema: table.schema, ...(resumable ? { resumable: 'true' } : {}) },
   };
 }
 
@@ -59,4 +61,10 @@ export function parseArtefactName(name: string): { tag: string; kind: string; re
 /** Name for an index or sequence of the original moved out of the way at cut-over. */
 export function asideName(tag: string, n: number, original: string): string {
   return artefactName(`o${n}`, tag, original);
+}
+
+/** Slots and publications a resumable job keeps on purpose (`_ss_<tag>_rslot`, `_ss_<tag>_rpub`). */
+export function isResumableArtefact(name: string): boolean {
+  const p = parseArtefactName(name);
+  return p !== null && (p.kind === 'rslot' || p.kind === 'rpub');
 }

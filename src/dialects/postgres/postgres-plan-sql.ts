@@ -9,13 +9,18 @@ import type { PgError } from './postgres-errors.js';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
-/** Base types whose values can be compared after a cast round trip (to catch silent rounding). */
-const COMPARABLE = new Set([
-  'smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision', 'money',
-  'text', 'character varying', 'character', 'bit', 'bit varying',
-  'timestamp without time zone', 'timestamp with time zone', 'time without time zone',
-  'time with time zone', 'interval', 'date',
-]);
+/**
+ * Type families within which a change can round or cut values silently (numeric scale,
+ * float precision, timestamp precision, numeric -> integer). A change within one family
+ * is checked by a cast round trip; across families (text -> integer) the conversion is
+ * a parse the user asked for, and bad input raises anyway.
+ */
+const FAMILY: Record<string, string> = {
+  smallint: 'num', integer: 'num', bigint: 'num', numeric: 'num', real: 'num', 'double precision': 'num', money: 'num',
+  'timestamp without time zone': 'time', 'timestamp with time zone': 'time', 'time without time zone': 'time',
+  'time with time zone': 'time', interval: 'time', date: 'time',
+  text: 'char', 'character varying': 'char', character: 'char', bit: 'bit', 'bit varying': 'bit',
+};
 
 export interface PlanColumn {
   source: string;
@@ -23,6 +28,8 @@ export interface PlanColumn {
   /** Type of the original column, as format_type spells it. */
   sourceType: string;
   targetType: string;
+  /** Target type without modifier (`numeric` for `numeric(12,2)`). */
+  targetBase: string;
   /** The shadow column is GENERATED ALWAYS AS IDENTITY: inserts need OVERRIDING SYSTEM VALUE, updates must leave it. */
   identityAlways: boolean;
   /** Source and target types differ in a way that may round silently: checked by a cast round trip. */
@@ -67,8 +74,9 @@ async function buildPlanSql(db: Queryable, plan: CopyPlan): Promise<PlanSql> {
       target: m.target,
       sourceType: o.type,
       targetType: s.type,
+      targetBase: s.baseType,
       identityAlways: s.identity === 'a',
-      lossyCheck: o.type !== s.type && COMPARABLE.has(o.baseType) && COMPARABLE.has(s.baseType),
+      lossyCheck: o.type !== s.type && FAMILY[o.baseType] !== undefined && FAMILY[o.baseType] === FAMILY[s.baseType],
     };
   };
   const columns = plan.columns.map(toColumn).filter((c): c is PlanColumn => c !== null);
@@ -87,6 +95,17 @@ async function buildPlanSql(db: Queryable, plan: CopyPlan): Promise<PlanSql> {
     bySource,
     overriding: [...sCols.values()].some((c) => c.identity === 'a'),
   };
+}
+
+/**
+ * A source value on its way into a target column. When the types differ it is cast
+ * explicitly to the target's base type (so text -> integer works as ALTER ... USING
+ * col::integer would) and the assignment then applies the target's modifier, which
+ * raises on a too-long varchar instead of cutting it as an explicit cast would. Silent
+ * rounding (numeric scale, timestamp precision) is caught by the lossy check.
+ */
+export function convert(expr: string, col: PlanColumn): string {
+  return col.sourceType === col.targetType ? expr : `CAST(${expr} AS ${col.targetBase})`;
 }
 
 /** `("a","b")` */

@@ -6,10 +6,11 @@ import type { ArtefactNames, TableInfo } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { inspectTable, tableOid } from './postgres-inspector.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
-import { alterClauses, alterStatements } from './postgres-alter-analysis.js';
+import { alterClauses, alterStatements, unsupportedUsing } from './postgres-alter-analysis.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import { pgCode, type PgError } from './postgres-errors.js';
 import { dropSlotAndPublication } from './postgres-change-stream.js';
+import { deferIndexes } from './postgres-deferred-indexes.js';
 
 function alterError(err: unknown, alter: string): ShadowshiftError {
   const e = err as PgError;
@@ -31,7 +32,19 @@ async function carryTableProperties(c: pg.ClientBase, original: TableInfo, targe
   if (row?.descr !== null && row?.descr !== undefined) await c.query(`COMMENT ON TABLE ${target} IS ${quoteLiteral(row.descr)}`);
 }
 
+/** Refuses USING expressions that are more than a cast (the copy could not reproduce them). */
+function checkUsing(alter: string): void {
+  const bad = unsupportedUsing(alter);
+  if (bad.length) {
+    throw new ShadowshiftError(
+      `ALTER COLUMN ${bad[0]!.column} TYPE ... USING ${bad[0]!.using}: shadowshift converts existing and changed rows with casts, so a USING expression other than a cast of the column itself would not be applied to them. ` +
+        `Add a new column instead, backfill it with the expression, and switch over (the migrate command's expand/contract phases), or run this ALTER directly. Nothing was changed.`,
+    );
+  }
+}
+
 export async function previewShadow(ctx: PgContext, original: TableInfo, alter: string): Promise<TableInfo> {
+  checkUsing(alter);
   const clauses = alterClauses(alter);
   const source = quoteQualified(original.ref.schema, original.ref.name);
   const c = await ctx.pool.connect();
@@ -68,7 +81,14 @@ export async function previewShadow(ctx: PgContext, original: TableInfo, alter: 
   }
 }
 
-export async function createShadow(ctx: PgContext, original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo> {
+export async function createShadow(
+  ctx: PgContext,
+  original: TableInfo,
+  alter: string,
+  names: ArtefactNames,
+  options: { deferIndexes?: boolean } = {},
+): Promise<TableInfo> {
+  checkUsing(alter);
   const clauses = alterClauses(alter);
   const source = quoteQualified(original.ref.schema, original.ref.name);
   const target = quoteQualified(original.ref.schema, names.shadow);
@@ -83,6 +103,7 @@ export async function createShadow(ctx: PgContext, original: TableInfo, alter: s
     } catch (err) {
       throw alterError(err, clauses);
     }
+    if (options.deferIndexes) await deferIndexes(c, { schema: original.ref.schema, name: names.shadow });
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);

@@ -7,6 +7,10 @@ import { replicationCapacityCheck } from './replication-capacity.js';
 import { notPartitionedCheck } from './not-partitioned.js';
 import { hasKeyCheck } from './has-key.js';
 import { privilegesCheck } from './privileges.js';
+import { alterSupportedCheck } from './alter-supported.js';
+import { loggedTableCheck } from './logged-table.js';
+import { replicaIdentityCheck } from './replica-identity.js';
+import { dependentsCheck } from './dependents.js';
 
 export const POSTGRES_CHECKS: Array<(pg: PgContext) => PreflightCheck> = [
   walLevelCheck,
@@ -14,6 +18,10 @@ export const POSTGRES_CHECKS: Array<(pg: PgContext) => PreflightCheck> = [
   privilegesCheck,
   notPartitionedCheck,
   hasKeyCheck,
+  alterSupportedCheck,
+  loggedTableCheck,
+  replicaIdentityCheck,
+  dependentsCheck,
 ];
 
 export function postgresChecks(pg: PgContext): PreflightCheck[] {

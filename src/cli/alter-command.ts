@@ -31,6 +31,7 @@ export function alterBuilder(y: Argv) {
     .option('status-interval', { type: 'number', default: 5, describe: 'seconds between JSON status lines when not on a terminal' })
     .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
     .option('checksum', { type: 'boolean', default: true, describe: 'compare original and shadow chunk by chunk before the cut-over (--no-checksum to skip)' })
+    .option('checksum-interval', { type: 'number', default: 600, describe: 'while postponed, checksum again every this many seconds' })
     .option('resumable', { type: 'boolean', default: false, describe: 'write checkpoints, and on failure or SIGTERM keep the state so --resume can continue' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
     .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints of a resumable job' })
@@ -70,6 +71,7 @@ function validate(args: AlterArgs): void {
   positive('status-interval', args.statusInterval);
   positive('max-lag', args.maxLag);
   positive('checkpoint-interval', args.checkpointInterval);
+  positive('checksum-interval', args.checksumInterval);
   positive('checkpoint-max-age', args.checkpointMaxAge);
   positive('heartbeat-interval', args.heartbeatInterval);
   positive('critical-load-hibernate', args.criticalLoadHibernate);
@@ -149,6 +151,7 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     maxSlotLagBytes: args.maxSlotLag,
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
     checksum: args.checksum,
+    checksumIntervalSeconds: args.checksumInterval,
     resumable: args.resumable,
     resume: args.resume,
     checkpointIntervalSeconds: args.checkpointInterval,

@@ -160,6 +160,11 @@ function pgBinDir(): string {
 
 export interface PostgresOptions {
   extraArgs?: string[];
+  /**
+   * Make this server a streaming hot standby of the server on this local port:
+   * its data directory comes from `pg_basebackup -R` instead of initdb.
+   */
+  standbyOfPort?: number;
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<RunningServer> {
@@ -179,7 +184,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     chownSync(sockDir, uid, gid);
     wrap = (cmd, args) => ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', cmd, ...args]];
   }
-  const [initCmd, initArgs] = wrap(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C']);
+  const [initCmd, initArgs] =
+    options.standbyOfPort === undefined
+      ? wrap(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C'])
+      : wrap(join(bin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(options.standbyOfPort), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast']);
   execFileSync(initCmd, initArgs, { stdio: 'pipe' });
   const port = await freePort();
   const [cmd, args] = wrap(join(bin, 'postgres'), [
@@ -197,6 +205,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     '-c', 'shared_buffers=512MB',
     '-c', `TimeZone=${TEST_PG_TIME_ZONE}`,
     '-c', `logging_collector=off`,
+    ...(options.standbyOfPort === undefined ? [] : ['-c', 'hot_standby=on']),
     ...(options.extraArgs ?? []),
   ]);
   const { openSync } = await import('node:fs');

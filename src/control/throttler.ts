@@ -69,6 +69,8 @@ export class Throttler {
     this.polling = true;
     try {
       await this.checkCritical();
+      // Every signal is read each time (not just up to the first that fires), so
+      // the lag and load values in status and metrics stay current.
       let next: { signal: string; reason: string } | null = null;
       for (const signal of this.options.signals) {
         let reason: string | null;
@@ -77,10 +79,7 @@ export class Throttler {
         } catch (err) {
           reason = `cannot read it (${(err as Error).message}); pausing to be safe`;
         }
-        if (reason) {
-          next = { signal: signal.name, reason };
-          break;
-        }
+        if (reason && !next) next = { signal: signal.name, reason };
       }
       this.account();
       if (next?.signal !== this.current?.signal || next?.reason !== this.current?.reason) {

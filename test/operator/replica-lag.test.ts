@@ -1,0 +1,96 @@
+// Replica-lag throttling against a real replica: a second throwaway server
+// replicating from the first. Pausing the replica's apply makes it fall behind;
+// the copy must pause (rows copied flat, changes still applied) and resume once
+// the replica catches up.
+
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { startMariaDb, startPostgres, type RunningServer } from '../support/servers.js';
+import { startMariaDbReplica, startPostgresReplica, type RunningReplica } from '../support/replicas.js';
+import { openDb, quoteIdent, type Db } from '../support/db.js';
+import { newJob, waitUntil } from '../support/alter.js';
+
+const ROWS = 30_000;
+
+const cases = [
+  {
+    dialect: 'mysql' as const,
+    start: async () => {
+      const primary = await startMariaDb();
+      const replica = await startMariaDbReplica(primary);
+      const admin = await openDb(primary.adminUrl('mysql'));
+      await admin.exec('CREATE DATABASE app');
+      await admin.close();
+      return { primary, replica, url: primary.adminUrl('app'), replicaUrl: replica.adminUrl('app') };
+    },
+    series: `SELECT seq, seq FROM seq_1_to_${ROWS}`,
+  },
+  {
+    dialect: 'postgres' as const,
+    start: async () => {
+      const primary = await startPostgres();
+      const replica = await startPostgresReplica(primary);
+      return { primary, replica, url: primary.adminUrl('postgres'), replicaUrl: replica.adminUrl('postgres') };
+    },
+    series: `SELECT g, g FROM generate_series(1, ${ROWS}) g`,
+  },
+];
+
+describe.each(cases)('$dialect: replica lag throttles the copy', ({ dialect, start, series }) => {
+  let primary: RunningServer;
+  let replica: RunningReplica;
+  let url: string;
+  let replicaUrl: string;
+  let db: Db;
+  const q = (n: string) => quoteIdent(dialect, n);
+
+  beforeAll(async () => {
+    ({ primary, replica, url, replicaUrl } = await start());
+    db = await openDb(url);
+  }, 120_000);
+  afterAll(async () => {
+    await db?.close();
+    await replica?.stop();
+    await primary?.stop();
+  });
+
+  it('pauses while the replica is more than --max-lag behind, and resumes after', async () => {
+    await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
+    await db.exec(`INSERT INTO ${q('t')} ${series}`);
+    const job = newJob(url, 't', 'ADD COLUMN w INT', {
+      chunkSize: 300,
+      maxLagSeconds: 1,
+      throttle: { replicaUrls: [replicaUrl], heartbeatIntervalMs: 100 },
+    });
+    try {
+      const report = await job.prepare();
+      // Hold the copy until the job's heartbeat has reached the replica, then stop the replica's apply.
+      job.controls.manualThrottle = true;
+      const running = job.execute(report);
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().state === 'copying' && job.replicaLagSeconds() !== null && job.replicaLagSeconds()! < 1, 'the heartbeat to reach the replica', 60_000);
+      await replica.pauseApply();
+      await waitUntil(() => (job.replicaLagSeconds() ?? 0) > 1.2, 'the replica to fall behind', 60_000);
+      job.controls.manualThrottle = false;
+      await job.refreshThrottle();
+      expect(job.status().state).toBe('copying');
+      expect(job.status().throttled).toMatch(/^replica-lag: replica .* behind \(max 1s\)/);
+      const flat = job.status().rowsCopied;
+      expect(flat).toBeLessThan(ROWS);
+      const applied = job.status().eventsApplied;
+      for (let i = 1; i <= 10; i++) await db.exec(`UPDATE ${q('t')} SET v = -v WHERE id = ${i}`);
+      await waitUntil(() => job.status().eventsApplied >= applied + 10, 'changes applied while throttled');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(job.status().rowsCopied).toBe(flat);
+      expect(job.replicaLagSeconds()).toBeGreaterThan(1);
+
+      await replica.resumeApply();
+      await running;
+      expect(job.status().state).toBe('done');
+      expect(job.throttledSeconds().get('replica-lag')).toBeGreaterThan(1);
+    } finally {
+      await job.close();
+    }
+    const [row] = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${q('t')} WHERE v < 0`);
+    expect(String(row!.n)).toBe('10');
+  }, 180_000);
+});

@@ -112,7 +112,6 @@ const APPLY_BUDGET_MS = 1000;
 const CAUGHT_UP_BACKLOG = 1000;
 const CHUNK_RETRIES = 5;
 
-
 export class AlterJob {
   readonly id = randomBytes(4).toString('hex');
   readonly controls: JobControls;
@@ -379,6 +378,11 @@ export class AlterJob {
     for (;;) {
       this.controls.throwIfAborted();
       await this.maybeCheckpoint();
+      if (this.jobThrottle?.throttler.hibernating()) {
+        // Critical load with --critical-load-hibernate: even the stream rests.
+        await this.controls.sleep(250);
+        continue;
+      }
       await pump.applyAvailable(APPLY_BUDGET_MS);
       if (this.jobThrottle?.throttler.reason()) {
         await this.controls.sleep(100);

@@ -113,6 +113,8 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<Runnin
     '--max-connections=500',
     `--default-time-zone=${TEST_MYSQL_TIME_ZONE}`,
     `--log-error=${errLog}`,
+    // Its own temp dir: the server's #sql files must not share /tmp with anything that cleans it.
+    `--tmpdir=${dir}`,
     ...(options.extraArgs ?? []),
   ];
   const proc = spawn(mariadbd, args, { stdio: 'ignore' });

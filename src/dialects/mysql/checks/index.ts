@@ -1,0 +1,31 @@
+// The MySQL/MariaDB preflight checks, one per file, each with the phase it runs in.
+
+import type { PreflightCheck } from '../../dialect.js';
+import type { MyContext } from '../mysql-context.js';
+import { logBinCheck } from './log-bin.js';
+import { binlogFormatCheck } from './binlog-format.js';
+import { binlogRowImageCheck } from './binlog-row-image.js';
+import { binlogRowMetadataCheck } from './binlog-row-metadata.js';
+import { privilegesCheck } from './privileges.js';
+import { tableExistsCheck } from './table-exists.js';
+import { noForeignKeysCheck } from './no-foreign-keys.js';
+import { noTriggersCheck } from './no-triggers.js';
+import { hasKeyCheck } from './has-key.js';
+import { noTableRenameCheck } from './no-table-rename.js';
+import { sharedKeyCheck } from './shared-key.js';
+
+export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): PreflightCheck[] {
+  return [
+    logBinCheck(ctx),
+    binlogFormatCheck(ctx),
+    binlogRowImageCheck(ctx),
+    binlogRowMetadataCheck(ctx),
+    privilegesCheck(ctx, flavor),
+    tableExistsCheck(),
+    noForeignKeysCheck(),
+    noTriggersCheck(),
+    hasKeyCheck(),
+    noTableRenameCheck(),
+    sharedKeyCheck(),
+  ];
+}

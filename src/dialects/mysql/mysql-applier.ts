@@ -1,0 +1,159 @@
+// Applies change events to the shadow, one transaction per apply() call.
+//
+// Events are coalesced by key first: only the last image of each key matters, and
+// an update that changes the key is a delete of the old key plus an upsert of the
+// new one. Deletes go first (DELETE ... WHERE key IN), then upserts.
+//
+// Upserts use multi-row REPLACE INTO when the shadow has no unique key the original
+// lacks. REPLACE also removes a stale shadow row that conflicts on another unique
+// key the original enforces; that is safe: the original enforces the key at every
+// row change, so the stale row's owner was changed later, and its own later event
+// (in this batch or a later one) writes it back. With a new unique key, a conflict
+// can be real data loss, so upserts become DELETE + plain INSERT: a duplicate on a
+// new unique key fails the job (DataLossError), one on an old key REPLACEs that row.
+
+import type { PoolConnection } from 'mysql2/promise';
+import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
+import type { MyContext } from './mysql-context.js';
+import { keyString } from './mysql-keys.js';
+import { quoteIdent, quoteTable } from './mysql-quote.js';
+import { ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
+
+/** Rows per multi-row statement; keeps each statement well under max_allowed_packet for ordinary rows. */
+const ROWS_PER_STATEMENT = 200;
+
+type Final = { op: 'delete'; key: Value[] } | { op: 'upsert'; key: Value[]; values: Value[] };
+
+/** The net effect of `events` per key of the shadow, in first-touched order. */
+export function coalesce(plan: CopyPlan, events: ChangeEvent[]): Map<string, Final> {
+  const out = new Map<string, Final>();
+  const keyOf = (row: Row): Value[] => plan.key.map((k) => normalise(row[k.source]));
+  const valuesOf = (row: Row): Value[] => plan.columns.map((c) => normalise(row[c.source]));
+  const put = (key: Value[], f: Final) => {
+    const s = keyString(key);
+    out.delete(s); // re-insert so the map order follows the last change
+    out.set(s, f);
+  };
+  for (const e of events) {
+    switch (e.kind) {
+      case 'insert': {
+        const key = keyOf(e.after);
+        put(key, { op: 'upsert', key, values: valuesOf(e.after) });
+        break;
+      }
+      case 'update': {
+        const key = keyOf(e.after);
+        if (e.before) {
+          const old = keyOf(e.before);
+          if (keyString(old) !== keyString(key)) put(old, { op: 'delete', key: old });
+        }
+        put(key, { op: 'upsert', key, values: valuesOf(e.after) });
+        break;
+      }
+      case 'delete': {
+        const key = keyOf(e.before);
+        put(key, { op: 'delete', key });
+        break;
+      }
+      case 'truncate':
+        throw new Error('a truncate cannot be applied to the shadow; the engine must stop the job');
+    }
+  }
+  return out;
+}
+
+/** A JSON document decoded into an object (MySQL 8 binary JSON) goes back as its text. */
+function normalise(v: Value | object): Value {
+  if (v === undefined) return null;
+  if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) return JSON.stringify(v);
+  return v as Value;
+}
+
+export class MysqlApplier implements Applier {
+  constructor(private readonly ctx: MyContext) {}
+
+  async apply(plan: CopyPlan, events: ChangeEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const finals = [...coalesce(plan, events).values()];
+    const conn = await this.ctx.pool.getConnection();
+    let open = false;
+    try {
+      await conn.query('BEGIN');
+      open = true;
+      await applyFinals(conn, plan, finals);
+      await conn.query('COMMIT');
+      open = false;
+    } catch (err) {
+      if (open) await conn.query('ROLLBACK').catch(() => conn.destroy());
+      throw wrapError(err, `applying changes to ${plan.shadow.ref.name}`);
+    } finally {
+      conn.release();
+    }
+  }
+}
+
+function chunks<T>(items: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
+async function deleteKeys(conn: PoolConnection, plan: CopyPlan, keys: Value[][]): Promise<void> {
+  const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
+  const cols = plan.key.map((k) => quoteIdent(k.target));
+  for (const part of chunks(keys, ROWS_PER_STATEMENT)) {
+    const tuple = cols.length === 1 ? '?' : `(${cols.map(() => '?').join(', ')})`;
+    const lhs = cols.length === 1 ? cols[0]! : `(${cols.join(', ')})`;
+    await conn.query(`DELETE FROM ${table} WHERE ${lhs} IN (${part.map(() => tuple).join(', ')})`, part.flat());
+  }
+}
+
+export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: Final[]): Promise<void> {
+  const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
+  const columnList = plan.columns.map((c) => quoteIdent(c.target)).join(', ');
+  const rowPh = `(${plan.columns.map(() => '?').join(', ')})`;
+  const deletes = finals.filter((f) => f.op === 'delete').map((f) => f.key);
+  const upserts = finals.filter((f): f is Extract<Final, { op: 'upsert' }> => f.op === 'upsert');
+  const name = plan.original.ref.name;
+
+  if (deletes.length > 0) await deleteKeys(conn, plan, deletes);
+  if (upserts.length === 0) return;
+
+  const run = async (verb: 'REPLACE' | 'INSERT', rows: Value[][]) => {
+    try {
+      await conn.query(`${verb} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}`, rows.flat());
+    } catch (err) {
+      if (isDataError(err)) throw dataLossForValue(name, (err as Error).message, 'applying a change');
+      throw err;
+    }
+  };
+
+  if (plan.newUniqueIndexes.length === 0) {
+    for (const part of chunks(upserts, ROWS_PER_STATEMENT)) await run('REPLACE', part.map((u) => u.values));
+    return;
+  }
+
+  const newUnique = new Set(plan.newUniqueIndexes.map((n) => n.toLowerCase()));
+  await deleteKeys(conn, plan, upserts.map((u) => u.key));
+  for (const part of chunks(upserts, ROWS_PER_STATEMENT)) {
+    try {
+      await run('INSERT', part.map((u) => u.values));
+      continue;
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
+      // The failed statement was rolled back on its own; the transaction goes on. Row by row now.
+    }
+    for (const u of part) {
+      try {
+        await run('INSERT', [u.values]);
+      } catch (err) {
+        if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
+        const dup = duplicateOf((err as Error).message);
+        if (!dup || newUnique.has(dup.key.toLowerCase())) {
+          throw dataLossForDuplicate(name, dup?.key ?? '(unknown key)', dup?.value ?? '?', 'applying a change');
+        }
+        await run('REPLACE', [u.values]);
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+// What a table looks like, from SHOW COLUMNS / SHOW INDEX (which also see the
+// session's temporary tables, for previewShadow) and information_schema.
+
+import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { ColumnInfo, IndexInfo, TableInfo, TableRef } from '../dialect.js';
+import { quoteTable } from './mysql-quote.js';
+
+type Queryable = Pool | PoolConnection | Connection;
+
+async function rows<T>(db: Queryable, sql: string, params: unknown[] = []): Promise<T[]> {
+  const [r] = await db.query<RowDataPacket[]>(sql, params);
+  return r as unknown as T[];
+}
+
+/** Columns and indexes of a table visible to this connection (temporary tables included). */
+export async function describeTable(db: Queryable, ref: TableRef): Promise<{ columns: ColumnInfo[]; indexes: IndexInfo[] }> {
+  const cols = await rows<{ Field: string; Type: string; Null: string; Extra: string }>(db, `SHOW FULL COLUMNS FROM ${quoteTable(ref.schema, ref.name)}`);
+  const columns: ColumnInfo[] = cols.map((c) => ({
+    name: c.Field,
+    type: c.Type,
+    nullable: c.Null === 'YES',
+    generated: /\b(VIRTUAL|STORED|PERSISTENT)\b/i.test(c.Extra ?? ''),
+  }));
+  const idx = await rows<{ Key_name: string; Seq_in_index: number | string; Column_name: string | null; Non_unique: number | string }>(
+    db,
+    `SHOW INDEX FROM ${quoteTable(ref.schema, ref.name)}`,
+  );
+  const byName = new Map<string, { seq: number; col: string }[] & { unique?: boolean }>();
+  const unique = new Map<string, boolean>();
+  for (const i of idx) {
+    const list = byName.get(i.Key_name) ?? [];
+    // Functional key parts (MySQL 8) have no column name: such an index cannot serve as a key.
+    list.push({ seq: Number(i.Seq_in_index), col: i.Column_name ?? '' });
+    byName.set(i.Key_name, list);
+    unique.set(i.Key_name, Number(i.Non_unique) === 0 && (unique.get(i.Key_name) ?? true) && i.Column_name !== null);
+  }
+  const indexes: IndexInfo[] = [...byName].map(([name, parts]) => ({
+    name,
+    columns: parts.sort((a, b) => a.seq - b.seq).map((p) => p.col),
+    unique: unique.get(name) ?? false,
+    primary: name === 'PRIMARY',
+  }));
+  return { columns, indexes };
+}
+
+export async function tableExists(db: Queryable, ref: TableRef): Promise<boolean> {
+  const r = await rows<{ n: number }>(
+    db,
+    `SELECT 1 AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
+    [ref.schema, ref.name],
+  );
+  return r.length > 0;
+}
+
+/** The table's definition and statistics, or null when it does not exist. */
+export async function inspectTable(db: Queryable, ref: TableRef): Promise<TableInfo | null> {
+  const t = await rows<{ TABLE_ROWS: string | null; DATA_LENGTH: string | null; INDEX_LENGTH: string | null }>(
+    db,
+    `SELECT TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
+    [ref.schema, ref.name],
+  );
+  if (t.length === 0) return null;
+  // information_schema may compare names case-insensitively: use the spelling the server has.
+  const { columns, indexes } = await describeTable(db, ref);
+  const fks = await rows<{ CONSTRAINT_NAME: string }>(
+    db,
+    `SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS
+      WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? ORDER BY CONSTRAINT_NAME`,
+    [ref.schema, ref.name],
+  );
+  const referencedBy = await rows<{ TABLE_NAME: string; CONSTRAINT_NAME: string; CONSTRAINT_SCHEMA: string }>(
+    db,
+    `SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS
+      WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?
+        AND NOT (CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?) ORDER BY TABLE_NAME, CONSTRAINT_NAME`,
+    [ref.schema, ref.name, ref.schema, ref.name],
+  );
+  const selfRefs = await rows<{ CONSTRAINT_NAME: string }>(
+    db,
+    `SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS
+      WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND REFERENCED_TABLE_NAME = ?`,
+    [ref.schema, ref.name, ref.name],
+  );
+  const triggers = await rows<{ TRIGGER_NAME: string }>(
+    db,
+    `SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME`,
+    [ref.schema, ref.name],
+  );
+  const row = t[0]!;
+  return {
+    ref,
+    columns,
+    indexes,
+    estimatedRows: Number(row.TABLE_ROWS ?? 0),
+    estimatedBytes: Number(row.DATA_LENGTH ?? 0) + Number(row.INDEX_LENGTH ?? 0),
+    foreignKeys: fks.map((f) => f.CONSTRAINT_NAME),
+    referencedBy: [
+      ...referencedBy.map((r) => `${r.CONSTRAINT_SCHEMA === ref.schema ? '' : r.CONSTRAINT_SCHEMA + '.'}${r.TABLE_NAME}.${r.CONSTRAINT_NAME}`),
+      ...selfRefs.map((r) => `${ref.name}.${r.CONSTRAINT_NAME}`),
+    ],
+    triggers: triggers.map((x) => x.TRIGGER_NAME),
+  };
+}
+
+/** Describes a temporary table of this connection (information_schema does not list those). */
+export async function inspectTemporary(db: Queryable, ref: TableRef, statsFrom: TableInfo): Promise<TableInfo> {
+  const { columns, indexes } = await describeTable(db, ref);
+  return { ref, columns, indexes, estimatedRows: statsFrom.estimatedRows, estimatedBytes: statsFrom.estimatedBytes, foreignKeys: [], referencedBy: [], triggers: [] };
+}
+
+/** Resolves `db.table` or `table` (against the URL's database). Backticks may quote either part. */
+export function resolveTableName(name: string, defaultSchema: string): TableRef {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < name.length; i++) {
+    const ch = name[i]!;
+    if (quoted) {
+      if (ch === '`') {
+        if (name[i + 1] === '`') {
+          cur += '`';
+          i++;
+        } else quoted = false;
+      } else cur += ch;
+    } else if (ch === '`') quoted = true;
+    else if (ch === '.') {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  parts.push(cur);
+  if (parts.length === 1) return { schema: defaultSchema, name: parts[0]!.trim() };
+  if (parts.length === 2) return { schema: parts[0]!.trim(), name: parts[1]!.trim() };
+  return { schema: defaultSchema, name: name.trim() };
+}

@@ -1,0 +1,132 @@
+// Identifier quoting, artefact names and ALTER analysis.
+
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { quoteIdent } from '../../src/dialects/mysql/mysql-quote.js';
+import { analyzeAlter, splitClauses } from '../../src/dialects/mysql/mysql-alter-analysis.js';
+import { baseName, jobLockName, mysqlArtefactNames, parseArtefactName } from '../../src/dialects/mysql/mysql-names.js';
+import { resolveTableName } from '../../src/dialects/mysql/mysql-inspector.js';
+import { freshDb, tableNames } from './helpers.js';
+import type { MysqlSession } from '../../src/dialects/mysql/mysql-dialect.js';
+import type { Connection } from 'mysql2/promise';
+
+describe('quoteIdent', () => {
+  it('doubles backticks and wraps in backticks', () => {
+    expect(quoteIdent('plain')).toBe('`plain`');
+    expect(quoteIdent('a`b')).toBe('`a``b`');
+    expect(quoteIdent('``')).toBe('``````');
+    expect(() => quoteIdent('a\u0000b')).toThrow(/NUL/);
+  });
+
+  describe('on a real server', () => {
+    let session: MysqlSession;
+    let admin: Connection;
+    let schema: string;
+    beforeAll(async () => {
+      ({ session, admin, name: schema } = await freshDb('quote'));
+    });
+    afterAll(async () => {
+      await session?.close();
+      await admin?.end();
+    });
+
+    for (const name of ['we`ird', "it's", 'with space', 'ünïcødé 表', 'semi;colon--', 'back``ticks', '"dq"']) {
+      it(`round-trips the table name ${JSON.stringify(name)}`, async () => {
+        const q = session.quoteIdentifier(name);
+        const col = session.quoteIdentifier(name + '_c');
+        await admin.query(`CREATE TABLE ${q} (id INT PRIMARY KEY, ${col} INT)`);
+        expect(await tableNames(admin)).toContain(name);
+        const info = await session.inspectTable({ schema, name });
+        expect(info?.columns.map((c) => c.name)).toEqual(['id', name + '_c']);
+        // The whole job's artefacts work with it too.
+        const names = session.artefactNames(info!.ref, 'abc123');
+        const shadow = await session.createShadow(info!, `ADD COLUMN ${session.quoteIdentifier('x`y')} INT`, names);
+        expect(shadow.columns.map((c) => c.name)).toEqual(['id', name + '_c', 'x`y']);
+        await session.dropArtefacts(names, { keepBackup: false });
+        await admin.query(`DROP TABLE ${q}`);
+        expect(await tableNames(admin)).toEqual([]);
+      });
+    }
+  });
+});
+
+describe('artefact names', () => {
+  it('are short, readable, and parse back', () => {
+    const n = mysqlArtefactNames({ schema: 'app', name: 'orders' }, 'deadbeef');
+    expect(n).toMatchObject({ shadow: '_orders_ssnew', changelog: '_orders_sslog', backup: '_orders_ssold_deadbeef' });
+    expect(n.extra.sentry).toBe(n.backup);
+    expect(parseArtefactName(n.shadow)).toEqual({ base: '_orders', kind: 'shadow' });
+    expect(parseArtefactName(n.changelog)).toEqual({ base: '_orders', kind: 'changelog' });
+    expect(parseArtefactName(n.backup)).toEqual({ base: '_orders', kind: 'backup' });
+    expect(parseArtefactName('orders')).toBeNull();
+    expect(parseArtefactName('_orders_ssnewer')).toBeNull();
+  });
+
+  it('stay within 64 characters and keep long names apart', () => {
+    const long1 = 'x'.repeat(64);
+    const long2 = 'x'.repeat(63) + 'y';
+    const a = mysqlArtefactNames({ schema: 's', name: long1 }, 'deadbeef');
+    const b = mysqlArtefactNames({ schema: 's', name: long2 }, 'deadbeef');
+    for (const n of [a.shadow, a.backup, a.changelog, b.backup]) expect([...n].length).toBeLessThanOrEqual(64);
+    expect(a.shadow).not.toBe(b.shadow);
+    expect(parseArtefactName(a.backup)?.base).toBe(baseName(long1));
+    const uni = mysqlArtefactNames({ schema: 's', name: '表'.repeat(64) }, 'deadbeef');
+    expect([...uni.backup].length).toBeLessThanOrEqual(64);
+    expect([...jobLockName({ schema: 'd'.repeat(64), name: long1 })].length).toBeLessThanOrEqual(64);
+    expect(jobLockName({ schema: 'app', name: 'orders' })).toBe('shadowshift:app.orders');
+  });
+
+  it('resolves db.table with backticks', () => {
+    expect(resolveTableName('orders', 'app')).toEqual({ schema: 'app', name: 'orders' });
+    expect(resolveTableName('other.orders', 'app')).toEqual({ schema: 'other', name: 'orders' });
+    expect(resolveTableName('`my.db`.`t``x`', 'app')).toEqual({ schema: 'my.db', name: 't`x' });
+  });
+});
+
+describe('analyzeAlter', () => {
+  const a = (s: string) => {
+    const r = analyzeAlter(s);
+    return { renamed: Object.fromEntries(r.renamedColumns), dropped: [...r.droppedColumns].sort(), added: [...r.addedColumns].sort(), renamesTable: r.renamesTable };
+  };
+
+  it('CHANGE, RENAME COLUMN, DROP, ADD', () => {
+    expect(a('CHANGE COLUMN a b INT, RENAME COLUMN c TO d, DROP COLUMN e, ADD COLUMN f INT, MODIFY g BIGINT')).toEqual({
+      renamed: { a: 'b', c: 'd' },
+      dropped: ['e'],
+      added: ['f'],
+      renamesTable: false,
+    });
+    expect(a('change a a bigint, drop x, add y int')).toEqual({ renamed: {}, dropped: ['x'], added: ['y'], renamesTable: false });
+    expect(a('ADD COLUMN IF NOT EXISTS n INT, DROP COLUMN IF EXISTS m, CHANGE COLUMN IF EXISTS p q INT')).toEqual({
+      renamed: { p: 'q' }, dropped: ['m'], added: ['n'], renamesTable: false,
+    });
+  });
+
+  it('respects backticks, parentheses and strings', () => {
+    expect(a("ADD COLUMN `we,ird` ENUM('a,b', 'c)d') DEFAULT 'a,b', CHANGE `old``name` `new name` DECIMAL(10,2), DROP `x y`")).toEqual({
+      renamed: { 'old`name': 'new name' },
+      dropped: ['x y'],
+      added: ['we,ird'],
+      renamesTable: false,
+    });
+    expect(a('ADD (p INT, q VARCHAR(10), INDEX (p)), ADD COLUMN (r INT)')).toEqual({ renamed: {}, dropped: [], added: ['p', 'q', 'r'], renamesTable: false });
+    expect(splitClauses("ADD c INT COMMENT 'x, -- y', ADD d INT")).toHaveLength(2);
+  });
+
+  it('indexes and constraints are not columns', () => {
+    expect(a('ADD INDEX i (a), ADD UNIQUE KEY u (b), ADD PRIMARY KEY (id), DROP INDEX j, DROP KEY k, DROP PRIMARY KEY, DROP FOREIGN KEY fk, ADD CONSTRAINT c CHECK (a > 0), RENAME INDEX i TO i2, RENAME KEY k TO k2')).toEqual({
+      renamed: {}, dropped: [], added: [], renamesTable: false,
+    });
+  });
+
+  it('a column dropped and added again is in both sets', () => {
+    expect(a('DROP COLUMN b, ADD COLUMN b INT')).toEqual({ renamed: {}, dropped: ['b'], added: ['b'], renamesTable: false });
+  });
+
+  it('table renames', () => {
+    expect(a('RENAME TO t2').renamesTable).toBe(true);
+    expect(a('RENAME AS t2').renamesTable).toBe(true);
+    expect(a('RENAME t2').renamesTable).toBe(true);
+    expect(a('ADD COLUMN c INT, RENAME TABLE t3').renamesTable).toBe(true);
+    expect(a('RENAME COLUMN a TO b').renamesTable).toBe(false);
+  });
+});

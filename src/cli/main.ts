@@ -5,6 +5,8 @@ import { ShadowshiftError } from '../util/errors.js';
 import { alterBuilder, alterCommand } from './alter-command.js';
 import { ctlBuilder, ctlCommand } from './ctl-command.js';
 import { cleanupBuilder, cleanupCommand } from './cleanup-command.js';
+import { migrateBuilder, migrateCommand } from './migrate-command.js';
+import { lintBuilder, lintCommand } from './lint-command.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -19,6 +21,12 @@ async function main(argv: string[]): Promise<number> {
     })
     .command('cleanup', 'list (and with --execute remove) what interrupted jobs left behind', cleanupBuilder, async (a) => {
       exitCode = await cleanupCommand(a);
+    })
+    .command('migrate <action> [arg]', 'versioned expand/contract migrations: up, contract, down, status, plan, new, baseline', migrateBuilder, async (a) => {
+      exitCode = await migrateCommand(a as Parameters<typeof migrateCommand>[0]);
+    })
+    .command('lint [paths..]', 'check migration files for statements that block or break a running application', lintBuilder, async (a) => {
+      exitCode = await lintCommand(a);
     })
     .demandCommand(1, 'name a command: alter, ctl or cleanup')
     .strict()

@@ -268,6 +268,8 @@ export interface Leftover {
   name: string;
   /** True when a running job still holds it (it must not be removed). */
   inUse: boolean;
+  /** Kept on purpose by a resumable job (`--resume` continues it); removing it throws that job's state away. */
+  resumable?: boolean;
 }
 
 /** Read-only signals the throttler polls (issue: operator controls). */

@@ -62,6 +62,10 @@ export class EventPump {
   async recoverStream(): Promise<void> {
     while (this.streamError) {
       const cause = this.streamError;
+      // A dialect's own verdict (the table was altered or truncated behind our back) is final.
+      if (cause instanceof ShadowshiftError && !(cause instanceof TransientDatabaseError)) {
+        throw new ShadowshiftError(`the change stream failed: ${cause.message}`, { cause });
+      }
       this.failuresInARow++;
       if (this.failuresInARow > STREAM_RESTARTS) {
         throw new ShadowshiftError(`the change stream failed ${STREAM_RESTARTS} times in a row: ${cause.message}`, { cause });

@@ -14,30 +14,34 @@ import { newJob, waitUntil } from '../support/alter.js';
 
 const ROWS = 60_000;
 
-/** Kills every session of the job: its pool, its locks and its change stream, not the test's or the workload's. */
-async function killJobConnections(db: Db, dialect: 'mysql' | 'postgres', workloadIds: Set<string>): Promise<number> {
+/**
+ * Kills every session of this job — its pool, its locks, its change stream — and
+ * nothing else: not the test's, not the workload's, not other test files' jobs.
+ * On MySQL the job runs as a user of its own; on PostgreSQL its sessions carry
+ * the application name shadowshift and this database.
+ */
+async function killJobConnections(db: Db, dialect: 'mysql' | 'postgres', jobUser: string): Promise<number> {
   if (dialect === 'mysql') {
-    const rows = await db.query<{ id: string; command: string }>(
-      'SELECT ID AS id, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER <> \'system user\' AND COMMAND <> \'Daemon\'',
-    );
-    let n = 0;
-    for (const r of rows) {
-      if (workloadIds.has(String(r.id))) continue;
-      await db.exec(`KILL ${Number(r.id)}`).catch(() => undefined);
-      n++;
-    }
-    return n;
+    const rows = await db.query<{ id: string }>('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ?', [jobUser]);
+    for (const r of rows) await db.exec(`KILL ${Number(r.id)}`).catch(() => undefined);
+    return rows.length;
   }
   const rows = await db.query<{ n: string }>(
-    "SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE application_name LIKE 'shadowshift%' AND pid <> pg_backend_pid()",
+    "SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE application_name LIKE 'shadowshift%' AND datname = current_database() AND pid <> pg_backend_pid()",
   );
   return Number(rows[0]!.n);
 }
 
-async function sessionIds(db: Db, dialect: 'mysql' | 'postgres'): Promise<Set<string>> {
-  if (dialect === 'postgres') return new Set();
-  const rows = await db.query<{ id: string }>('SELECT ID AS id FROM information_schema.PROCESSLIST');
-  return new Set(rows.map((r) => String(r.id)));
+/** MySQL: a user only this job connects as, so its sessions can be told apart. */
+async function jobUrl(db: Db, dialect: 'mysql' | 'postgres', url: string): Promise<{ url: string; user: string }> {
+  if (dialect === 'postgres') return { url, user: '' };
+  const user = `job_${Date.now().toString(36)}`;
+  await db.exec(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+  await db.exec(`GRANT ALL PRIVILEGES ON *.* TO '${user}'@'%'`);
+  const u = new URL(url);
+  u.username = user;
+  u.password = 'pw';
+  return { url: u.toString(), user };
 }
 
 const cases = [
@@ -55,28 +59,25 @@ describe.each(cases)('$dialect: connections dropped mid-copy and mid-stream', ({
     try {
       await createWorkloadTable(db, 'orders');
       const model = await seedWorkloadTable(db, 'orders', ROWS);
-      const before = await sessionIds(db, dialect);
+      const job = await jobUrl(db, dialect, url);
       const workload = await startWorkload({ url, table: 'orders', model, rate: 150, connections: 4, seed: 5 });
-      await new Promise((r) => setTimeout(r, 300));
-      // MySQL has no application name: spare the workload's and the test's sessions by id.
-      const spared = new Set([...before, ...(await sessionIds(db, dialect))]);
-      const job = newJob(url, 'orders', alter, { chunkSize: 300, postponeCutoverFlagFile: flag });
+      const alterJob = newJob(job.url, 'orders', alter, { chunkSize: 300, postponeCutoverFlagFile: flag });
       try {
-        const report = await job.prepare();
-        const running = job.execute(report);
+        const report = await alterJob.prepare();
+        const running = alterJob.execute(report);
         running.catch(() => undefined);
-        await waitUntil(() => job.status().rowsCopied >= ROWS * 0.3 || job.status().state === 'failed', 'a third of the copy', 120_000, 10);
-        expect(await killJobConnections(db, dialect, spared)).toBeGreaterThan(0);
-        await waitUntil(() => job.status().state === 'postponed' || job.status().state === 'failed', 'the copy to finish after the drop', 120_000);
-        expect(job.status().error).toBeNull();
-        const applied = job.status().eventsApplied;
-        expect(await killJobConnections(db, dialect, spared)).toBeGreaterThan(0);
-        await waitUntil(() => job.status().eventsApplied > applied + 20 || job.status().state === 'failed', 'the stream to apply again after the drop', 60_000);
-        expect(job.status().error).toBeNull();
+        await waitUntil(() => alterJob.status().rowsCopied >= ROWS * 0.3 || alterJob.status().state === 'failed', 'a third of the copy', 120_000, 10);
+        expect(await killJobConnections(db, dialect, job.user)).toBeGreaterThan(0);
+        await waitUntil(() => alterJob.status().state === 'postponed' || alterJob.status().state === 'failed', 'the copy to finish after the drop', 120_000);
+        expect(alterJob.status().error).toBeNull();
+        const applied = alterJob.status().eventsApplied;
+        expect(await killJobConnections(db, dialect, job.user)).toBeGreaterThan(0);
+        await waitUntil(() => alterJob.status().eventsApplied > applied + 20 || alterJob.status().state === 'failed', 'the stream to apply again after the drop', 60_000);
+        expect(alterJob.status().error).toBeNull();
         rmSync(flag);
         await running;
       } finally {
-        await job.close();
+        await alterJob.close();
       }
       const stats = await workload.stop();
       expect(stats.errors, JSON.stringify(stats.errorSamples.slice(0, 5))).toBe(0);

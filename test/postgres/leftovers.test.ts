@@ -76,3 +76,34 @@ describe('leftovers', () => {
     await session.dropArtefacts(names, { keepBackup: false });
   });
 });
+
+describe('leftovers of resumable jobs', () => {
+  it('marks the slot, publication and shadow a resumable job keeps as resumable, and no others', async () => {
+    const { makePlan } = await import('./helpers.js');
+    await admin.query(`CREATE TABLE lres (id int PRIMARY KEY, v text)`);
+    const original = (await session.inspectTable({ schema: 'public', name: 'lres' }))!;
+    const kept: Array<{ tag: string; resumable: boolean }> = [];
+    for (const [job, resumable] of [['lres-r', true], ['lres-n', false]] as const) {
+      const names = session.artefactNames(original.ref, job, { resumable });
+      const shadow = await session.createShadow(original, 'ADD COLUMN w int', names);
+      const stream = session.openChangeStream(makePlan(original, shadow, session.analyzeAlter('ADD COLUMN w int')), names, job);
+      await stream.start();
+      await stream.stop({ keepForResume: true });
+      kept.push({ tag: names.extra.tag!, resumable });
+    }
+    // A stopped stream's walsender may linger a moment (the slot shows active): wait for it.
+    let items = await session.listLeftovers();
+    for (let i = 0; i < 100 && items.some((x) => x.inUse && kept.some((k) => x.name.startsWith(`_ss_${k.tag}_`))); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      items = await session.listLeftovers();
+    }
+    for (const { tag, resumable } of kept) {
+      const mine = items.filter((i) => i.name.startsWith(`_ss_${tag}_`));
+      expect(mine.map((i) => i.kind).sort()).toEqual(['publication', 'shadow', 'slot']);
+      for (const i of mine) expect(i.resumable, `${i.kind} ${i.name}`).toBe(resumable);
+      for (const i of mine.filter((x) => x.kind !== 'publication')) await session.removeLeftover(i);
+      for (const i of mine.filter((x) => x.kind === 'publication')) await session.removeLeftover(i);
+    }
+    expect((await session.listLeftovers()).filter((i) => kept.some((k) => i.name.startsWith(`_ss_${k.tag}_`)))).toEqual([]);
+  }, 60_000);
+});

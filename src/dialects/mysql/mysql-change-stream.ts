@@ -21,7 +21,7 @@
 import ZongJi from '@vlasky/zongji';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition, Value } from '../dialect.js';
-import { ShadowshiftError } from '../../util/errors.js';
+import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
 
@@ -154,7 +154,8 @@ export class MysqlChangeStream implements ChangeStream {
           e.errno === 4052
             ? `another binlog reader uses server id ${this.serverId} (errno 4052): ${e.message}`
             : `binlog reader failed: ${e.message}`;
-        const wrapped = new ShadowshiftError(message, { cause: err });
+        // A lost or refused binlog connection is worth a reconnect from the last applied position.
+        const wrapped = new TransientDatabaseError(message, { cause: err });
         if (!ready) reject(wrapped);
         if (!this.stopped) this.fail(wrapped);
       });
@@ -202,9 +203,9 @@ export class MysqlChangeStream implements ChangeStream {
       if (/^COMMIT$/i.test(q)) {
         const p = this.currentPositionString();
         if (p) this.push({ t: 'commit', position: p, ts });
-      } else if (/^TRUNCATE\b/i.test(q) && this.mentionsOriginal(q)) {
+      } else if (/^TRUNCATE\b/i.test(q) && this.mentionsOriginal(q, ev.schema)) {
         this.push({ t: 'event', event: { kind: 'truncate' }, ts });
-      } else if (/^(ALTER|DROP|RENAME)\b/i.test(q) && this.mentionsOriginal(q) && !/_ss(new|log|old_)/.test(q)) {
+      } else if (/^(ALTER|DROP|RENAME)\b/i.test(q) && this.mentionsOriginal(q, ev.schema) && !/_ss(new|log|old_)/.test(q)) {
         if (!this.stopped) this.fail(new ShadowshiftError(`someone else changed ${this.plan.original.ref.name} while the job ran ("${q.slice(0, 200)}"); the shadow no longer matches. Run the job again.`));
       }
       return;
@@ -231,10 +232,28 @@ export class MysqlChangeStream implements ChangeStream {
     }
   }
 
-  private mentionsOriginal(q: string): boolean {
-    const n = this.plan.original.ref.name.toLowerCase();
-    return q.toLowerCase().includes(n);
+  /**
+   * True when the statement names the original table as an identifier (bare or
+   * backtick-quoted, schema-qualified or in the statement's default schema), not
+   * merely contains its name: `t` must not match `_shadowshift_checkpoints`, nor
+   * `otherdb.t`.
+   */
+  private mentionsOriginal(q: string, defaultSchema: string | undefined): boolean {
+    const { schema, name } = this.plan.original.ref;
+    const part = '`((?:[^`]|``)+)`|([A-Za-z0-9_$\\u0080-\\uffff]+)';
+    const qualified = new RegExp(`(?:(?:${part})\\s*\\.\\s*)?(?:${part})`, 'g');
+    const unquote = (quoted: string | undefined, bare: string | undefined) => (quoted !== undefined ? quoted.replace(/``/g, '`') : bare);
+    for (const m of q.matchAll(qualified)) {
+      const qualifier = unquote(m[1], m[2]);
+      const ident = unquote(m[3], m[4]);
+      if (ident?.toLowerCase() !== name.toLowerCase()) continue;
+      const inSchema = qualifier ?? defaultSchema;
+      if (inSchema === undefined || inSchema.toLowerCase() === schema.toLowerCase()) return true;
+    }
+    return false;
   }
+
+
 
   take(maxEvents: number): ChangeBatch | null {
     if (this.queue.length === 0) return null;

@@ -67,3 +67,40 @@ export async function dedicatedClient(ctx: PgContext, applicationName = 'shadows
   await client.connect();
   return client;
 }
+
+/** The server ended the backend (pg_terminate_backend, shutdown): the statement did not commit. */
+const BACKEND_ENDED = new Set(['57P01', '57P02', '57P03']);
+const SOCKET_GONE = /Connection terminated unexpectedly|not queryable|ECONNRESET|EPIPE/i;
+
+/**
+ * After the server ends pooled connections, an idle client whose termination notice is
+ * still in flight can be handed out once more, and the next statement on it fails with
+ * 57P01 although nothing is wrong with the server. Single statements through
+ * `pool.query` are retried (up to 3 times, on a fresh client) when the backend was
+ * ended — the statement never committed — or, for SELECT statements only, when the
+ * socket died under it. Transactions on checked-out clients are not touched: their
+ * callers decide (the engine retries chunks and batches as a whole).
+ */
+export function retryEndedConnections(pool: pg.Pool, log: Logger): void {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  const wrapped = async (...args: unknown[]): Promise<unknown> => {
+    const first = args[0] as string | { text?: string } | undefined;
+    const text = typeof first === 'string' ? first : (first?.text ?? '');
+    const readOnly = /^\s*SELECT\b/i.test(text) && !/pg_create_logical_replication_slot/i.test(text);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await query(...args);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        const retry = attempt < 4 && ((code !== undefined && BACKEND_ENDED.has(code)) || (code === undefined && readOnly && SOCKET_GONE.test((err as Error).message ?? '')));
+        if (!retry) throw err;
+        log.debug({ err: (err as Error).message, attempt }, 'a pooled connection was ended by the server; running the statement again on another');
+        await new Promise((r) => setTimeout(r, 20 * attempt));
+      }
+    }
+  };
+  pool.query = ((...args: unknown[]) => {
+    if (typeof args[args.length - 1] === 'function') return (query as (...a: unknown[]) => unknown)(...args);
+    return wrapped(...args);
+  }) as typeof pool.query;
+}

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions } from '../dialect.js';
 import { dedicatedClient, type PgContext } from './postgres-context.js';
-import { pgCode } from './postgres-errors.js';
+import { isTransient, pgCode } from './postgres-errors.js';
 import { tableOid } from './postgres-inspector.js';
 import { finishShadow } from './postgres-deferred-indexes.js';
 import { asideName, jobTag, truncateBytes } from './postgres-names.js';
@@ -32,6 +32,7 @@ export class PostgresCutover implements Cutover {
     const c = await dedicatedClient(this.ctx, 'shadowshift cut-over');
     const validate: FkFrom[] = [];
     let newName = '';
+    let committing = false;
     try {
       await c.query('BEGIN');
       await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(options.lockTimeoutMs))}`);
@@ -54,17 +55,37 @@ export class PostgresCutover implements Cutover {
         [orig],
       );
       const started = Date.now();
-      await c.query(`LOCK TABLE ${[...others.rows.map((r) => r.rel), orig].join(', ')} IN ACCESS EXCLUSIVE MODE`);
+      const killer = options.killBlockersAfterMs === undefined ? null : await this.blockerKiller(c, plan, options);
+      try {
+        await c.query(`LOCK TABLE ${[...others.rows.map((r) => r.rel), orig].join(', ')} IN ACCESS EXCLUSIVE MODE`);
+      } finally {
+        await killer?.stop();
+      }
       options.log.info({ table: plan.original.ref.name, waitedMs: Date.now() - started }, 'original locked; draining');
       await options.drainUnderLock();
       newName = plan.original.ref.name;
       await this.swapUnderLock(c, plan, names, validate);
+      committing = true;
       await c.query('COMMIT');
       options.log.info({ table: plan.original.ref.name, lockedMs: Date.now() - started }, 'cut-over committed');
+      this.blockedMs.delete(`${plan.original.ref.schema}.${plan.original.ref.name}`);
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       await c.end().catch(() => undefined);
-      if (RETRYABLE.has(pgCode(err) ?? '')) {
+      // The connection died during COMMIT: the swap may or may not have committed. Look.
+      const committed = committing && isTransient(err) ? await this.swapCommitted(plan, names) : null;
+      if (committed === true) {
+        options.log.warn({ table: plan.original.ref.name, err: (err as Error).message }, 'the cut-over connection dropped during COMMIT, but the swap is committed');
+        for (const fk of validate) {
+          options.log.warn(
+            { table: fk.table, constraint: fk.name },
+            `foreign key left NOT VALID; validate it: ALTER TABLE ${quoteQualified(fk.schema, fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`,
+          );
+        }
+        return;
+      }
+      // A dropped connection before COMMIT rolled the whole attempt back on the server.
+      if (RETRYABLE.has(pgCode(err) ?? '') || (!committing && isTransient(err)) || committed === false) {
         throw new CutoverAttemptError(
           `cut-over attempt on ${plan.original.ref.name} gave up (${(err as Error).message}); everything is as it was before the attempt`,
           { cause: err },
@@ -84,6 +105,104 @@ export class PostgresCutover implements Cutover {
       await c.end().catch(() => undefined);
     }
   }
+
+  /**
+   * --kill-blockers-after: while `c` waits for its lock, once the sessions blocking it
+   * have held us up for killBlockersAfterMs (counted across attempts, so a threshold
+   * longer than the lock timeout still takes effect), end them from a second
+   * connection, logging each one. Only sessions whose transaction (or statement) is at
+   * least that old are ended, so an application write that merely happens to be running
+   * is never killed; shadowshift's own connections are never ended.
+   */
+  private async blockerKiller(c: pg.Client, plan: CopyPlan, options: CutoverOptions): Promise<{ stop(): Promise<void> }> {
+    const afterMs = Math.max(0, options.killBlockersAfterMs ?? 0);
+    const key = `${plan.original.ref.schema}.${plan.original.ref.name}`;
+    const waitedBefore = this.blockedMs.get(key) ?? 0;
+    const pid = Number((await c.query<{ pid: string }>(`SELECT pg_backend_pid()::text AS pid`)).rows[0]!.pid);
+    const started = Date.now();
+    let stopped = false;
+    let wake: (() => void) | null = null;
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = null;
+          resolve();
+        }
+        wake = done;
+      });
+    const killed = new Set<number>();
+    const run = async () => {
+      await sleep(Math.max(0, afterMs - waitedBefore));
+      let k: pg.Client | null = null;
+      try {
+        while (!stopped) {
+          k ??= await dedicatedClient(this.ctx, 'shadowshift blocker check');
+          if (stopped) break;
+          const r = await k.query<{ pid: string; usename: string | null; app: string | null; state: string | null; xact_start: string | null; query: string | null; ours: string }>(
+            `SELECT a.pid::text AS pid, a.usename::text AS usename, a.application_name AS app, a.state, a.xact_start::text AS xact_start,
+                    left(a.query, 400) AS query, (a.application_name LIKE 'shadowshift%')::text AS ours
+               FROM pg_stat_activity a
+              WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.pid <> pg_backend_pid()
+                AND coalesce(a.xact_start, a.query_start, a.backend_start) <= clock_timestamp() - make_interval(secs => $2::float8 / 1000)`,
+            [pid, afterMs],
+          );
+          for (const b of r.rows) {
+            const bpid = Number(b.pid);
+            if (killed.has(bpid)) continue;
+            killed.add(bpid);
+            const who = { pid: bpid, user: b.usename, application: b.app, state: b.state, xactStart: b.xact_start, query: redactQuery(b.query ?? '') };
+            if (b.ours === 'true') {
+              options.log.warn({ table: plan.original.ref.name, ...who }, 'a shadowshift connection blocks the cut-over; not ending it');
+              continue;
+            }
+            const t = await k.query<{ ok: string }>(`SELECT pg_terminate_backend($1::int)::text AS ok`, [bpid]);
+            options.log.warn(
+              { table: plan.original.ref.name, blockedMs: waitedBefore + Date.now() - started, ended: t.rows[0]?.ok === 'true', ...who },
+              '--kill-blockers-after: ended a session that blocked the cut-over',
+            );
+          }
+          await sleep(100);
+        }
+      } catch (err) {
+        if (!stopped) options.log.warn({ err: (err as Error).message }, '--kill-blockers-after: could not look for or end blocking sessions');
+      } finally {
+        await k?.end().catch(() => undefined);
+      }
+    };
+    const running = run();
+    return {
+      stop: async () => {
+        stopped = true;
+        (wake as (() => void) | null)?.();
+        await running;
+        this.blockedMs.set(key, waitedBefore + Date.now() - started);
+      },
+    };
+  }
+
+  /** After an ambiguous COMMIT: true when the shadow's name is gone and the backup exists (the swap committed). */
+  private async swapCommitted(plan: CopyPlan, names: ArtefactNames): Promise<boolean> {
+    const schema = plan.original.ref.schema;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const r = await this.ctx.pool.query<{ done: string }>(
+          `SELECT (to_regclass($1) IS NULL AND to_regclass($2) IS NOT NULL)::text AS done`,
+          [quoteQualified(schema, names.shadow), quoteQualified(schema, names.backup)],
+        );
+        return r.rows[0]?.done === 'true';
+      } catch {
+        await new Promise((res) => setTimeout(res, 200 * (attempt + 1)));
+      }
+    }
+    throw new ShadowshiftError(
+      `the cut-over connection dropped during COMMIT and the server cannot be asked whether the swap committed: check whether ${names.shadow} still exists (not committed) or ${names.backup} exists (committed)`,
+    );
+  }
+
+  /** How long the cut-over of a table has waited for its lock over failed attempts. */
+  private readonly blockedMs = new Map<string, number>();
 
   private async swapUnderLock(c: pg.Client, plan: CopyPlan, names: ArtefactNames, validate: FkFrom[]): Promise<void> {
     const schema = plan.original.ref.schema;
@@ -388,6 +507,21 @@ export class PostgresCutover implements Cutover {
       }
     }
   }
+}
+
+/**
+ * A blocking session's statement for the log: string literals, dollar-quoted bodies
+ * and numbers replaced (they may carry passwords or personal data), whitespace
+ * squeezed, cut to 120 characters.
+ */
+export function redactQuery(q: string): string {
+  const out = q
+    .replace(/\$([A-Za-z_][A-Za-z0-9_]*)?\$[\s\S]*?(\$\1\$|$)/g, '$$…$$')
+    .replace(/[EeBbXxUu]?&?'(?:[^']|'')*('|$)/g, "'…'")
+    .replace(/\b\d+(\.\d+)?\b/g, '?')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return out.length > 120 ? out.slice(0, 119) + '…' : out;
 }
 
 function parseArrayText(v: string[] | string): string[] {

@@ -8,7 +8,7 @@ import type {
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
 import { ShadowshiftError } from '../../util/errors.js';
-import { clientConfigFor, type PgContext } from './postgres-context.js';
+import { clientConfigFor, retryEndedConnections, type PgContext } from './postgres-context.js';
 import { quoteIdent } from './postgres-quote.js';
 import { inspectTable, loadVisibleTables, resolveTableName } from './postgres-inspector.js';
 import { analyzeAlter } from './postgres-alter-analysis.js';
@@ -82,6 +82,27 @@ export class PostgresSession implements DialectSession {
     return this.locks.release(table);
   }
 
+  /**
+   * Not in dialect.ts yet (for the lead to hook): rejects with a ShadowshiftError when the
+   * job lock of `table` is lost for good — its connection ended (pg_terminate_backend,
+   * restart) and it could not be taken again, or another job took it meanwhile. A lost
+   * connection alone is repaired silently (the lock is taken again on a new one).
+   * Race it against the job's work like ChangeStream.failed.
+   */
+  jobLockLost(table: TableRef): Promise<never> {
+    return this.locks.lost(table);
+  }
+
+  /** Callback form of jobLockLost(); returns a function that unregisters it. */
+  onJobLockLost(listener: (table: TableRef, err: Error) => void): () => void {
+    return this.locks.onLost(listener);
+  }
+
+  /** The job locks themselves (tests). */
+  get jobLocks(): PostgresJobLocks {
+    return this.locks;
+  }
+
   previewShadow(original: TableInfo, alter: string): Promise<TableInfo> {
     return previewShadow(this.ctx, original, alter);
   }
@@ -149,6 +170,14 @@ export const postgresDialect: DialectFactory = {
     const clientConfig = clientConfigFor(config);
     const pool = new pg.Pool({ ...clientConfig, max: 6, idleTimeoutMillis: 30_000 });
     pool.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection error'));
+    // A client checked out of the pool (the applier keeps one between batches) has no
+    // pool listener: a connection ended by the server (pg_terminate_backend, restart)
+    // would emit an unhandled 'error'. Every pool client gets one for its whole life;
+    // the failed query itself still rejects, and the pool discards the broken client.
+    pool.on('connect', (client) => {
+      client.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection error'));
+    });
+    retryEndedConnections(pool, log);
     const ctx: PgContext = { pool, config, clientConfig, log };
     try {
       const v = await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);

@@ -5,7 +5,7 @@
 import type { Leftover } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { jobLockHeld } from './postgres-job-lock.js';
-import { parseArtefactName } from './postgres-names.js';
+import { isResumableArtefact, parseArtefactName } from './postgres-names.js';
 import { quoteIdent, quoteQualified } from './postgres-quote.js';
 import { dropSlotAndPublication } from './postgres-change-stream.js';
 import { ShadowshiftError } from '../../util/errors.js';
@@ -18,6 +18,8 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
   const { pool } = ctx;
   const out: PgLeftover[] = [];
   const activeTags = new Set<string>();
+  /** Tags of resumable jobs (their slot or publication is `_ss_<tag>_rslot` / `_rpub`). */
+  const resumableTags = new Set<string>();
   const slots = await pool.query<{ slot_name: string; active: string }>(
     `SELECT slot_name, active::text AS active FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE '\\_ss\\_%' ORDER BY slot_name`,
   );
@@ -25,6 +27,7 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
     const parsed = parseArtefactName(s.slot_name);
     if (!parsed) continue;
     if (s.active === 'true') activeTags.add(parsed.tag);
+    if (isResumableArtefact(s.slot_name)) resumableTags.add(parsed.tag);
   }
   // Tag -> the table its publication covers (the job's table).
   const pubs = await pool.query<{ pubname: string; schemaname: string | null; tablename: string | null }>(
@@ -34,6 +37,7 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
   const lockedTags = new Set<string>();
   for (const p of pubs.rows) {
     const parsed = parseArtefactName(p.pubname);
+    if (parsed && isResumableArtefact(p.pubname)) resumableTags.add(parsed.tag);
     if (parsed && p.schemaname && p.tablename && (await jobLockHeld(pool, { schema: p.schemaname, name: p.tablename }))) lockedTags.add(parsed.tag);
   }
   const tables = await pool.query<{ nspname: string; relname: string }>(
@@ -53,19 +57,20 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
       );
       for (const o of owners.rows) if (await jobLockHeld(pool, { schema: t.nspname, name: o.relname })) inUse = true;
     }
-    out.push({ kind: parsed.kind === 'new' ? 'shadow' : 'backup', name: t.relname, schema: t.nspname, inUse });
+    // A resumable job's shadow goes with its kept slot; its backup only exists after a cut-over (nothing to resume).
+    out.push({ kind: parsed.kind === 'new' ? 'shadow' : 'backup', name: t.relname, schema: t.nspname, inUse, resumable: parsed.kind === 'new' && resumableTags.has(parsed.tag) });
   }
   for (const s of slots.rows) {
     const parsed = parseArtefactName(s.slot_name);
     if (!parsed) continue;
-    out.push({ kind: 'slot', name: s.slot_name, inUse: s.active === 'true' || lockedTags.has(parsed.tag) });
+    out.push({ kind: 'slot', name: s.slot_name, inUse: s.active === 'true' || lockedTags.has(parsed.tag), resumable: isResumableArtefact(s.slot_name) });
   }
   const seen = new Set<string>();
   for (const p of pubs.rows) {
     const parsed = parseArtefactName(p.pubname);
     if (!parsed || seen.has(p.pubname)) continue;
     seen.add(p.pubname);
-    out.push({ kind: 'publication', name: p.pubname, inUse: activeTags.has(parsed.tag) || lockedTags.has(parsed.tag) });
+    out.push({ kind: 'publication', name: p.pubname, inUse: activeTags.has(parsed.tag) || lockedTags.has(parsed.tag), resumable: isResumableArtefact(p.pubname) });
   }
   return out;
 }

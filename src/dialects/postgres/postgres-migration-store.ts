@@ -96,6 +96,7 @@ class PostgresMigrationStore implements MigrationStore {
   current_phase varchar(16),
   statements_done integer NOT NULL DEFAULT 0,
   done_checksum char(64),
+  phase_checksums text,
   backfill_cursor text,
   applied_by varchar(255) NOT NULL,
   host varchar(255) NOT NULL,
@@ -113,7 +114,7 @@ class PostgresMigrationStore implements MigrationStore {
     const ts = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${c}`;
     const rows = await this.query<Record<string, string | null>>(
       `SELECT version, name, checksum, kind, reached, status, current_phase, statements_done::text AS statements_done,
-              done_checksum, backfill_cursor, applied_by, host, ${ts('started_at')}, ${ts('finished_at')},
+              done_checksum, phase_checksums, backfill_cursor, applied_by, host, ${ts('started_at')}, ${ts('finished_at')},
               duration_ms::text AS duration_ms, error, failed_statement
          FROM ${this.qualifiedHistory()}`,
     );
@@ -127,6 +128,7 @@ class PostgresMigrationStore implements MigrationStore {
       currentPhase: (r.current_phase ?? null) as HistoryRecord['currentPhase'],
       statementsDone: Number(r.statements_done ?? 0),
       doneChecksum: r.done_checksum ?? null,
+      phaseChecksums: r.phase_checksums ?? null,
       backfillCursor: r.backfill_cursor ?? null,
       appliedBy: String(r.applied_by),
       host: String(r.host),
@@ -139,8 +141,8 @@ class PostgresMigrationStore implements MigrationStore {
   }
 
   async saveHistory(r: HistoryRecord): Promise<void> {
-    const cols = ['version', 'name', 'checksum', 'kind', 'reached', 'status', 'current_phase', 'statements_done', 'done_checksum', 'backfill_cursor', 'applied_by', 'host', 'started_at', 'finished_at', 'duration_ms', 'error', 'failed_statement'];
-    const values = [r.version, r.name, r.checksum, r.kind, r.reached, r.status, r.currentPhase, r.statementsDone, r.doneChecksum, r.backfillCursor, r.appliedBy, r.host, r.startedAt, r.finishedAt, r.durationMs, r.error, r.failedStatement];
+    const cols = ['version', 'name', 'checksum', 'kind', 'reached', 'status', 'current_phase', 'statements_done', 'done_checksum', 'phase_checksums', 'backfill_cursor', 'applied_by', 'host', 'started_at', 'finished_at', 'duration_ms', 'error', 'failed_statement'];
+    const values = [r.version, r.name, r.checksum, r.kind, r.reached, r.status, r.currentPhase, r.statementsDone, r.doneChecksum, r.phaseChecksums, r.backfillCursor, r.appliedBy, r.host, r.startedAt, r.finishedAt, r.durationMs, r.error, r.failedStatement];
     await this.exec(
       `INSERT INTO ${this.qualifiedHistory()} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
        ON CONFLICT (version) DO UPDATE SET ${cols.slice(1).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`,

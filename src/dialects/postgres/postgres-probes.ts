@@ -62,6 +62,8 @@ function toNumber(v: unknown, what: string): number {
 
 async function defaultConnectReplica(config: ConnectionConfig): Promise<PgReplicaConnection> {
   const client = new pg.Client({ ...clientConfigFor(config), application_name: 'shadowshift-lag' });
+  // A replica connection that drops must not emit an unhandled 'error'; its next query fails instead.
+  client.on('error', () => undefined);
   await client.connect();
   return client;
 }

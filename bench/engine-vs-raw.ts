@@ -1,0 +1,498 @@
+// The engine's copy phase against the raw chunked INSERT ... SELECT (and, on
+// PostgreSQL, against pg_repack), on the same server and the same 1M-row table
+// as FIELD-NOTES "What the peers do on this machine", idle and under the
+// 300 ops/s open-loop workload.
+//
+//   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
+//        [--rate 300] [--connections 8] [--chunk-time 500] [--load-seconds 10]
+//        [--steps nomig,raw,idx,repack,engine[,engine-nock]] [--json FILE] [--log-dir DIR]
+//
+// One run, per dialect, in this order (runs repeat it, so raw and engine
+// measurements interleave: raw, engine, raw, engine, ...):
+//
+//   table A (fresh seed): no-migration workload; raw copy idle; raw copy under
+//     load; index experiment (idle); PostgreSQL: pg_repack idle, then under load.
+//   table B (fresh seed): the engine idle.
+//   table C (fresh seed): the engine under load.
+//
+// The raw copy goes into a copy table with the same ALTER applied as the
+// engine's shadow (bench/lib/baseline-copy.ts: 10k-row PK ranges, one
+// autocommit statement each; MySQL INSERT IGNORE ... LOCK IN SHARE MODE, PG
+// ON CONFLICT DO NOTHING without row locks; PG also measured with FOR SHARE,
+// which is what the engine's copier uses).
+//
+// The engine runs in-process (AlterJob, the way the CLI runs it) with a
+// postpone flag file. Its copy phase is timed from the `copying` state to the
+// first `catching-up` (pure copy, events applied between chunks included),
+// and to `postponed` (adds catch-up and the pre-cut-over checksum); the flag
+// is removed the moment `postponed` is entered, and the total wall time (from
+// prepare() to done, the postponed dwell subtracted) is recorded too.
+
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { openDb, quoteIdent, withDb, type Dialect } from '../test/support/db.js';
+import { createWorkloadTable, seedWorkloadTable, type WorkloadModel, type WorkloadStats } from '../test/support/workload.js';
+import { startBenchServers } from './lib/servers.js';
+import { baselineCopy, type BaselineCopyResult } from './lib/baseline-copy.js';
+import { runWithWorkload, sleep } from './lib/with-workload.js';
+import type { ModelCompareResult } from '../test/support/compare.js';
+import { formatStats, markdownTable, median, ms } from './lib/report.js';
+import { AlterJob } from '../src/engine/job.js';
+import { parseConnectionUrl } from '../src/util/connection-url.js';
+
+const { values: args } = parseArgs({
+  options: {
+    dialect: { type: 'string', default: 'both' },
+    rows: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '1' },
+    rate: { type: 'string', default: '300' },
+    connections: { type: 'string', default: '8' },
+    'chunk-time': { type: 'string', default: '500' },
+    'load-seconds': { type: 'string', default: '10' },
+    steps: { type: 'string', default: 'nomig,raw,idx,repack,engine' }, // also: engine-nock (checksum off, diagnostic)
+    json: { type: 'string' },
+    'log-dir': { type: 'string' },
+  },
+});
+
+const rows = Number(args.rows);
+const runs = Number(args.runs);
+const rate = Number(args.rate);
+const connections = Number(args.connections);
+const chunkTimeMs = Number(args['chunk-time']);
+const loadSeconds = Number(args['load-seconds']);
+const steps = new Set(args.steps!.split(',').map((s) => s.trim()));
+const dialects: Dialect[] = args.dialect === 'both' ? ['mysql', 'postgres'] : [args.dialect as Dialect];
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const logDir = args['log-dir'] ?? join(tmpdir(), `shadowshift-bench-${stamp}`);
+const jsonFile = args.json ?? join(logDir, 'results.json');
+mkdirSync(logDir, { recursive: true });
+
+const TABLE = 'orders';
+/** Workload warm-up before the measured step (runWithWorkload's default). */
+const WARMUP_MS = 1000;
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** The change: FIELD-NOTES' (a NOT NULL column with a default + an index on status); PG's ALTER TABLE cannot add a plain index, so there just the column. */
+const ALTER: Record<Dialect, string> = {
+  mysql: `ADD COLUMN flag TINYINT NOT NULL DEFAULT 1, ADD INDEX ${TABLE}_status_idx (status)`,
+  postgres: 'ADD COLUMN flag smallint NOT NULL DEFAULT 1',
+};
+
+// ---------------------------------------------------------------------------
+// Records
+
+interface Record_ {
+  dialect: Dialect;
+  run: number;
+  what: string;
+  load: 'idle' | 'loaded' | '-';
+  rows?: number;
+  /** Seconds of the measured phase (copy phase, or whole tool run). */
+  seconds?: number;
+  rowsPerSec?: number;
+  /** fn's wall time under runWithWorkload, or the tool's wall time idle. */
+  wallMs?: number;
+  stats?: WorkloadStats;
+  verifyEqual?: boolean;
+  /** When the table differs from the workload's model: counts and the first differences. */
+  verifyDiffs?: unknown;
+  loadavg: number[];
+  extra?: Record<string, unknown>;
+}
+
+const records: Record_[] = [];
+
+function save(): void {
+  writeFileSync(jsonFile, JSON.stringify({ args, rows, runs, rate, connections, chunkTimeMs, alter: ALTER, records }, null, 2));
+}
+
+function diffsOf(v: ModelCompareResult | undefined): unknown {
+  if (!v || v.equal) return undefined;
+  return { diffCount: v.diffCount, tableRows: v.tableRows, expectedRows: v.expectedRows, unknownIds: v.unknownIds, diffs: v.diffs.slice(0, 5) };
+}
+
+function note(r: Record_): void {
+  records.push(r);
+  save();
+  const parts = [`[${r.dialect} run ${r.run}] ${r.what} (${r.load})`];
+  if (r.rowsPerSec !== undefined) parts.push(`${Math.round(r.rowsPerSec)} rows/s`);
+  if (r.seconds !== undefined) parts.push(`${r.seconds.toFixed(2)} s`);
+  if (r.wallMs !== undefined) parts.push(`wall ${ms(r.wallMs)}`);
+  if (r.stats) parts.push(formatStats(r.stats));
+  if (r.verifyEqual !== undefined) parts.push(`model ${r.verifyEqual ? 'equal' : 'DIFFERS ' + JSON.stringify(r.verifyDiffs)}`);
+  if (r.extra) parts.push(JSON.stringify(r.extra));
+  parts.push(`loadavg ${r.loadavg.map((x) => x.toFixed(2)).join('/')}`);
+  console.error(parts.join('; '));
+}
+
+// ---------------------------------------------------------------------------
+// Tables
+
+async function freshTable(url: string): Promise<WorkloadModel> {
+  await withDb(url, async (db) => {
+    await db.exec(`DROP TABLE IF EXISTS ${quoteIdent(db.dialect, TABLE)}`);
+  });
+  const t0 = performance.now();
+  await createWorkloadTable(url, TABLE);
+  const model = await seedWorkloadTable(url, TABLE, rows);
+  await withDb(url, async (db) => {
+    // PG: set hint bits and the visibility map now, so no measurement pays for them.
+    if (db.dialect === 'postgres') await db.exec(`VACUUM ANALYZE ${quoteIdent(db.dialect, TABLE)}`);
+    else await db.exec(`ANALYZE TABLE ${quoteIdent(db.dialect, TABLE)}`);
+  });
+  console.error(`  seeded ${rows} rows in ${ms(performance.now() - t0)}`);
+  return model;
+}
+
+async function dropTables(url: string, ...names: string[]): Promise<void> {
+  await withDb(url, async (db) => {
+    for (const n of names) await db.exec(`DROP TABLE IF EXISTS ${quoteIdent(db.dialect, n)}`);
+  });
+}
+
+async function dropLeftovers(url: string): Promise<void> {
+  await withDb(url, async (db) => {
+    const names =
+      db.dialect === 'mysql'
+        ? (await db.query<{ n: string }>(`SELECT TABLE_NAME AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`)).map((r) => r.n)
+        : (await db.query<{ n: string }>(`SELECT tablename AS n FROM pg_tables WHERE schemaname = 'public'`)).map((r) => r.n);
+    for (const n of names) await db.exec(`DROP TABLE IF EXISTS ${quoteIdent(db.dialect, n)}${db.dialect === 'postgres' ? ' CASCADE' : ''}`);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Raw copies
+
+async function rawCopy(url: string, dest: string, d: Dialect, lockRows?: boolean): Promise<BaselineCopyResult> {
+  await dropTables(url, dest);
+  try {
+    return await baselineCopy(url, TABLE, dest, { create: true, alter: ALTER[d], lockRows });
+  } finally {
+    await dropTables(url, dest);
+  }
+}
+
+/**
+ * Copy into a table with the shadow's columns but without secondary indexes,
+ * then build them (MySQL: one online ALTER ... ADD INDEX; PG: CREATE INDEX
+ * CONCURRENTLY, as the engine's deferred-index code does). `withStatusIndex`
+ * adds FIELD-NOTES' status index on PG (MySQL's ALTER already has it).
+ */
+async function deferredIndexCopy(url: string, d: Dialect, withStatusIndex: boolean): Promise<{ copy: BaselineCopyResult; indexMs: number; withIndexes: BaselineCopyResult }> {
+  const dest = `${TABLE}_noidx`;
+  const q = (n: string) => quoteIdent(d, n);
+  // 1. with the indexes in place (the shape the deferred variant ends up with)
+  await dropTables(url, dest);
+  let withIndexes: BaselineCopyResult;
+  try {
+    await withDb(url, async (db) => {
+      if (d === 'mysql') {
+        await db.exec(`CREATE TABLE ${q(dest)} LIKE ${q(TABLE)}`);
+      } else {
+        await db.exec(`CREATE TABLE ${q(dest)} (LIKE ${q(TABLE)} INCLUDING ALL)`);
+      }
+      await db.exec(`ALTER TABLE ${q(dest)} ${ALTER[d]}`);
+      if (d === 'postgres' && withStatusIndex) await db.exec(`CREATE INDEX ${q(dest + '_status_idx')} ON ${q(dest)} (status)`);
+    });
+    withIndexes = await baselineCopy(url, TABLE, dest, { create: false });
+  } finally {
+    await dropTables(url, dest);
+  }
+  // 2. without secondary indexes, then build them
+  const db = await openDb(url);
+  try {
+    if (d === 'mysql') {
+      await db.exec(`CREATE TABLE ${q(dest)} LIKE ${q(TABLE)}`);
+      await db.exec(`ALTER TABLE ${q(dest)} ADD COLUMN flag TINYINT NOT NULL DEFAULT 1, DROP INDEX ${q(TABLE + '_user_id_idx')}`);
+    } else {
+      await db.exec(`CREATE TABLE ${q(dest)} (LIKE ${q(TABLE)} INCLUDING ALL)`);
+      await db.exec(`ALTER TABLE ${q(dest)} ${ALTER[d]}`);
+      const idx = await db.query<{ n: string }>(
+        `SELECT c.relname AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT i.indisprimary`,
+        [dest],
+      );
+      for (const r of idx) await db.exec(`DROP INDEX ${q(r.n)}`);
+    }
+    const copy = await baselineCopy(db, TABLE, dest, { create: false });
+    const t0 = performance.now();
+    if (d === 'mysql') {
+      await db.exec(`ALTER TABLE ${q(dest)} ADD INDEX ${q(TABLE + '_user_id_idx')} (user_id), ADD INDEX ${q(TABLE + '_status_idx')} (status), ALGORITHM=INPLACE, LOCK=NONE`);
+    } else {
+      await db.exec(`CREATE INDEX CONCURRENTLY ${q(dest + '_user_id_idx')} ON ${q(dest)} (user_id)`);
+      if (withStatusIndex) await db.exec(`CREATE INDEX CONCURRENTLY ${q(dest + '_status_idx')} ON ${q(dest)} (status)`);
+    }
+    const indexMs = performance.now() - t0;
+    return { copy, indexMs, withIndexes };
+  } finally {
+    await db.exec(`DROP TABLE IF EXISTS ${q(dest)}`).catch(() => undefined);
+    await db.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The engine
+
+interface EngineRun {
+  rowsCopied: number;
+  eventsApplied: number;
+  cutoverAttempts: number;
+  /** copying -> first catching-up */
+  copyMs: number;
+  /** copying -> postponed (catch-up and checksum included) */
+  toPostponedMs: number;
+  /** prepare() start -> done, postponed dwell subtracted */
+  totalMs: number;
+  prepareMs: number;
+  /** copying entered, ms after prepare() start */
+  copyStartAfterMs: number;
+  postponedDwellMs: number;
+  /** postponed left -> done (final catch-up + cut-over) */
+  cutoverPhaseMs: number;
+  cutoverBlockedMs: number | null;
+  chunks: number;
+  chunkSecondsSum: number;
+  chunkRowsMedian: number;
+  lastChunkSize: number;
+  states: Array<{ state: string; atMs: number; rowsCopied: number }>;
+}
+
+async function runEngine(url: string, d: Dialect, logFile: string, checksum?: boolean): Promise<EngineRun> {
+  const flag = join(tmpdir(), `shadowshift-bench-${randomBytes(4).toString('hex')}.flag`);
+  writeFileSync(flag, '');
+  const states: Array<{ state: string; atMs: number; rowsCopied: number }> = [];
+  const chunks: Array<{ rows: number; seconds: number }> = [];
+  let blockedMs: number | null = null;
+  let job: AlterJob | null = null;
+  const t0 = performance.now();
+  const dest = {
+    write(line: string) {
+      const now = performance.now() - t0;
+      appendFileSync(logFile, line);
+      try {
+        const o = JSON.parse(line) as { to?: string; msg?: string; blockedMs?: number };
+        if (o.to) {
+          states.push({ state: o.to, atMs: now, rowsCopied: job?.status().rowsCopied ?? 0 });
+          if (o.to === 'postponed' && existsSync(flag)) unlinkSync(flag);
+        }
+        if (o.msg === 'cut-over done' && typeof o.blockedMs === 'number') blockedMs = o.blockedMs;
+      } catch {
+        /* not JSON */
+      }
+    },
+  };
+  const log = pino({ level: 'info', base: undefined }, dest);
+  job = new AlterJob({
+    connection: parseConnectionUrl(url),
+    table: TABLE,
+    alter: ALTER[d],
+    chunkTimeMs,
+    cutoverLockTimeoutMs: 3000,
+    cutoverRetries: 5,
+    dropOldTable: true,
+    postponeCutoverFlagFile: flag,
+    log,
+    observer: { chunkCopied: (r, s) => chunks.push({ rows: r, seconds: s }) },
+    ...(checksum === undefined ? {} : { checksum }),
+  });
+  try {
+    const report = await job.prepare();
+    const prepareMs = performance.now() - t0;
+    if (!report.ok) throw new Error(`preflight failed: ${JSON.stringify(report.checks.filter((c) => !c.ok))}`);
+    const result = await job.execute(report);
+    const doneAt = performance.now() - t0;
+    const at = (s: string, nth = 1) => states.filter((x) => x.state === s)[nth - 1]?.atMs;
+    const copyStart = at('copying');
+    const copyEnd = at('catching-up');
+    const postponed = at('postponed');
+    const postponedLeft = states.find((x) => postponed !== undefined && x.atMs > postponed && x.state !== 'postponed')?.atMs;
+    if (copyStart === undefined || copyEnd === undefined) throw new Error(`engine states not seen: ${JSON.stringify(states)}`);
+    const dwell = postponed !== undefined && postponedLeft !== undefined ? postponedLeft - postponed : 0;
+    return {
+      rowsCopied: result.rowsCopied,
+      eventsApplied: result.eventsApplied,
+      cutoverAttempts: result.cutoverAttempts,
+      copyMs: copyEnd - copyStart,
+      toPostponedMs: (postponed ?? copyEnd) - copyStart,
+      totalMs: doneAt - dwell,
+      prepareMs,
+      copyStartAfterMs: copyStart,
+      postponedDwellMs: dwell,
+      cutoverPhaseMs: doneAt - (postponedLeft ?? postponed ?? copyEnd),
+      cutoverBlockedMs: blockedMs,
+      chunks: chunks.length,
+      chunkSecondsSum: chunks.reduce((a, c) => a + c.seconds, 0),
+      chunkRowsMedian: median(chunks.map((c) => c.rows)),
+      lastChunkSize: job.status().chunkSize,
+      states,
+    };
+  } finally {
+    if (existsSync(flag)) unlinkSync(flag);
+    await job.close();
+  }
+}
+
+function engineExtra(e: EngineRun): Record<string, unknown> {
+  return {
+    copyRowsPerSec: Math.round(e.rowsCopied / (e.copyMs / 1000)),
+    toPostponedRowsPerSec: Math.round(e.rowsCopied / (e.toPostponedMs / 1000)),
+    copyS: +(e.copyMs / 1000).toFixed(2),
+    toPostponedS: +(e.toPostponedMs / 1000).toFixed(2),
+    totalS: +(e.totalMs / 1000).toFixed(2),
+    beforeCopyS: +(e.copyStartAfterMs / 1000).toFixed(2),
+    cutoverPhaseS: +(e.cutoverPhaseMs / 1000).toFixed(2),
+    cutoverBlockedMs: e.cutoverBlockedMs,
+    eventsApplied: e.eventsApplied,
+    chunks: e.chunks,
+    chunkSecondsSum: +e.chunkSecondsSum.toFixed(2),
+    chunkRowsMedian: e.chunkRowsMedian,
+    lastChunkSize: e.lastChunkSize,
+    cutoverAttempts: e.cutoverAttempts,
+    states: e.states.map((s) => `${s.state}@${(s.atMs / 1000).toFixed(2)}s`).join(' '),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// pg_repack
+
+async function pgRepack(url: string): Promise<number> {
+  const u = new URL(url);
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(join(PG_BIN, 'pg_repack'), ['-h', u.hostname, '-p', u.port, '-U', decodeURIComponent(u.username || 'postgres'), '-d', u.pathname.slice(1), '-t', TABLE], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (b) => (out += b));
+    p.stderr.on('data', (b) => (out += b));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_repack exited ${code}: ${out}`))));
+  });
+  return performance.now() - t0;
+}
+
+// ---------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  console.error(`logs and results.json in ${logDir}`);
+  for (const d of dialects) {
+    const servers = await startBenchServers([d]);
+    try {
+      const url = await servers.database(d);
+      if (d === 'postgres' && steps.has('repack')) await withDb(url, (db) => db.exec('CREATE EXTENSION IF NOT EXISTS pg_repack'));
+      const wl = (model: WorkloadModel, verify = true) => ({ url, table: TABLE, model, rate, connections, verify });
+      for (let run = 1; run <= runs; run++) {
+        // --- table A: baselines
+        if (['nomig', 'raw', 'idx', 'repack'].some((s) => steps.has(s))) {
+          const model = await freshTable(url);
+          if (steps.has('nomig')) {
+            const w = await runWithWorkload(wl(model, false), () => sleep(loadSeconds * 1000));
+            note({ dialect: d, run, what: 'no migration', load: 'loaded', wallMs: w.wallMs, stats: w.stats, loadavg: loadavg() });
+          }
+          if (steps.has('raw')) {
+            const i = await rawCopy(url, `${TABLE}_raw`, d);
+            note({ dialect: d, run, what: 'raw chunked INSERT ... SELECT', load: 'idle', rows: i.rows, seconds: i.ms / 1000, rowsPerSec: i.rowsPerSec, loadavg: loadavg() });
+            if (d === 'postgres') {
+              const s = await rawCopy(url, `${TABLE}_raw`, d, true);
+              note({ dialect: d, run, what: 'raw chunked INSERT ... SELECT ... FOR SHARE', load: 'idle', rows: s.rows, seconds: s.ms / 1000, rowsPerSec: s.rowsPerSec, loadavg: loadavg() });
+            }
+            const l = await runWithWorkload(wl(model), () => rawCopy(url, `${TABLE}_raw`, d));
+            note({
+              dialect: d, run, what: 'raw chunked INSERT ... SELECT', load: 'loaded', rows: l.result.rows, seconds: l.result.ms / 1000, rowsPerSec: l.result.rowsPerSec,
+              wallMs: l.wallMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg(),
+            });
+          }
+          if (steps.has('idx')) {
+            for (const withStatus of d === 'postgres' ? [false, true] : [true]) {
+              const x = await deferredIndexCopy(url, d, withStatus);
+              const total = x.copy.ms + x.indexMs;
+              note({
+                dialect: d, run, what: `indexes after the copy${d === 'postgres' ? (withStatus ? ' (user_id + status)' : ' (user_id)') : ' (user_id + status)'}`, load: 'idle',
+                rows: x.copy.rows, seconds: total / 1000, rowsPerSec: x.copy.rows / (total / 1000),
+                extra: {
+                  withIndexesRowsPerSec: Math.round(x.withIndexes.rowsPerSec), withIndexesS: +(x.withIndexes.ms / 1000).toFixed(2),
+                  noIndexCopyRowsPerSec: Math.round(x.copy.rowsPerSec), noIndexCopyS: +(x.copy.ms / 1000).toFixed(2), indexBuildS: +(x.indexMs / 1000).toFixed(2),
+                },
+                loadavg: loadavg(),
+              });
+            }
+          }
+          if (d === 'postgres' && steps.has('repack')) {
+            const idleMs = await pgRepack(url);
+            note({ dialect: d, run, what: 'pg_repack', load: 'idle', rows, seconds: idleMs / 1000, wallMs: idleMs, loadavg: loadavg() });
+            const l = await runWithWorkload(wl(model), () => pgRepack(url));
+            note({ dialect: d, run, what: 'pg_repack', load: 'loaded', rows, seconds: l.wallMs / 1000, wallMs: l.wallMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg() });
+          }
+          await dropLeftovers(url);
+        }
+        // --- tables B and C: the engine (and, as a diagnostic, the engine without its pre-cut-over checksum)
+        for (const variant of [
+          { step: 'engine', what: 'engine', checksum: undefined as boolean | undefined },
+          { step: 'engine-nock', what: 'engine, checksum off', checksum: false },
+        ]) {
+          if (!steps.has(variant.step)) continue;
+          const tag = variant.step;
+          await freshTable(url);
+          const e = await runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-idle.log`), variant.checksum);
+          note({ dialect: d, run, what: variant.what, load: 'idle', rows: e.rowsCopied, seconds: e.copyMs / 1000, rowsPerSec: e.rowsCopied / (e.copyMs / 1000), wallMs: e.totalMs, extra: engineExtra(e), loadavg: loadavg() });
+          await dropLeftovers(url);
+
+          const model = await freshTable(url);
+          const l = await runWithWorkload({ ...wl(model), warmupMs: WARMUP_MS }, () => runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-loaded.log`), variant.checksum));
+          const el = l.result;
+          note({
+            dialect: d, run, what: variant.what, load: 'loaded', rows: el.rowsCopied, seconds: el.copyMs / 1000, rowsPerSec: el.rowsCopied / (el.copyMs / 1000),
+            wallMs: el.totalMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify),
+            extra: { ...engineExtra(el), longestStallAtJobS: +((l.stats.longestWriteStallStart - WARMUP_MS) / 1000).toFixed(2), errorSamples: l.stats.errorSamples.slice(0, 3) },
+            loadavg: loadavg(),
+          });
+          await dropLeftovers(url);
+        }
+      }
+    } finally {
+      await servers.stop();
+    }
+  }
+  printSummary();
+}
+
+function printSummary(): void {
+  const out: string[][] = [];
+  const groups = new Map<string, Record_[]>();
+  for (const r of records) {
+    const k = `${r.dialect}|${r.what}|${r.load}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const med = (xs: Array<number | undefined>) => {
+    const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return v.length ? median(v) : NaN;
+  };
+  for (const [k, rs] of groups) {
+    const [d, what, load] = k.split('|');
+    const rate = med(rs.map((r) => r.rowsPerSec));
+    const copyToPost = med(rs.map((r) => r.extra?.toPostponedRowsPerSec as number | undefined));
+    out.push([
+      d!, what!, load!, String(rs.length),
+      Number.isFinite(rate) ? `${Math.round(rate / 1000)}k` : '–',
+      Number.isFinite(copyToPost) ? `${Math.round(copyToPost / 1000)}k` : '–',
+      Number.isFinite(med(rs.map((r) => r.wallMs))) ? ms(med(rs.map((r) => r.wallMs))) : '–',
+      rs[0]!.stats ? ms(med(rs.map((r) => r.stats!.latency.p99))) : '–',
+      rs[0]!.stats ? ms(med(rs.map((r) => r.stats!.longestWriteStallMs))) : '–',
+      rs[0]!.stats ? String(med(rs.map((r) => r.stats!.errors))) : '–',
+    ]);
+  }
+  console.log(`\n${rows} rows, ${rate} ops/s over ${connections} connections, chunk time ${chunkTimeMs} ms, medians of ${runs} run(s)\n`);
+  console.log(markdownTable(['dialect', 'what', 'load', 'runs', 'rows/s (copy phase)', 'rows/s (to postponed)', 'wall', 'workload p99', 'longest write stall', 'app errors'], out));
+  console.log(`\nevery run: ${jsonFile}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,146 @@
+// Runs a single-table UPDATE/DELETE in primary-key-range batches, one short
+// transaction each, pausing while the throttle says so (the same signals the
+// engine's copy obeys: flag file, throttle query), and reporting the cursor
+// after every batch so a failed or interrupted run resumes from the last batch.
+
+import { existsSync } from 'node:fs';
+import type { MigrationStore } from './migration-store.js';
+import type { Logger } from '../util/logger.js';
+import { AbortedError } from '../util/errors.js';
+
+export type KeyValue = string | number | null;
+
+export interface BackfillTarget {
+  /** `schema.table` or `table`. */
+  table: string;
+  key: string[];
+  /** `UPDATE t SET ...` / `DELETE FROM t` without WHERE. */
+  head: string;
+  /** The statement's own condition, or null. */
+  where: string | null;
+}
+
+export interface BackfillThrottle {
+  /** The reason to pause now, or null. */
+  reason(): Promise<string | null>;
+}
+
+export interface BackfillOptions {
+  batchSize: number;
+  /** Resume after this key (from a saved cursor), or null to start at the beginning. */
+  resumeAfter: KeyValue[] | null;
+  /** Called after each batch commits, with the last key it covered; save it to resume. */
+  onBatch?: (cursor: KeyValue[], rowsAffected: number) => Promise<void>;
+  throttle?: BackfillThrottle;
+  /** Checked before every batch (and while throttled): a reason to stop, or null. The cursor of the last batch is saved. */
+  stopRequested?: () => string | null;
+  /** Sessions whose writes the expand/contract sync triggers ignore. */
+  silenceSyncTriggers?: boolean;
+  log?: Logger;
+}
+
+export interface BackfillResult {
+  batches: number;
+  rowsAffected: number;
+}
+
+/** The throttle signals a migration run understands (flag file, throttle query). */
+export function createBackfillThrottle(store: MigrationStore, options: { flagFile?: string; query?: string }): BackfillThrottle | undefined {
+  if (!options.flagFile && !options.query) return undefined;
+  return {
+    async reason() {
+      if (options.flagFile && existsSync(options.flagFile)) return `flag file ${options.flagFile} exists`;
+      if (options.query) {
+        const rows = await store.query<Record<string, unknown>>(options.query);
+        const first = rows[0] ? Object.values(rows[0])[0] : 0;
+        if (Number(first) > 0) return `throttle query returned ${String(first)}`;
+      }
+      return null;
+    },
+  };
+}
+
+function qualified(store: MigrationStore, table: string): string {
+  const dot = table.indexOf('.');
+  return dot > 0 ? `${store.quoteIdent(table.slice(0, dot))}.${store.quoteIdent(table.slice(dot + 1))}` : store.quoteIdent(table);
+}
+
+function normaliseKey(values: unknown[]): KeyValue[] {
+  return values.map((v) => (v === null || v === undefined ? null : typeof v === 'number' || typeof v === 'string' ? v : typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? v.toString('binary') : String(v)));
+}
+
+export async function runBackfill(store: MigrationStore, target: BackfillTarget, options: BackfillOptions): Promise<BackfillResult> {
+  const t = qualified(store, target.table);
+  const keyCols = target.key.map((k) => store.quoteIdent(k));
+  const tuple = keyCols.length === 1 ? keyCols[0]! : `(${keyCols.join(', ')})`;
+  const order = keyCols.join(', ');
+  const size = Math.max(1, Math.floor(options.batchSize));
+  const ph = (from: number, n: number) => {
+    const list = Array.from({ length: n }, (_, i) => store.placeholder(from + i));
+    return n === 1 ? list[0]! : `(${list.join(', ')})`;
+  };
+
+  if (options.silenceSyncTriggers) {
+    if (store.dialect === 'mysql') await store.exec('SET @shadowshift_backfill = 1');
+    else await store.exec("SET shadowshift.backfill = 'on'");
+  }
+  let cursor: KeyValue[] | null = options.resumeAfter;
+  let batches = 0;
+  let rowsAffected = 0;
+  try {
+    const checkStop = () => {
+      const stop = options.stopRequested?.();
+      if (stop) throw new AbortedError(`${stop}; the backfill stopped after its last committed batch and resumes there`);
+    };
+    for (;;) {
+      checkStop();
+      if (options.throttle) {
+        for (;;) {
+          checkStop();
+          const why = await options.throttle.reason();
+          if (!why) break;
+          options.log?.info({ table: target.table, throttled: why }, 'backfill throttled');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      // The key of the size-th row after the cursor; none = the last batch (open-ended, so
+      // rows inserted meanwhile at the end are covered too).
+      const params: unknown[] = cursor ? [...cursor] : [];
+      const endRows = await store.query<Record<string, unknown>>(
+        `SELECT ${order} FROM ${t}${cursor ? ` WHERE ${tuple} > ${ph(1, keyCols.length)}` : ''} ORDER BY ${order} LIMIT 1 OFFSET ${size - 1}`,
+        params,
+      );
+      const end = endRows[0] ? normaliseKey(target.key.map((k) => endRows[0]![k])) : null;
+      const conds: string[] = [];
+      const bind: unknown[] = [];
+      if (target.where) conds.push(`(${target.where})`);
+      if (cursor) {
+        conds.push(`${tuple} > ${ph(bind.length + 1, keyCols.length)}`);
+        bind.push(...cursor);
+      }
+      if (end) {
+        conds.push(`${tuple} <= ${ph(bind.length + 1, keyCols.length)}`);
+        bind.push(...end);
+      }
+      const sql = `${target.head}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}`;
+      const r = await store.exec(sql, bind);
+      batches++;
+      rowsAffected += r.rowCount;
+      if (!end) {
+        // Last batch: the cursor is the current largest key, so a resume has nothing left.
+        const last = await store.query<Record<string, unknown>>(`SELECT ${order} FROM ${t} ORDER BY ${target.key.map((k) => `${store.quoteIdent(k)} DESC`).join(', ')} LIMIT 1`);
+        const lastKey = last[0] ? normaliseKey(target.key.map((k) => last[0]![k])) : cursor ?? [];
+        await options.onBatch?.(lastKey, r.rowCount);
+        break;
+      }
+      cursor = end;
+      await options.onBatch?.(end, r.rowCount);
+    }
+  } finally {
+    if (options.silenceSyncTriggers) {
+      if (store.dialect === 'mysql') await store.exec('SET @shadowshift_backfill = NULL').catch(() => undefined);
+      else await store.exec('RESET shadowshift.backfill').catch(() => undefined);
+    }
+  }
+  return { batches, rowsAffected };
+}

@@ -1,0 +1,10 @@
+// The public API for TS migrations: `import { defineMigration, renameColumn,
+// changeColumnType } from 'shadowshift/migrations'` (package export to be wired
+// in package.json), plus the runner for programmatic use.
+
+export { defineMigration, renameColumn, changeColumnType } from './define-migration.js';
+export type { MigrationDb, MigrationDefinition, Operation, PhaseFunction, BackfillSpec } from './define-migration.js';
+export { MigrationRunner, newMigrationFile } from './runner.js';
+export type { RunnerOptions, CommandReport, MigrationStatus, PlannedMigration } from './runner.js';
+export { parseOnlineThreshold, DEFAULT_ONLINE_THRESHOLD } from './planner.js';
+export type { PlannedStatement, StatementClass, OnlineThreshold } from './planner.js';

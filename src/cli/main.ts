@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ShadowshiftError } from '../util/errors.js';
+import { ShadowshiftError, UsageError } from '../util/errors.js';
 import { alterBuilder, alterCommand } from './alter-command.js';
 import { ctlBuilder, ctlCommand } from './ctl-command.js';
 import { cleanupBuilder, cleanupCommand } from './cleanup-command.js';
@@ -28,10 +28,11 @@ async function main(argv: string[]): Promise<number> {
     .command('lint [paths..]', 'check migration files for statements that block or break a running application', lintBuilder, async (a) => {
       exitCode = await lintCommand(a);
     })
-    .demandCommand(1, 'name a command: alter, ctl or cleanup')
+    .demandCommand(1, 'name a command: alter, ctl, cleanup, migrate or lint (--help lists them)')
     .strict()
     .fail((msg, err) => {
-      throw err ?? new ShadowshiftError(msg);
+      // yargs' own validation (unknown flag, missing value) is bad input: exit 2.
+      throw err ?? new UsageError(`${msg}; see shadowshift --help`);
     })
     .help()
     .parseAsync();

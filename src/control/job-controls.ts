@@ -28,7 +28,16 @@ export class JobControls {
     this.wake();
   }
 
+  private failure: Error | null = null;
+
+  /** Something outside the job's loop (a lost job lock) makes it fail at the next safe point. */
+  fail(error: Error): void {
+    if (this.failure === null) this.failure = error;
+    this.wake();
+  }
+
   throwIfAborted(): void {
+    if (this.failure) throw this.failure;
     if (this.abortReason !== null) throw new AbortedError(`job aborted: ${this.abortReason}`);
   }
 

@@ -310,6 +310,8 @@ export interface DialectSession {
    */
   acquireJobLock(table: TableRef): Promise<void>;
   releaseJobLock(table: TableRef): Promise<void>;
+  /** Rejects if the job lock is lost for good (its connection dropped and another job took it). */
+  jobLockLost?(table: TableRef): Promise<never>;
   /**
    * Applies the ALTER to a temporary, session-private copy of the definition
    * (no visible artefact, nothing written to the log) and describes the result.

@@ -247,6 +247,7 @@ export class AlterJob {
 
     this.startedAt = Date.now();
     await session.acquireJobLock(this.ref);
+    session.jobLockLost?.(this.ref).catch((err: Error) => this.controls.fail(err));
     let swapped = false;
     const resumed = this.checkpoint;
     try {
@@ -366,7 +367,7 @@ export class AlterJob {
       this.rowsCopied = resumed.rowsCopied;
       this.log.info({ rowsCopied: this.rowsCopied, watermark: resumed.watermark }, 'resuming the copy after the checkpoint\'s watermark, not from the start');
     } else {
-      ceiling = (await session.copier.keyBounds(plan))?.max ?? null;
+      ceiling = (await this.withRetries('reading the key range', () => session.copier.keyBounds(plan)))?.max ?? null;
     }
     this.ceiling = ceiling;
     this.watermark = after;
@@ -388,7 +389,8 @@ export class AlterJob {
         await this.controls.sleep(100);
         continue;
       }
-      const end = await session.copier.chunkEnd(plan, after, this.sizer.size, ceiling);
+      const from = after;
+      const end = await this.withRetries('finding the end of a chunk', () => session.copier.chunkEnd(plan, from, this.sizer.size, ceiling));
       const range = { after, upTo: end };
       const started = Date.now();
       const { rowsCopied } = await this.withRetries('copying a chunk', () =>

@@ -1,6 +1,6 @@
 // The public API for TS migrations: `import { defineMigration, renameColumn,
-// changeColumnType } from 'shadowshift/migrations'` (package export to be wired
-// in package.json), plus the runner for programmatic use.
+// changeColumnType } from 'shadowshift/migrations'`, plus the runner for
+// programmatic use.
 
 export { defineMigration, renameColumn, changeColumnType } from './define-migration.js';
 export type { MigrationDb, MigrationDefinition, Operation, PhaseFunction, BackfillSpec } from './define-migration.js';

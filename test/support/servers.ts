@@ -115,6 +115,8 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<Runnin
     `--log-error=${errLog}`,
     // Its own temp dir: the server's #sql files must not share /tmp with anything that cleans it.
     `--tmpdir=${dir}`,
+    // Lets --kill-blockers-after see who holds a table's metadata lock (MariaDB ships the plugin, off by default).
+    '--plugin-load-add=metadata_lock_info',
     ...(options.extraArgs ?? []),
   ];
   const proc = spawn(mariadbd, args, { stdio: 'ignore' });

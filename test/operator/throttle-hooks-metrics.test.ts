@@ -240,4 +240,36 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
     expect(lines('on-before-cutover').length).toBeGreaterThanOrEqual(3);
     expect(readdirSync(out)).not.toContain('on-postponed');
   });
+
+  it('fires on-postponed, on-status and on-failure once each, with their variables', async () => {
+    const table = await freshTable();
+    const hooks = join(dir, `hooks2-${dialect}`);
+    const out = join(hooks, 'out');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(out, { recursive: true });
+    for (const event of ['on-postponed', 'on-status', 'on-failure']) {
+      writeFileSync(join(hooks, event), `#!/bin/sh\necho "$SHADOWSHIFT_EVENT $SHADOWSHIFT_STATE [$SHADOWSHIFT_ERROR]" >> ${out}/${event}\n`);
+      chmodSync(join(hooks, event), 0o755);
+    }
+    const flag = join(dir, `postpone-hooks-${dialect}`);
+    writeFileSync(flag, '');
+    const job = newJob(url, table, 'ADD COLUMN w INT', { hooks: new HookRunner(hooks, silentLogger()), postponeCutoverFlagFile: flag });
+    try {
+      const report = await job.prepare();
+      const running = job.execute(report);
+      running.catch(() => undefined);
+      await waitUntil(() => existsSync(join(out, 'on-postponed')), 'on-postponed', 60_000);
+      await job.reportStatus();
+      job.controls.abort('operator said so');
+      await running.catch(() => undefined);
+    } finally {
+      await job.close();
+      rmSync(flag, { force: true });
+    }
+    const read = (event: string) => readFileSync(join(out, event), 'utf8').trim().split('\n');
+    expect(read('on-postponed')).toEqual(['on-postponed postponed []']);
+    expect(read('on-status')).toEqual(['on-status postponed []']);
+    expect(read('on-failure')).toEqual(['on-failure aborted [job aborted: operator said so]']);
+  });
 });
+

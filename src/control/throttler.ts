@@ -34,8 +34,8 @@ export class Throttler {
   private polling = false;
   private criticalStrikes = 0;
   private hibernateUntil = 0;
-  /** Seconds spent throttled, by signal name. */
-  readonly secondsBySignal = new Map<string, number>();
+  /** Seconds spent throttled, by signal name, up to the last poll (see secondsThrottled). */
+  private readonly secondsBySignal = new Map<string, number>();
   private since = Date.now();
 
   constructor(private readonly options: ThrottlerOptions) {}
@@ -61,6 +61,13 @@ export class Throttler {
   /** True while even the change stream should rest (critical-load hibernation). */
   hibernating(): boolean {
     return Date.now() < this.hibernateUntil;
+  }
+
+  /** Seconds spent throttled by signal name, including the pause in progress. */
+  secondsThrottled(): Map<string, number> {
+    const out = new Map(this.secondsBySignal);
+    if (this.current) out.set(this.current.signal, (out.get(this.current.signal) ?? 0) + (Date.now() - this.since) / 1000);
+    return out;
   }
 
   /** Re-checks now (used after an operator command so it takes effect at once). */

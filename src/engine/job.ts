@@ -143,7 +143,7 @@ export class AlterJob {
   }
 
   throttledSeconds(): Map<string, number> {
-    return this.jobThrottle?.throttler.secondsBySignal ?? new Map();
+    return this.jobThrottle?.throttler.secondsThrottled() ?? new Map();
   }
 
   replicaLagSeconds(): number | null {

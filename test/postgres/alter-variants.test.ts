@@ -28,7 +28,7 @@ async function fingerprint(table: string) {
   const def = await q(`SELECT attname, format_type(atttypid, atttypmod) AS t, attnotnull FROM pg_attribute WHERE attrelid = '${table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`);
   const contents = await q(`SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h, count(*) AS n FROM ${table} t`);
   const objects = await q("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY relname");
-  const slots = await q('SELECT slot_name FROM pg_replication_slots');
+  const slots = await q('SELECT slot_name FROM pg_replication_slots WHERE database = current_database()');
   const pubs = await q('SELECT pubname FROM pg_publication');
   return { def, contents, objects, slots, pubs };
 }

@@ -65,7 +65,7 @@ describe('Throttler', () => {
     load = 0;
     await t.poll();
     expect(t.reason()).toBeNull();
-    expect(t.secondsBySignal.get('max-load')).toBeGreaterThan(0.03);
+    expect(t.secondsThrottled().get('max-load')).toBeGreaterThan(0.03);
   });
 
   it('pauses when a signal cannot be read (fail safe)', async () => {

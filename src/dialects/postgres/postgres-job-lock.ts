@@ -38,6 +38,9 @@ interface Held {
   reacquired: number;
 }
 
+/** Tries (about 3 s with backoff) before a held lock counts as taken by another job. */
+const HELD_RETRIES = 5;
+
 export class PostgresJobLocks {
   private readonly held = new Map<string, Held>();
   private readonly listeners = new Set<(ref: TableRef, err: Error) => void>();
@@ -141,6 +144,14 @@ export class PostgresJobLocks {
         return;
       } catch (err) {
         last = err as Error;
+        // The terminated backend can hold the lock for a moment while it exits:
+        // only a lock still held after a few tries belongs to another job.
+        if (err instanceof ShadowshiftError && attempt < HELD_RETRIES) {
+          this.ctx.log.warn({ table, attempt }, 'the job lock is still held (the old connection may be exiting); trying again');
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(5000, delay * 2);
+          continue;
+        }
         if (err instanceof ShadowshiftError) {
           // Another job holds it now: this job must not go on.
           this.lose(h, new ShadowshiftError(

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import { UsageError } from '../util/errors.js';
-import { parseListenAddress } from './metrics.js';
+import { listen, parseListenAddress, type Listening } from './listen.js';
 import { CONTROL_COMMANDS, executeControl, type ControlCommand, type Controllable } from './control-server.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -32,7 +32,7 @@ export async function startHttpControl(
   options: { token?: string; allowRemote?: boolean },
   job: Controllable,
   log: Logger,
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<Listening> {
   const { host, port } = parseListenAddress(address, '--http');
   if (!LOOPBACK.test(host) && !options.allowRemote) {
     throw new UsageError(`--http ${address} is not a loopback address; the control endpoint binds to 127.0.0.1 unless you add --http-allow-remote`);
@@ -68,13 +68,5 @@ export async function startHttpControl(
       return reply(400, { ok: false, error: (err as Error).message });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  return {
-    port: typeof addr === 'object' && addr ? addr.port : port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return listen(server, host, port);
 }

@@ -2,6 +2,7 @@
 // scraped, so nothing on the hot path pays for them.
 
 import { createServer, type Server } from 'node:http';
+import { listen, parseListenAddress, type Listening } from './listen.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobStatus } from '../engine/job-state.js';
 import { JOB_STATES } from '../engine/job-state.js';
@@ -77,7 +78,7 @@ export class JobMetrics {
 }
 
 /** Serves /metrics on host:port; binds loopback unless told otherwise. */
-export async function serveMetrics(address: string, metrics: JobMetrics): Promise<{ port: number; close(): Promise<void> }> {
+export async function serveMetrics(address: string, metrics: JobMetrics): Promise<Listening> {
   const { host, port } = parseListenAddress(address, '--metrics');
   const server: Server = createServer(async (req, res) => {
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
@@ -88,21 +89,5 @@ export async function serveMetrics(address: string, metrics: JobMetrics): Promis
     res.statusCode = 404;
     res.end('not found: try GET /metrics\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  return {
-    port: typeof addr === 'object' && addr ? addr.port : port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-export function parseListenAddress(address: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(address.trim());
-  if (!m) throw new Error(`${flag} ${address}: expected HOST:PORT, for example 127.0.0.1:9187`);
-  const port = Number(m[2]);
-  if (port < 0 || port > 65535) throw new Error(`${flag} ${address}: port out of range`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  return listen(server, host, port);
 }

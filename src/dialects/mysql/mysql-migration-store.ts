@@ -17,31 +17,9 @@ import type {
   SyncTriggerSpec,
   TableStats,
 } from '../../migrations/migration-store.js';
+import { connectionOptionsFor } from './mysql-context.js';
 
 export const HISTORY_TABLE = 'shadowshift_migrations';
-
-/** mysql2 options from the parsed URL, keeping values exact (no JS numbers or Dates). */
-export function mysqlConnectionOptions(config: ConnectionConfig): mysql.ConnectionOptions {
-  const tls = config.tls;
-  let ssl: mysql.ConnectionOptions['ssl'];
-  if (tls.mode === 'require') ssl = { rejectUnauthorized: Boolean(tls.ca), ca: tls.ca, cert: tls.cert, key: tls.key };
-  else if (tls.mode === 'verify-ca' || tls.mode === 'verify-full') ssl = { rejectUnauthorized: true, ca: tls.ca, cert: tls.cert, key: tls.key };
-  else if (tls.mode === 'prefer' && (tls.ca || tls.cert)) ssl = { rejectUnauthorized: Boolean(tls.ca), ca: tls.ca, cert: tls.cert, key: tls.key };
-  return {
-    host: config.host,
-    port: config.port,
-    user: config.user,
-    password: config.password,
-    database: config.database,
-    socketPath: config.socketPath,
-    ssl,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-    timezone: 'Z',
-    multipleStatements: false,
-  };
-}
 
 const UNSUPPORTED_ALGORITHM = new Set([1845, 1846, 4092]);
 const LOCK_WAIT_TIMEOUT = 1205;
@@ -284,7 +262,7 @@ function rowToRecord(r: Record<string, string | null>): HistoryRecord {
 }
 
 export async function openMysqlMigrationStore(config: ConnectionConfig): Promise<MigrationStore> {
-  const conn = await mysql.createConnection(mysqlConnectionOptions(config));
+  const conn = await mysql.createConnection({ ...connectionOptionsFor(config), multipleStatements: false });
   conn.on('error', () => undefined);
   // Strict mode: a migration's UPDATE must fail rather than truncate silently.
   await conn.query("SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES'), time_zone = '+00:00'");

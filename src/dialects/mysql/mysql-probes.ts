@@ -12,6 +12,8 @@ import mysql from 'mysql2/promise';
 import type { LoadProbes } from '../dialect.js';
 import { parseConnectionUrl, type ConnectionConfig } from '../../util/connection-url.js';
 import { ShadowshiftError } from '../../util/errors.js';
+import { connectionOptionsFor } from './mysql-context.js';
+import { quoteIdent } from './mysql-quote.js';
 
 export const HEARTBEAT_TABLE = '_shadowshift_heartbeat';
 
@@ -33,51 +35,9 @@ export interface MysqlProbeOptions {
 const ER_NO_SUCH_TABLE = 1146;
 const ER_PARSE_ERROR = 1064;
 
-function quote(name: string): string {
-  return '`' + name.replace(/`/g, '``') + '`';
-}
-
-/** mysql2 connection options for a URL, honouring its TLS settings. */
-export function mysqlConnectionOptions(config: ConnectionConfig): mysql.ConnectionOptions {
-  const tls = config.tls;
-  let ssl: mysql.SslOptions | undefined;
-  switch (tls.mode) {
-    case 'disable':
-      ssl = undefined;
-      break;
-    case 'prefer':
-      // mysql2 cannot "prefer": it encrypts only when asked. Certificates in the URL count as asking.
-      ssl = tls.ca || tls.cert ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: Boolean(tls.ca) } : undefined;
-      break;
-    case 'require':
-      ssl = { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: Boolean(tls.ca) };
-      break;
-    case 'verify-ca':
-      // Verify the chain, not the host name.
-      ssl = { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true, verifyIdentity: false };
-      break;
-    case 'verify-full':
-      ssl = { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true, verifyIdentity: true };
-      break;
-  }
-  return {
-    host: config.socketPath ? undefined : config.host,
-    port: config.port,
-    socketPath: config.socketPath,
-    user: config.user,
-    password: config.password,
-    database: config.database,
-    ssl,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-    timezone: 'Z',
-    connectTimeout: 5000,
-  };
-}
 
 async function defaultConnectReplica(config: ConnectionConfig): Promise<ReplicaConnection> {
-  const conn = await mysql.createConnection(mysqlConnectionOptions(config));
+  const conn = await mysql.createConnection({ ...connectionOptionsFor(config), connectTimeout: 5000 });
   return conn as unknown as ReplicaConnection;
 }
 
@@ -104,7 +64,7 @@ function microsToSeconds(text: string): number {
 
 export function createMysqlProbes(pool: mysql.Pool, opts: MysqlProbeOptions): LoadProbes {
   if (opts.jobId.length > 64) throw new ShadowshiftError(`job id "${opts.jobId}" is longer than 64 characters`);
-  const table = `${quote(opts.schema)}.${quote(HEARTBEAT_TABLE)}`;
+  const table = `${quoteIdent(opts.schema)}.${quoteIdent(HEARTBEAT_TABLE)}`;
   const connect = opts.connectReplica ?? defaultConnectReplica;
   const replicas = new Map<string, Promise<ReplicaConnection>>();
   let created: Promise<void> | null = null;

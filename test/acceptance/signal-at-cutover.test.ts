@@ -1,0 +1,52 @@
+// A SIGTERM that arrives as the cut-over starts does not interrupt it: the
+// swap finishes (or would roll back) first, so the table is never left half
+// swapped. The on-before-cutover hook sends the signal to the job itself.
+
+import { describe, it, expect } from 'vitest';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
+import { openDb, quoteIdent } from '../support/db.js';
+
+const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+const cases = [
+  { dialect: 'mysql' as const, createDb: () => createMysqlDatabase('sigcut'), series: 'SELECT seq, seq FROM seq_1_to_3000' },
+  { dialect: 'postgres' as const, createDb: () => createPgDatabase('sigcut'), series: 'SELECT g, g FROM generate_series(1, 3000) g' },
+];
+
+describe.each(cases)('$dialect: SIGTERM at the cut-over', ({ dialect, createDb, series }) => {
+  it('finishes the cut-over before stopping', async () => {
+    const { url } = await createDb();
+    const db = await openDb(url);
+    const q = (n: string) => quoteIdent(dialect, n);
+    const hooks = mkdtempSync(join(tmpdir(), 'ss-sigcut-'));
+    try {
+      await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
+      await db.exec(`INSERT INTO ${q('t')} ${series}`);
+      writeFileSync(join(hooks, 'on-before-cutover'), '#!/bin/sh\nkill -TERM "$PPID"\nsleep 0.2\n');
+      chmodSync(join(hooks, 'on-before-cutover'), 0o755);
+      const child = spawn(process.execPath, [CLI, 'alter', '--url', url, '--table', 't', '--alter', 'ADD COLUMN w INT', '--execute', '--hooks-dir', hooks, '--control-socket', join(hooks, 'sock')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      let stdout = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.stdout.on('data', (d) => (stdout += d));
+      const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+      expect(stderr).toMatch(/SIGTERM: aborting/);
+      expect(stderr).toMatch(/cut-over done/);
+      expect(code, stderr.slice(-2000)).toBe(0);
+      expect(stdout).toMatch(/done: .* altered/);
+      const cols = await db.query<Record<string, unknown>>(
+        dialect === 'mysql' ? "SHOW COLUMNS FROM t LIKE 'w'" : "SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'w'",
+      );
+      expect(cols).toHaveLength(1);
+    } finally {
+      await db.close();
+      rmSync(hooks, { recursive: true, force: true });
+    }
+  });
+});

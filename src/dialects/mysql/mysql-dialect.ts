@@ -75,6 +75,10 @@ export class MysqlSession implements DialectSession {
     return this.locks.acquire(table);
   }
 
+  jobLockLost(table: TableRef): Promise<never> {
+    return this.locks.lost(table);
+  }
+
   releaseJobLock(table: TableRef): Promise<void> {
     return this.locks.release(table);
   }

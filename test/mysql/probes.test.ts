@@ -101,7 +101,17 @@ describe('MySQL probes', () => {
 
     const beating = setInterval(() => void p.writeHeartbeat().catch(() => undefined), 100);
     try {
-      // Caught up: small lag.
+      // Caught up: small lag, measured from this job's heartbeat row on the replica
+      // (before it arrives the probe falls back to Seconds_Behind_Master).
+      const onReplica = await mysql.createConnection(replica.adminUrl(DB));
+      try {
+        await eventually('the heartbeat to reach the replica', async () => {
+          const [r] = await onReplica.query(`SELECT 1 FROM ${DB}.${HEARTBEAT_TABLE} WHERE job_id = 'job-lag'`);
+          return (r as unknown[]).length === 1;
+        });
+      } finally {
+        await onReplica.end();
+      }
       await eventually('a small lag', async () => (await p.replicaLagSeconds(replicaUrl)) < 0.5);
 
       await replica.pauseApply();

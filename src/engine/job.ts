@@ -317,13 +317,13 @@ export class AlterJob {
   }
 
   private startThrottler(session: DialectSession, names: ArtefactNames): void {
-    const probes = needsProbes(this.options.throttle ?? {}, this.liveSettings) ? session.openProbes?.(names) : undefined;
-    if (needsProbes(this.options.throttle ?? {}, this.liveSettings) && !probes) {
+    const wanted = needsProbes(this.options.throttle ?? {}, this.liveSettings);
+    const probes = wanted ? session.openProbes?.(names) : undefined;
+    if (wanted && !probes) {
       throw new UsageError(`load and lag throttling (--max-load, --critical-load, --throttle-query, --throttle-replicas, --max-slot-lag) is not built for ${session.name} yet; leave those flags out`);
     }
     this.jobThrottle = createJobThrottle({ config: this.options.throttle ?? {}, live: this.liveSettings, controls: this.controls, probes, log: this.log });
   }
-
 
   private async cleanUp(session: DialectSession, swapped: boolean, keepForResume: boolean): Promise<void> {
     try {

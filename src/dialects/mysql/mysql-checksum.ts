@@ -47,10 +47,10 @@ class MysqlChecksumView implements ChecksumView {
     const keyCols = plan.key.map((k) => (which === 'original' ? k.source : k.target));
     const images = [...keyCols.map((k) => columnImage(k, '')), ...cols.map((c) => columnImage(which === 'original' ? c.source : c.target, c.type))];
     const where = rangeWhere(keyCols, range);
-    const md5 = `MD5(CONCAT_WS('#', ${images.join(', ')}))`;
+    // Each row is hashed once, in the derived table; both halves are read from that one hash.
     const [r] = await this.conn.query<RowDataPacket[]>(
-      `SELECT COUNT(*) AS n, CONCAT(BIT_XOR(CAST(CONV(LEFT(${md5}, 16), 16, 10) AS UNSIGNED)), '-', BIT_XOR(CAST(CONV(RIGHT(${md5}, 16), 16, 10) AS UNSIGNED))) AS h
-         FROM ${quoteTable(t.schema, t.name)} WHERE ${where.sql}`,
+      `SELECT COUNT(*) AS n, CONCAT(BIT_XOR(CAST(CONV(LEFT(x.m, 16), 16, 10) AS UNSIGNED)), '-', BIT_XOR(CAST(CONV(RIGHT(x.m, 16), 16, 10) AS UNSIGNED))) AS h
+         FROM (SELECT MD5(CONCAT_WS('#', ${images.join(', ')})) AS m FROM ${quoteTable(t.schema, t.name)} WHERE ${where.sql}) x`,
       where.params,
     );
     return { n: Number(r[0]!.n), h: String(r[0]!.h) };

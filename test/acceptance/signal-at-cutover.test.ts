@@ -49,4 +49,45 @@ describe.each(cases)('$dialect: SIGTERM at the cut-over', ({ dialect, createDb, 
       rmSync(hooks, { recursive: true, force: true });
     }
   });
+
+  it('a second SIGTERM is honoured at once while the first is still cleaning up', async () => {
+    const { url } = await createDb();
+    const db = await openDb(url);
+    const q = (n: string) => quoteIdent(dialect, n);
+    const hooks = mkdtempSync(join(tmpdir(), 'ss-sig2-'));
+    try {
+      await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
+      await db.exec(`INSERT INTO ${q('t')} ${series}`);
+      // A slow on-failure hook keeps the first signal's shutdown busy.
+      writeFileSync(join(hooks, 'on-failure'), '#!/bin/sh\nsleep 8\n');
+      chmodSync(join(hooks, 'on-failure'), 0o755);
+      const sock = join(hooks, 'sock');
+      const child = spawn(process.execPath, [CLI, 'alter', '--url', url, '--table', 't', '--alter', 'ADD COLUMN w INT', '--execute', '--hooks-dir', hooks, '--control-socket', sock, '--chunk-size', '10', '--chunk-time', '5000'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const closed = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+      const { existsSync } = await import('node:fs');
+      while (!existsSync(sock)) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 700));
+      const second = Date.now();
+      child.kill('SIGTERM');
+      const code = await closed;
+      expect(Date.now() - second).toBeLessThan(3000);
+      expect(code).toBe(130);
+      expect(stderr).toMatch(/SIGTERM again: exiting now; run `shadowshift cleanup`/);
+      // What the interrupted shutdown left is found and removed by cleanup.
+      const cleaned = spawn(process.execPath, [CLI, 'cleanup', '--url', url, '--execute'], { stdio: 'ignore' });
+      expect(await new Promise((res) => cleaned.on('close', res))).toBe(0);
+      const tables = await db.query<Record<string, string>>(dialect === 'mysql' ? 'SHOW TABLES' : "SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+      expect(tables.map((r) => String(Object.values(r)[0]))).toEqual(['t']);
+    } finally {
+      await db.close();
+      rmSync(hooks, { recursive: true, force: true });
+    }
+  });
 });
+

@@ -160,7 +160,7 @@ describe('cutover', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CutoverAttemptError);
     expect((err as Error).message).toMatch(/lock/i);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(10_000); // bounded: the lock timeout plus a loaded host's scheduling
     expect(drained).toBe(false);
     expect(await tableNames(admin)).toEqual(before);
     // The original still takes writes; the shadow is untouched by the attempt.

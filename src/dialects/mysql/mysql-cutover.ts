@@ -33,6 +33,8 @@ import { quoteTable } from './mysql-quote.js';
 import { SENTRY_COMMENT } from './mysql-shadow.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long B gets, after the sentry is dropped, to queue its RENAME on the original (see swap()). */
+const RENAME_QUEUE_GRACE_MS = 50;
 
 export class MysqlCutover implements Cutover {
   constructor(private readonly ctx: MyContext) {}
@@ -122,6 +124,15 @@ export class MysqlCutover implements Cutover {
 
       await a.query(`DROP TABLE ${sentry}`);
       sentryCreated = false;
+      // RENAME takes its metadata locks one at a time in sorted name order, and the sentry
+      // (`_<table>_ssold_…`) sorts before `<table>`: until now B waited on the *sentry*, not on
+      // `original`. The DROP grants B the sentry's lock, but B's thread must still wake up and
+      // queue its exclusive request on `original`; if UNLOCK comes first (a loaded host), the
+      // DML queued on `original` is granted before the RENAME and writes into the old table
+      // after the drain: lost writes (test/mysql/cutover-queue-order.test.ts). No statement can
+      // see a pending lock while we hold WRITE, so give B time to queue. A MITIGATION, not a
+      // proof: see docs/ARCHITECTURE.md "Cut-over on MySQL/MariaDB" for the open fix.
+      await sleep(RENAME_QUEUE_GRACE_MS);
       await a.query('UNLOCK TABLES');
       locked = false;
       await rename;

@@ -1,12 +1,12 @@
 // The cut-over's RENAME must be queued on the original table before the lock is
-// released. RENAME takes its metadata locks in sorted name order and the sentry
-// (`_<table>_ssold_…`) sorts before `<table>`, so B first waits on the sentry; after
-// DROP TABLE sentry its thread must still wake up and queue on the original. When
-// UNLOCK TABLES came first (a loaded host), writes queued on the original ran into
-// the old table after the drain and were lost from the new one. Here writes are
-// queued on the original during every drain; each must end in the new table.
-// Without the grace period in mysql-cutover.ts about 1 swap in 15 lost its queued
-// writes on a busy 2-core host (fewer on an idle one); the race cannot be forced from
+// released. RENAME takes its metadata locks in sorted name order; with a sentry that
+// sorted before `<table>` (`_<table>_ssold_…`), B first waited on the sentry and, after
+// DROP TABLE sentry, had to wake up and queue on the original before UNLOCK. On a
+// loaded host UNLOCK sometimes came first and writes queued on the original ran into
+// the old table after the drain. The fence sentry (`<table>~ssf`, mysql-cutover.ts)
+// makes the original B's first blocking lock. Here writes are queued on the original
+// during every drain; each must end in the new table. Before the fence about 1 swap
+// in 15 lost its queued writes on a busy 2-core host; the race cannot be forced from
 // outside, so the swap is repeated.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

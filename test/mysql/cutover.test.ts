@@ -190,15 +190,19 @@ describe('cutover', () => {
   it('a sentry left by a dead attempt is recognised and replaced; a foreign table of that name is not touched', async () => {
     await admin.query('CREATE TABLE cs (id INT PRIMARY KEY)');
     const { plan, names, pump, stream } = await setUp('cs');
-    await admin.query(`CREATE TABLE \`${names.backup}\` (x INT) COMMENT='not ours'`);
+    const sentry = names.extra.sentry!;
+    expect(sentry).toBe('cs~ssf'); // sorts after the table, see mysql-cutover.ts
+    await admin.query(`CREATE TABLE \`${sentry}\` (x INT) COMMENT='not ours'`);
     pump.pause();
     await expect(session.cutover.swap(plan, names, { lockTimeoutMs: 1000, drainUnderLock: () => pump.drainTo('a'), log: silentLogger() })).rejects.toThrow(/already exists/);
-    await admin.query(`DROP TABLE \`${names.backup}\``);
-    await admin.query(`CREATE TABLE \`${names.backup}\` (id INT PRIMARY KEY) COMMENT='shadowshift cut-over sentry'`);
+    await admin.query(`DROP TABLE \`${sentry}\``);
+    await admin.query(`CREATE TABLE \`${sentry}\` (id INT PRIMARY KEY) COMMENT='shadowshift cut-over sentry'`);
     await session.cutover.swap(plan, names, { lockTimeoutMs: 1000, drainUnderLock: () => pump.drainTo('b'), log: silentLogger() });
     await pump.stop();
     await stream.stop();
     expect(await tableNames(admin)).toContain(names.backup);
+    expect(await tableNames(admin)).not.toContain(sentry);
+    expect(await tableNames(admin)).not.toContain(names.extra.sentrySource);
     await session.dropArtefacts(names, { keepBackup: false });
   });
 

@@ -53,7 +53,11 @@ describe('artefact names', () => {
   it('are short, readable, and parse back', () => {
     const n = mysqlArtefactNames({ schema: 'app', name: 'orders' }, 'deadbeef');
     expect(n).toMatchObject({ shadow: '_orders_ssnew', changelog: '_orders_sslog', backup: '_orders_ssold_deadbeef' });
-    expect(n.extra.sentry).toBe(n.backup);
+    // The cut-over's sentry sorts after the table's name; a dummy is renamed onto it.
+    expect(n.extra).toMatchObject({ sentry: 'orders~ssf', sentrySource: 'orders~ssd' });
+    expect(parseArtefactName('orders~ssf')).toEqual({ base: '_orders', kind: 'backup' });
+    expect(parseArtefactName('orders~ssd')).toEqual({ base: '_orders', kind: 'backup' });
+    expect(mysqlArtefactNames({ schema: 'app', name: 'x'.repeat(61) }, 'deadbeef').extra.sentry).toMatch(/_ssold_deadbeef$/);
     expect(parseArtefactName(n.shadow)).toEqual({ base: '_orders', kind: 'shadow' });
     expect(parseArtefactName(n.changelog)).toEqual({ base: '_orders', kind: 'changelog' });
     expect(parseArtefactName(n.backup)).toEqual({ base: '_orders', kind: 'backup' });

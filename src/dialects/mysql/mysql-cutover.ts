@@ -45,6 +45,11 @@ export class MysqlCutover implements Cutover {
     const shadow = quoteTable(schema, names.shadow);
     const sentryName = names.extra.sentry ?? names.backup;
     const sentry = quoteTable(schema, sentryName);
+    // With a fence (a sentry that sorts after the original), the RENAME also moves a
+    // dummy onto the sentry's name: it still fails while the sentry exists, and its
+    // first blocking lock is now the original's.
+    const sourceName = names.extra.sentrySource;
+    const source = sourceName ? quoteTable(schema, sourceName) : null;
     const backup = quoteTable(schema, names.backup);
     const lockSeconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
     const log = options.log;
@@ -69,6 +74,14 @@ export class MysqlCutover implements Cutover {
           throw new ShadowshiftError(`cannot cut over: a table named ${sentryName} already exists in ${schema}; rename or drop it and run again`);
         }
         await a.query(`DROP TABLE IF EXISTS ${sentry}`);
+      }
+      if (source) {
+        const [prev] = await a.query<RowDataPacket[]>('SELECT TABLE_COMMENT AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, sourceName]);
+        if (prev[0] && String(prev[0].c) !== SENTRY_COMMENT) {
+          throw new ShadowshiftError(`cannot cut over: a table named ${sourceName} already exists in ${schema}; rename or drop it and run again`);
+        }
+        await a.query(`DROP TABLE IF EXISTS ${source}`);
+        await a.query(`CREATE TABLE ${source} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='${SENTRY_COMMENT}'`);
       }
       await a.query(`CREATE TABLE ${sentry} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='${SENTRY_COMMENT}'`);
       sentryCreated = true;
@@ -99,7 +112,7 @@ export class MysqlCutover implements Cutover {
       await b.query(`SET SESSION lock_wait_timeout = ${lockSeconds + 5}`);
       const [idRows] = await b.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
       bId = Number(idRows[0]!.id);
-      rename = b.query(`RENAME TABLE ${original} TO ${backup}, ${shadow} TO ${original}`).then(
+      rename = b.query(`RENAME TABLE ${original} TO ${backup}, ${shadow} TO ${original}${source ? `, ${source} TO ${sentry}` : ''}`).then(
         () => {
           renameSettled = true;
         },
@@ -124,15 +137,15 @@ export class MysqlCutover implements Cutover {
 
       await a.query(`DROP TABLE ${sentry}`);
       sentryCreated = false;
-      // RENAME takes its metadata locks one at a time in sorted name order, and the sentry
-      // (`_<table>_ssold_…`) sorts before `<table>`: until now B waited on the *sentry*, not on
-      // `original`. The DROP grants B the sentry's lock, but B's thread must still wake up and
-      // queue its exclusive request on `original`; if UNLOCK comes first (a loaded host), the
-      // DML queued on `original` is granted before the RENAME and writes into the old table
-      // after the drain: lost writes (test/mysql/cutover-queue-order.test.ts). No statement can
-      // see a pending lock while we hold WRITE, so give B time to queue. A MITIGATION, not a
-      // proof: see docs/ARCHITECTURE.md "Cut-over on MySQL/MariaDB" for the open fix.
-      await sleep(RENAME_QUEUE_GRACE_MS);
+      // RENAME takes its metadata locks one at a time in sorted name order. With the fence
+      // (`<table>~ssf`, sorting after `<table>`), B's first blocking request is on the
+      // original, so once we unlock it is granted before the application's queued DML.
+      // Without it (a table name too long for the fence) B may still be waiting on the
+      // sentry `_<table>_ssold_…`, which sorts first: after the DROP it must wake up and
+      // queue on the original before our UNLOCK, or queued DML would write into the old
+      // table after the drain (test/mysql/cutover-queue-order.test.ts). No statement can see
+      // a pending lock while we hold WRITE, so that fallback only gets a grace period.
+      if (!source) await sleep(RENAME_QUEUE_GRACE_MS);
       await a.query('UNLOCK TABLES');
       locked = false;
       await rename;
@@ -140,8 +153,12 @@ export class MysqlCutover implements Cutover {
         throw new CutoverAttemptError(`the RENAME failed: ${(renameError as Error).message}; the original table is as it was`);
       }
       log.info({ blockedMs: Date.now() - lockedAt }, 'tables swapped');
+      // The dummy now sits under the sentry's name.
+      if (source) await a.query(`DROP TABLE IF EXISTS ${sentry}`).catch((e: Error) => log.warn({ err: e.message }, 'could not drop the cut-over sentry'));
     } catch (err) {
       await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log);
+      // Not under LOCK TABLES any more: the dummy can go (and the sentry, if the RENAME moved it there).
+      if (source) await a.query(`DROP TABLE IF EXISTS ${source}`).catch((e: Error) => log.warn({ err: e.message }, 'could not drop the cut-over dummy'));
       if (err instanceof CutoverAttemptError) throw err;
       if (err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError)) throw err;
       const e = err as { errno?: number; message: string };

@@ -38,6 +38,8 @@ export async function listLeftovers(ctx: MyContext): Promise<Leftover[]> {
     const name = String(t.name);
     const parsed = parseArtefactName(name);
     if (!parsed) continue;
+    // A `<t>~ssf` / `<t>~ssd` that is not our sentry (no sentry comment) is a user's table.
+    if (/~ss[fd]$/u.test(name) && String(t.comment) !== SENTRY_COMMENT) continue;
     let inUse = false;
     // After a cut-over the original name holds the new table; before it, the original. Either way
     // the job lock is on that name. A base without an owner belongs to a table that is gone.

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { ArtefactNames, TableRef } from '../dialect.js';
 
 export const MAX_IDENT_CHARS = 64;
+const FENCE_SUFFIX_CHARS = '~ssf'.length;
 /** The longest suffix: `_ssold_` + a job id (8 hex digits, up to 16 allowed). */
 const LONGEST_SUFFIX = '_ssold_'.length + 16;
 
@@ -29,11 +30,22 @@ export function mysqlArtefactNames(table: TableRef, jobId: string, options?: { r
   const id = jobId.replace(/[^0-9a-zA-Z]/g, '').slice(0, 16) || shortHash(jobId);
   const base = baseName(table.name);
   const backup = `${base}_ssold_${id}`;
+  // The cut-over's sentry must sort after the table's own name, so the queued RENAME
+  // waits on the table first (see mysql-cutover.ts): `<table>~ssf`, moved into place
+  // by renaming `<table>~ssd`. A name too long for that falls back to the backup name.
+  const fenced = [...table.name].length + FENCE_SUFFIX_CHARS <= MAX_IDENT_CHARS;
   return {
     shadow: `${base}_ssnew`,
     changelog: `${base}_sslog`,
     backup,
-    extra: { sentry: backup, schema: table.schema, table: table.name, jobId, ...(options?.resumable ? { resumable: 'true' } : {}) },
+    extra: {
+      sentry: fenced ? `${table.name}~ssf` : backup,
+      ...(fenced ? { sentrySource: `${table.name}~ssd` } : {}),
+      schema: table.schema,
+      table: table.name,
+      jobId,
+      ...(options?.resumable ? { resumable: 'true' } : {}),
+    },
   };
 }
 
@@ -41,6 +53,8 @@ export type ArtefactKind = 'shadow' | 'changelog' | 'backup';
 
 /** Parses an artefact name into its base (`_<table…>`) and kind; null when it is not one of ours. */
 export function parseArtefactName(name: string): { base: string; kind: ArtefactKind } | null {
+  const fence = /^(.+)~ss[fd]$/su.exec(name);
+  if (fence) return { base: `_${fence[1]}`, kind: 'backup' };
   const m = /^(_.+)_ss(new|log|old_[0-9a-zA-Z]{1,16})$/su.exec(name);
   if (!m) return null;
   const kind: ArtefactKind = m[2] === 'new' ? 'shadow' : m[2] === 'log' ? 'changelog' : 'backup';

@@ -105,6 +105,18 @@ function secs(rows: number | null, rate: number): number | null {
   return rows === null ? null : Math.round((rows / rate) * 10) / 10;
 }
 
+/** A statement sent through the online engine because its table is above the threshold. */
+function viaEngine(p: PlannedStatement, stats: TableStats, rows: number | null, steps: Step[]): PlannedStatement {
+  return {
+    ...p,
+    class: 'online',
+    how: `through the online engine (table above --online-threshold: ~${stats.rows} rows, ${stats.bytes} bytes)`,
+    lock: 'none on the table while copying; the cut-over blocks writes for at most --cutover-lock-timeout',
+    estimatedSeconds: secs(rows, RATE.engine),
+    steps,
+  };
+}
+
 function tableName(stats: TableStats | null, written: string | null): string {
   return stats ? `${stats.schema}.${stats.name}` : (written ?? '?');
 }
@@ -282,14 +294,7 @@ function planMysql(base: PlannedStatement, parsed: ParsedStatement, stats: Table
         };
       }
       if (big) {
-        return {
-          ...p,
-          class: 'online',
-          how: `through the online engine (table above --online-threshold: ~${stats!.rows} rows, ${stats!.bytes} bytes)`,
-          lock: 'none on the table while copying; the cut-over blocks writes for at most --cutover-lock-timeout',
-          estimatedSeconds: secs(rows, RATE.engine),
-          steps: [{ kind: 'mysql-alter', sql: base.sql, algorithms: ['INSTANT'], otherwise: 'engine', table, alter: parsed.alterBody }],
-        };
+        return viaEngine(p, stats!, rows, [{ kind: 'mysql-alter', sql: base.sql, algorithms: ['INSTANT'], otherwise: 'engine', table, alter: parsed.alterBody }]);
       }
       if (worst === 'rebuild') {
         return {
@@ -379,14 +384,7 @@ function planPostgres(base: PlannedStatement, parsed: ParsedStatement, stats: Ta
       }
       if (classes.every((c) => c.k.cls === 'instant' || c.k.cls === 'rewrite' || c.k.cls === 'blocking')) {
         if (big && classes.every((c) => c.k.cls !== 'blocking')) {
-          return {
-            ...p,
-            class: 'online',
-            how: `through the online engine (table above --online-threshold: ~${stats!.rows} rows, ${stats!.bytes} bytes)`,
-            lock: 'none on the table while copying; the cut-over blocks writes for at most --cutover-lock-timeout',
-            estimatedSeconds: secs(rows, RATE.engine),
-            steps: [{ kind: 'engine', table, alter: parsed.alterBody }],
-          };
+          return viaEngine(p, stats!, rows, [{ kind: 'engine', table, alter: parsed.alterBody }]);
         }
         return {
           ...p,

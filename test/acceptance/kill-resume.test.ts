@@ -4,33 +4,20 @@
 // equals the model of every acknowledged write.
 
 import { describe, it, expect } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
 import { openDb } from '../support/db.js';
 import { createWorkloadTable, seedWorkloadTable, startWorkload } from '../support/workload.js';
 import { compareWithModel, formatDiffs } from '../support/compare.js';
 import { waitUntil } from '../support/alter.js';
 import { sendControlCommand } from '../../src/control/control-client.js';
+import { startCli } from '../support/cli.js';
 
-const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
 const ROWS = 100_000;
 
-interface Run {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }>;
-}
-
-function start(args: string[], url: string): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SHADOWSHIFT_URL: url, SHADOWSHIFT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  child.stdout!.on('data', (d) => (stdout += d));
-  return { child, done: new Promise((res) => child.on('close', (code, signal) => res({ code, signal, stderr, stdout }))) };
-}
+const start = (args: string[], url: string) => startCli(args, { SHADOWSHIFT_URL: url });
 
 const cases = [
   { dialect: 'mysql' as const, createDb: () => createMysqlDatabase('resume'), alter: "ADD COLUMN flag VARCHAR(8) NOT NULL DEFAULT 'r'" },

@@ -2,32 +2,15 @@
 // output, real exit codes, steered over the control socket.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Connection } from 'mysql2/promise';
 import { createMysqlDatabase, mysqlConnect } from '../support/databases.js';
 import { waitUntil } from '../support/alter.js';
+import { startCli } from '../support/cli.js';
 
-const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SHADOWSHIFT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
-  return { child, done };
-}
-
+const start = startCli;
 const run = (args: string[], env?: Record<string, string>) => start(args, env).done;
 
 let url: string;

@@ -2,24 +2,15 @@
 // after SIGKILL, `shadowshift cleanup --execute` finds and removes them.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { createPgDatabase, pgConnect } from '../support/databases.js';
 import { waitUntil } from '../support/alter.js';
+import { startCli } from '../support/cli.js';
 
-const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
-
-function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return { child, done: new Promise((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr }))) };
-}
+const start = startCli;
 
 let url: string;
 let client: pg.Client;

@@ -13,6 +13,7 @@ import type { LoadProbes } from '../dialect.js';
 import { parseConnectionUrl, type ConnectionConfig } from '../../util/connection-url.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import { connectionOptionsFor } from './mysql-context.js';
+import { HeartbeatWriter } from '../heartbeat-writer.js';
 import { quoteIdent } from './mysql-quote.js';
 
 export const HEARTBEAT_TABLE = '_shadowshift_heartbeat';
@@ -67,16 +68,17 @@ export function createMysqlProbes(pool: mysql.Pool, opts: MysqlProbeOptions): Lo
   const table = `${quoteIdent(opts.schema)}.${quoteIdent(HEARTBEAT_TABLE)}`;
   const connect = opts.connectReplica ?? defaultConnectReplica;
   const replicas = new Map<string, Promise<ReplicaConnection>>();
-  let created: Promise<void> | null = null;
-  let closed = false;
-  let inflight: Promise<void> | null = null;
 
   const createTable = () =>
     pool
       .query(`CREATE TABLE IF NOT EXISTS ${table} (job_id VARCHAR(64) NOT NULL PRIMARY KEY, beat_at DATETIME(6) NOT NULL) ENGINE=InnoDB`)
       .then(() => undefined);
 
-  const beat = () => pool.query(`REPLACE INTO ${table} (job_id, beat_at) VALUES (?, UTC_TIMESTAMP(6))`, [opts.jobId]);
+  const heartbeat = new HeartbeatWriter({
+    createTable,
+    beat: () => pool.query(`REPLACE INTO ${table} (job_id, beat_at) VALUES (?, UTC_TIMESTAMP(6))`, [opts.jobId]).then(() => undefined),
+    isMissingTable: (err) => (err as { errno?: number }).errno === ER_NO_SUCH_TABLE,
+  });
 
   async function replica(url: string): Promise<ReplicaConnection> {
     let p = replicas.get(url);
@@ -160,25 +162,7 @@ export function createMysqlProbes(pool: mysql.Pool, opts: MysqlProbeOptions): Lo
     },
 
     async writeHeartbeat(): Promise<void> {
-      if (closed) return;
-      const run = async () => {
-        created ??= createTable().catch((err) => {
-          created = null;
-          throw err;
-        });
-        await created;
-        try {
-          await beat();
-        } catch (err) {
-          // Another job in this database may have dropped the shared table as it finished.
-          if ((err as { errno?: number }).errno !== ER_NO_SUCH_TABLE) throw err;
-          await createTable();
-          await beat();
-        }
-      };
-      const p = run();
-      inflight = p.catch(() => undefined);
-      await p;
+      await heartbeat.write();
     },
 
     async replicaLagSeconds(url: string): Promise<number> {
@@ -205,13 +189,10 @@ export function createMysqlProbes(pool: mysql.Pool, opts: MysqlProbeOptions): Lo
     },
 
     async close(): Promise<void> {
-      closed = true;
       const conns = [...replicas.values()];
       replicas.clear();
       for (const p of conns) await p.then((c) => c.end()).catch(() => undefined);
-      await inflight;
-      if (!created) return;
-      await created.catch(() => undefined);
+      if (!(await heartbeat.close())) return;
       try {
         await pool.query(`DELETE FROM ${table} WHERE job_id = ?`, [opts.jobId]);
         const [rows] = (await pool.query({ sql: `SELECT 1 FROM ${table} LIMIT 1`, rowsAsArray: true })) as [unknown[], unknown];

@@ -14,6 +14,7 @@ import type { ArtefactNames, LoadProbes } from '../dialect.js';
 import { clientConfigFor, type PgContext } from './postgres-context.js';
 import { parseConnectionUrl, type ConnectionConfig } from '../../util/connection-url.js';
 import { ShadowshiftError } from '../../util/errors.js';
+import { HeartbeatWriter } from '../heartbeat-writer.js';
 
 export const HEARTBEAT_TABLE = '_shadowshift_heartbeat';
 
@@ -73,9 +74,6 @@ export function createPostgresProbes(pool: pg.Pool, opts: PostgresProbeOptions):
   const table = `${quote(opts.schema ?? 'public')}.${quote(HEARTBEAT_TABLE)}`;
   const connect = opts.connectReplica ?? defaultConnectReplica;
   const replicas = new Map<string, Promise<PgReplicaConnection>>();
-  let created: Promise<void> | null = null;
-  let closed = false;
-  let inflight: Promise<void> | null = null;
 
   const createTable = async () => {
     try {
@@ -85,8 +83,14 @@ export function createPostgresProbes(pool: pg.Pool, opts: PostgresProbeOptions):
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
     }
   };
-  const beat = () =>
-    pool.query(`INSERT INTO ${table} (job_id, beat_at) VALUES ($1, clock_timestamp()) ON CONFLICT (job_id) DO UPDATE SET beat_at = excluded.beat_at`, [opts.jobId]);
+  const heartbeat = new HeartbeatWriter({
+    createTable,
+    beat: () =>
+      pool
+        .query(`INSERT INTO ${table} (job_id, beat_at) VALUES ($1, clock_timestamp()) ON CONFLICT (job_id) DO UPDATE SET beat_at = excluded.beat_at`, [opts.jobId])
+        .then(() => undefined),
+    isMissingTable: (err) => (err as { code?: string }).code === UNDEFINED_TABLE,
+  });
 
   async function replica(url: string): Promise<PgReplicaConnection> {
     let p = replicas.get(url);
@@ -128,25 +132,7 @@ export function createPostgresProbes(pool: pg.Pool, opts: PostgresProbeOptions):
     },
 
     async writeHeartbeat(): Promise<void> {
-      if (closed) return;
-      const run = async () => {
-        created ??= createTable().catch((err) => {
-          created = null;
-          throw err;
-        });
-        await created;
-        try {
-          await beat();
-        } catch (err) {
-          // Another job in this schema may have dropped the shared table as it finished.
-          if ((err as { code?: string }).code !== UNDEFINED_TABLE) throw err;
-          await createTable();
-          await beat();
-        }
-      };
-      const p = run();
-      inflight = p.catch(() => undefined);
-      await p;
+      await heartbeat.write();
     },
 
     /**
@@ -213,13 +199,10 @@ export function createPostgresProbes(pool: pg.Pool, opts: PostgresProbeOptions):
     },
 
     async close(): Promise<void> {
-      closed = true;
       const conns = [...replicas.values()];
       replicas.clear();
       for (const p of conns) await p.then((c) => c.end()).catch(() => undefined);
-      await inflight;
-      if (!created) return;
-      await created.catch(() => undefined);
+      if (!(await heartbeat.close())) return;
       const client = await pool.connect();
       try {
         await client.query('BEGIN');

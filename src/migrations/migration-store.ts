@@ -38,6 +38,33 @@ export interface HistoryRecord {
   failedStatement: string | null;
 }
 
+/**
+ * A history row as the dialect read it (column names as in the table, values as
+ * text) turned into a record; `time` normalises the dialect's timestamp text.
+ */
+export function historyRecordFromRow(r: Record<string, string | null>, time: (t: string) => string = (t) => t): HistoryRecord {
+  return {
+    version: String(r.version),
+    name: String(r.name),
+    checksum: String(r.checksum),
+    kind: r.kind as HistoryRecord['kind'],
+    reached: (r.reached ?? null) as HistoryRecord['reached'],
+    status: r.status as HistoryRecord['status'],
+    currentPhase: (r.current_phase ?? null) as HistoryRecord['currentPhase'],
+    statementsDone: Number(r.statements_done ?? 0),
+    doneChecksum: r.done_checksum ?? null,
+    phaseChecksums: r.phase_checksums ?? null,
+    backfillCursor: r.backfill_cursor ?? null,
+    appliedBy: String(r.applied_by),
+    host: String(r.host),
+    startedAt: r.started_at ? time(r.started_at) : null,
+    finishedAt: r.finished_at ? time(r.finished_at) : null,
+    durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
+    error: r.error ?? null,
+    failedStatement: r.failed_statement ?? null,
+  };
+}
+
 export interface ColumnDetail {
   name: string;
   /** Full type as the server spells it: `int(11)`, `character varying(20)`. */

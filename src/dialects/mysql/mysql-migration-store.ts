@@ -18,6 +18,7 @@ import type {
   TableStats,
 } from '../../migrations/migration-store.js';
 import { connectionOptionsFor } from './mysql-context.js';
+import { historyRecordFromRow } from '../../migrations/migration-store.js';
 
 export const HISTORY_TABLE = 'shadowshift_migrations';
 
@@ -238,28 +239,8 @@ END`,
   }
 }
 
-function rowToRecord(r: Record<string, string | null>): HistoryRecord {
-  return {
-    version: String(r.version),
-    name: String(r.name),
-    checksum: String(r.checksum),
-    kind: r.kind as HistoryRecord['kind'],
-    reached: (r.reached ?? null) as HistoryRecord['reached'],
-    status: r.status as HistoryRecord['status'],
-    currentPhase: (r.current_phase ?? null) as HistoryRecord['currentPhase'],
-    statementsDone: Number(r.statements_done ?? 0),
-    doneChecksum: r.done_checksum ?? null,
-    phaseChecksums: r.phase_checksums ?? null,
-    backfillCursor: r.backfill_cursor ?? null,
-    appliedBy: String(r.applied_by),
-    host: String(r.host),
-    startedAt: r.started_at ? r.started_at.replace(/(\.\d{3})\d*Z$/, '$1Z') : null,
-    finishedAt: r.finished_at ? r.finished_at.replace(/(\.\d{3})\d*Z$/, '$1Z') : null,
-    durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
-    error: r.error ?? null,
-    failedStatement: r.failed_statement ?? null,
-  };
-}
+/** MySQL keeps microseconds; the history shows milliseconds like PostgreSQL's. */
+const rowToRecord = (r: Record<string, string | null>): HistoryRecord => historyRecordFromRow(r, (t) => t.replace(/(\.\d{3})\d*Z$/, '$1Z'));
 
 export async function openMysqlMigrationStore(config: ConnectionConfig): Promise<MigrationStore> {
   const conn = await mysql.createConnection({ ...connectionOptionsFor(config), multipleStatements: false });

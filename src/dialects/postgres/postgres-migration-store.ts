@@ -18,6 +18,7 @@ import type {
 } from '../../migrations/migration-store.js';
 import { clientConfigFor } from './postgres-context.js';
 import { quoteIdent, quoteQualified } from './postgres-quote.js';
+import { historyRecordFromRow } from '../../migrations/migration-store.js';
 
 export const HISTORY_TABLE = 'shadowshift_migrations';
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -118,26 +119,7 @@ class PostgresMigrationStore implements MigrationStore {
               duration_ms::text AS duration_ms, error, failed_statement
          FROM ${this.qualifiedHistory()}`,
     );
-    return rows.map((r) => ({
-      version: String(r.version),
-      name: String(r.name),
-      checksum: String(r.checksum),
-      kind: r.kind as HistoryRecord['kind'],
-      reached: (r.reached ?? null) as HistoryRecord['reached'],
-      status: r.status as HistoryRecord['status'],
-      currentPhase: (r.current_phase ?? null) as HistoryRecord['currentPhase'],
-      statementsDone: Number(r.statements_done ?? 0),
-      doneChecksum: r.done_checksum ?? null,
-      phaseChecksums: r.phase_checksums ?? null,
-      backfillCursor: r.backfill_cursor ?? null,
-      appliedBy: String(r.applied_by),
-      host: String(r.host),
-      startedAt: r.started_at ?? null,
-      finishedAt: r.finished_at ?? null,
-      durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
-      error: r.error ?? null,
-      failedStatement: r.failed_statement ?? null,
-    }));
+    return rows.map((r) => historyRecordFromRow(r));
   }
 
   async saveHistory(r: HistoryRecord): Promise<void> {

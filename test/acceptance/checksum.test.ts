@@ -54,9 +54,13 @@ describe.each(cases)('$dialect: checksum before cut-over', ({ dialect, createDb,
     try {
       await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
       await db.exec(`INSERT INTO ${q('t')} ${series}`);
+      if (dialect === 'postgres') {
+        await db.exec(`CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.id = 4242 THEN NEW.v := -999; END IF; RETURN NEW; END$$`);
+      }
       // A trigger on the shadow corrupts row 4242 every time anything writes it:
       // the copy, the stream and every recopy. Created from the first chunk's
-      // hook without waiting: it needs the lock the open chunk holds.
+      // hook without waiting: it needs the lock the open chunk holds, and gets it a
+      // chunk or two later; small chunks leave row 4242 forty chunks away.
       let created: Promise<unknown> | null = null;
       const beforeChunkCommit = async () => {
         if (created) return;
@@ -64,13 +68,11 @@ describe.each(cases)('$dialect: checksum before cut-over', ({ dialect, createDb,
         if (dialect === 'mysql') {
           created = db.exec(`CREATE TRIGGER ${q('sabotage')} BEFORE INSERT ON ${shadow} FOR EACH ROW SET NEW.v = IF(NEW.id = 4242, -999, NEW.v)`);
         } else {
-          created = db
-            .exec(`CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.id = 4242 THEN NEW.v := -999; END IF; RETURN NEW; END$$`)
-            .then(() => db.exec(`CREATE TRIGGER sabotage BEFORE INSERT OR UPDATE ON ${shadow} FOR EACH ROW EXECUTE FUNCTION sabotage()`));
+          created = db.exec(`CREATE TRIGGER sabotage BEFORE INSERT OR UPDATE ON ${shadow} FOR EACH ROW EXECUTE FUNCTION sabotage()`);
         }
         created.catch(() => undefined);
       };
-      const err = await runAlter(url, 't', 'ADD COLUMN w INT', { chunkSize: 500, testHooks: { beforeChunkCommit } }).then(
+      const err = await runAlter(url, 't', 'ADD COLUMN w INT', { chunkSize: 100, testHooks: { beforeChunkCommit } }).then(
         () => null,
         (e: unknown) => e as Error,
       );

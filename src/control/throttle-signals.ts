@@ -69,9 +69,15 @@ export class ReplicaLagSignal implements ThrottleSignal {
 
   async check(): Promise<string | null> {
     let worst: { url: string; lag: number } | null = null;
-    for (const url of this.replicaUrls) {
-      const lag = await this.probes.replicaLagSeconds(url);
-      if (!worst || lag > worst.lag) worst = { url, lag };
+    try {
+      for (const url of this.replicaUrls) {
+        const lag = await this.probes.replicaLagSeconds(url);
+        if (!worst || lag > worst.lag) worst = { url, lag };
+      }
+    } catch (err) {
+      // Status must not keep showing a lag that can no longer be read.
+      this.lastLagSeconds = null;
+      throw err;
     }
     this.lastLagSeconds = worst?.lag ?? null;
     if (worst && worst.lag > this.settings.maxLagSeconds) {

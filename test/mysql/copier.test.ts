@@ -109,14 +109,15 @@ describe('copier', () => {
       .copyChunk(plan, { after: null, upTo: [2] }, async () => {
         // INNODB_TRX is a cache refreshed every 0.1 s: look until the chunk's transaction shows.
         let me: { ID: number } | undefined;
-        for (let i = 0; i < 50 && !me; i++) {
+        for (let i = 0; i < 400 && !me; i++) {
           [[me]] = (await admin.query(
             `SELECT trx_mysql_thread_id AS ID FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_query IS NULL
               AND trx_mysql_thread_id IN (SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) LIMIT 1`,
           )) as unknown as [[{ ID: number } | undefined]];
           if (!me) await new Promise((r) => setTimeout(r, 50));
         }
-        await admin.query(`KILL ${me!.ID}`);
+        if (!me) throw new Error("the chunk's transaction never showed in INNODB_TRX within 20 s");
+        await admin.query(`KILL ${me.ID}`);
         await new Promise((r) => setTimeout(r, 100));
       })
       .catch((e: unknown) => e);

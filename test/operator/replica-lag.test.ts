@@ -56,6 +56,18 @@ describe.each(cases)('$dialect: replica lag throttles the copy', ({ dialect, sta
   it('pauses while the replica is more than --max-lag behind, and resumes after', async () => {
     await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
     await db.exec(`INSERT INTO ${q('t')} ${series}`);
+    // Only this job writes heartbeats on the primary.
+    const heartbeatsOnReplica = async () => {
+      const r = await openDb(replicaUrl);
+      try {
+        const [row] = await r.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${q('_shadowshift_heartbeat')}`);
+        return Number(row!.n);
+      } catch {
+        return 0; // the table has not reached the replica yet
+      } finally {
+        await r.close();
+      }
+    };
     const job = newJob(url, 't', 'ADD COLUMN w INT', {
       chunkSize: 300,
       maxLagSeconds: 1,
@@ -67,7 +79,14 @@ describe.each(cases)('$dialect: replica lag throttles the copy', ({ dialect, sta
       job.controls.manualThrottle = true;
       const running = job.execute(report);
       running.catch(() => undefined);
-      await waitUntil(() => job.status().state === 'copying' && job.replicaLagSeconds() !== null && job.replicaLagSeconds()! < 1, 'the heartbeat to reach the replica', 60_000);
+      // The heartbeat row must be on the replica before its apply stops: until
+      // then the lag comes from the replica's own status, which has no value
+      // once the apply is stopped.
+      await waitUntil(
+        async () => job.status().state === 'copying' && (await heartbeatsOnReplica()) > 0 && job.replicaLagSeconds() !== null && job.replicaLagSeconds()! < 1,
+        "the job's heartbeat to reach the replica",
+        60_000,
+      );
       await replica.pauseApply();
       await waitUntil(() => (job.replicaLagSeconds() ?? 0) > 1.2, 'the replica to fall behind', 60_000);
       job.controls.manualThrottle = false;

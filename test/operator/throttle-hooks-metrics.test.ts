@@ -55,9 +55,16 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
    * Starts a job that is throttled from the start, proves the copy stays flat
    * while changes are applied, releases the throttle and waits for the end.
    */
-  async function provePause(options: TestAlterOptions, release: (job: AlterJob) => Promise<void>, expectReason: RegExp): Promise<void> {
+  async function provePause(
+    options: TestAlterOptions,
+    release: (job: AlterJob) => Promise<void>,
+    expectReason: RegExp,
+    /** Keeps the signal's condition true once engaged; returns what ends it. */
+    hold?: (job: AlterJob) => Promise<() => Promise<void>>,
+  ): Promise<void> {
     const table = await freshTable();
     const job = newJob(url, table, 'ADD COLUMN w INT', { chunkSize: 500, ...options });
+    let unhold: (() => Promise<void>) | null = null;
     try {
       const report = await job.prepare();
       const running = job.execute(report);
@@ -65,6 +72,12 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       await waitUntil(() => job.status().throttled !== null || job.status().state === 'failed', 'the throttle to engage', 30_000);
       expect(job.status().error).toBeNull();
       expect(job.status().throttled).toMatch(expectReason);
+      if (hold) {
+        unhold = await hold(job);
+        await job.refreshThrottle();
+        await new Promise((r) => setTimeout(r, 300)); // a chunk started before the hold ends
+        expect(job.status().throttled).toMatch(expectReason);
+      }
       const copiedAtStart = job.status().rowsCopied;
       // Changes keep flowing to the shadow while the copy is paused.
       for (let i = 1; i <= 20; i++) await db.exec(`UPDATE ${q(table)} SET v = -v WHERE id = ${i * 37}`);
@@ -72,12 +85,14 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       await new Promise((r) => setTimeout(r, 1000));
       expect(job.status().rowsCopied).toBe(copiedAtStart);
       expect(job.status().state).toBe('copying');
+      await unhold?.();
       await release(job);
       await running;
       expect(job.status().state).toBe('done');
       const [row] = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${q(table)} WHERE v < 0`);
       expect(String(row!.n)).toBe('20');
     } finally {
+      await unhold?.().catch(() => undefined);
       await job.close();
     }
   }
@@ -132,10 +147,29 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
   if (dialect === 'postgres') {
     it('pauses while the job\'s slot holds more WAL than --max-slot-lag', async () => {
       // One byte: any unconfirmed WAL throttles; `set max-slot-lag` raises it.
-      await provePause({ maxSlotLagBytes: 1 }, async (job) => {
-        job.liveSettings.maxSlotLagBytes = 1e12;
-        await job.refreshThrottle();
-      }, /slot-lag/);
+      // The slot's restart point cannot pass an open transaction that wrote, so
+      // one held open keeps WAL retained even once the job has confirmed everything.
+      const pinRestartPoint = async () => {
+        const tx = await openDb(url);
+        await tx.exec('BEGIN');
+        await tx.exec('INSERT INTO throttle_ctl VALUES (1)');
+        let done = false;
+        return async () => {
+          if (done) return;
+          done = true;
+          await tx.exec('ROLLBACK');
+          await tx.close();
+        };
+      };
+      await provePause(
+        { maxSlotLagBytes: 1 },
+        async (job) => {
+          job.liveSettings.maxSlotLagBytes = 1e12;
+          await job.refreshThrottle();
+        },
+        /slot-lag/,
+        pinRestartPoint,
+      );
     });
   }
 

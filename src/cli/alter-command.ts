@@ -32,6 +32,7 @@ export function alterBuilder(y: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
     .option('checksum', { type: 'boolean', default: true, describe: 'compare original and shadow chunk by chunk before the cut-over (--no-checksum to skip)' })
     .option('checksum-interval', { type: 'number', default: 600, describe: 'while postponed, checksum again every this many seconds' })
+    .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
     .option('resumable', { type: 'boolean', default: false, describe: 'write checkpoints, and on failure or SIGTERM keep the state so --resume can continue' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
     .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints of a resumable job' })
@@ -89,6 +90,7 @@ export function formatPlan(report: AlterPlanReport, execute: boolean): string {
   if (report.columnsNotCopied.length) lines.push(`  not copied:       ${report.columnsNotCopied.join(', ')}`);
   if (report.columnsNew.length) lines.push(`  new (defaults):   ${report.columnsNew.join(', ')}`);
   lines.push(`  checksum:         ${report.checksum}`);
+  if (report.deferredIndexes !== 'not built for this dialect') lines.push(`  indexes:          ${report.deferredIndexes === 'on' ? 'built after the copy' : 'built before the copy'}`);
   if (report.newUniqueIndexes.length) lines.push(`  new unique keys:  ${report.newUniqueIndexes.join(', ')} (a duplicate fails the job, nothing is dropped)`);
   lines.push('  preflight checks:');
   for (const c of report.checks) lines.push(`    [${c.ok ? 'pass' : 'FAIL'}] ${c.check}${c.ok ? '' : `: ${c.message}`}`);
@@ -152,6 +154,7 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
     checksum: args.checksum,
     checksumIntervalSeconds: args.checksumInterval,
+    deferIndexes: args.deferIndexes,
     resumable: args.resumable,
     resume: args.resume,
     checkpointIntervalSeconds: args.checkpointInterval,

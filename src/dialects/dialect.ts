@@ -318,8 +318,14 @@ export interface DialectSession {
    * A syntax error throws a ShadowshiftError carrying the server's message.
    */
   previewShadow(original: TableInfo, alter: string): Promise<TableInfo>;
-  /** Creates the shadow (and the dialect's changelog artefacts) with the ALTER applied. */
-  createShadow(original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo>;
+  /**
+   * Creates the shadow (and the dialect's changelog artefacts) with the ALTER applied.
+   * With `deferIndexes` (only where `finishShadow` exists) the shadow's secondary
+   * indexes are left out until finishShadow() builds them after the copy.
+   */
+  createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo>;
+  /** Builds the indexes createShadow({ deferIndexes: true }) left out; a no-op when there are none. */
+  finishShadow?(shadow: TableRef): Promise<TableInfo>;
   /** Drops the shadow and changelog artefacts; never touches the original. */
   dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void>;
   openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream;

@@ -66,6 +66,8 @@ export interface AlterJobOptions {
   checksum?: boolean;
   /** While postponed, checksum again this often. */
   checksumIntervalSeconds?: number;
+  /** Build the shadow's secondary indexes after the copy (default on where the dialect supports it). */
+  deferIndexes?: boolean;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariant 3). */
@@ -93,6 +95,8 @@ export interface AlterPlanReport {
   newUniqueIndexes: string[];
   /** Whether the shadow is checksummed against the original before the cut-over. */
   checksum: 'on' | 'off' | 'not built for this dialect';
+  /** Whether the shadow's secondary indexes are built after the copy instead of before. */
+  deferredIndexes: 'on' | 'off' | 'not built for this dialect';
   checks: CheckOutcome[];
   ok: boolean;
 }
@@ -231,6 +235,7 @@ export class AlterJob {
       columnsNew: plan ? plan.shadow.columns.filter((c) => !fed.has(c.name)).map((c) => c.name) : [],
       newUniqueIndexes: plan?.newUniqueIndexes ?? [],
       checksum: this.options.checksum === false ? 'off' : session.checksummer ? 'on' : 'not built for this dialect',
+      deferredIndexes: !session.finishShadow ? 'not built for this dialect' : this.defersIndexes(session, info) ? 'on' : 'off',
       checks: outcomes,
       ok: outcomes.every((o) => o.ok) && plan !== null,
     };
@@ -260,7 +265,7 @@ export class AlterJob {
       } else {
         names = this.names = session.artefactNames(this.ref, this.id, { resumable: this.resumable });
         this.log.info({ shadow: names.shadow }, 'creating shadow table');
-        shadowInfo = await session.createShadow(this.original, this.options.alter, names);
+        shadowInfo = await session.createShadow(this.original, this.options.alter, names, { deferIndexes: this.defersIndexes(session, this.original) });
       }
       const built = buildCopyPlan(this.original, shadowInfo, this.analysis);
       if (!built.plan) throw new ShadowshiftError(built.reason);
@@ -276,6 +281,7 @@ export class AlterJob {
 
       this.setState('copying');
       await this.copyAll(session, plan);
+      await this.finishShadow(session, plan);
       await this.fire('on-copy-complete');
       this.setState('catching-up');
       await this.catchUp();
@@ -469,6 +475,34 @@ export class AlterJob {
     if (!this.resumable) return;
     if (Date.now() - this.lastCheckpointAt < (this.options.checkpointIntervalSeconds ?? 5) * 1000) return;
     await this.saveCheckpoint();
+  }
+
+  /**
+   * Deferred only when the copy key is the primary key, which the shadow always keeps
+   * (a replica-identity index standing in for a missing key must exist during the copy).
+   */
+  private defersIndexes(session: DialectSession, original: TableInfo): boolean {
+    return this.options.deferIndexes !== false && Boolean(session.finishShadow) && original.indexes.some((i) => i.primary);
+  }
+
+  /** Builds the deferred indexes while the stream keeps being applied. */
+  private async finishShadow(session: DialectSession, plan: CopyPlan): Promise<void> {
+    if (!session.finishShadow) return;
+    const started = Date.now();
+    let finished = false;
+    const build = session.finishShadow(plan.shadow.ref).finally(() => {
+      finished = true;
+    });
+    build.catch(() => undefined);
+    while (!finished) {
+      this.controls.throwIfAborted();
+      await this.pump!.applyAvailable(APPLY_BUDGET_MS);
+      await Promise.race([build.then(() => undefined, () => undefined), this.controls.sleep(100)]);
+    }
+    const shadow = await build;
+    if (shadow.indexes.length !== plan.shadow.indexes.length) {
+      this.log.info({ indexes: shadow.indexes.length - plan.shadow.indexes.length, seconds: (Date.now() - started) / 1000 }, "built the new table's secondary indexes");
+    }
   }
 
   private async catchUp(): Promise<void> {

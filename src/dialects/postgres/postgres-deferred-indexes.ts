@@ -6,8 +6,9 @@
 // index-backed constraints (the key stays: ON CONFLICT needs it) and records their
 // definitions in the shadow's table comment (free until the cut-over, which sets the
 // original's comment), so a resumed job finds them too. finishShadow() builds them
-// with CREATE INDEX CONCURRENTLY (the applier keeps writing meanwhile). The cut-over
-// calls it too, before taking any lock, so a shadow is never swapped in without them.
+// with CREATE INDEX CONCURRENTLY after the last chunk (the engine keeps applying the
+// stream meanwhile). The cut-over calls it too, before taking any lock, so a shadow
+// is never swapped in without them.
 
 import type pg from 'pg';
 import type { TableRef } from '../dialect.js';

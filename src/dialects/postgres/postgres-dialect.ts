@@ -107,15 +107,11 @@ export class PostgresSession implements DialectSession {
     return previewShadow(this.ctx, original, alter);
   }
 
-  /**
-   * With `deferIndexes`, the shadow's secondary indexes are built by finishShadow()
-   * after the copy (faster; see postgres-deferred-indexes.ts). Not in dialect.ts yet.
-   */
+  /** `deferIndexes`: see postgres-deferred-indexes.ts for why and how. */
   createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo> {
     return createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } }, options);
   }
 
-  /** Builds indexes deferred by createShadow({ deferIndexes: true }); a no-op otherwise. Call after the copy. */
   async finishShadow(shadow: TableRef): Promise<TableInfo> {
     await finishShadow(this.ctx, shadow);
     const info = await inspectTable(this.ctx.pool, shadow);

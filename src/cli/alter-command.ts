@@ -13,10 +13,10 @@ import { HookRunner } from '../control/hooks.js';
 import { JobMetrics, serveMetrics } from '../control/metrics.js';
 import { startHttpControl } from '../control/http-server.js';
 import { startStatusReporter } from '../control/status-reporter.js';
-import { parseLoadThresholds } from '../control/throttler.js';
+import { THROTTLE_GROUP, throttleFromArgs, withThrottleOptions } from './throttle-options.js';
 
 export function alterBuilder(y: Argv) {
-  return withConnectionOptions(y)
+  return withThrottleOptions(withConnectionOptions(y), { pauses: 'the copy', critical: 'abort (the original is untouched)' })
     .option('table', { type: 'string', demandOption: true, describe: 'table to alter (db.table or table)' })
     .option('alter', { type: 'string', demandOption: true, describe: 'ALTER TABLE clauses, e.g. "ADD COLUMN c INT, ADD INDEX (c)"' })
     .option('execute', { type: 'boolean', default: false, describe: 'run the migration; without it only the plan is printed' })
@@ -37,15 +37,7 @@ export function alterBuilder(y: Argv) {
     .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
     .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints of a resumable job' })
     .option('checkpoint-max-age', { type: 'number', default: 604800, describe: 'refuse to resume from a checkpoint older than this many seconds' })
-    .group(['throttle-flag-file', 'throttle-query', 'max-load', 'critical-load', 'critical-load-hibernate', 'throttle-replicas', 'max-lag', 'heartbeat-interval', 'max-slot-lag'], 'Throttling:')
-    .option('throttle-flag-file', { type: 'string', describe: 'pause the copy while this file exists' })
-    .option('throttle-query', { type: 'string', describe: 'pause the copy while this query returns a value > 0' })
-    .option('max-load', { type: 'string', describe: 'pause the copy while a status value reaches a threshold, e.g. Threads_running=25 (PostgreSQL: active_backends=20)' })
-    .option('critical-load', { type: 'string', describe: 'abort when a threshold is crossed twice in a row' })
-    .option('critical-load-hibernate', { type: 'number', describe: 'instead of aborting on critical load, pause everything for this many seconds' })
-    .option('throttle-replicas', { type: 'string', describe: 'comma-separated replica URLs whose lag throttles the copy' })
-    .option('max-lag', { type: 'number', default: 1.5, describe: 'replica lag (seconds) above which the copy pauses' })
-    .option('heartbeat-interval', { type: 'number', default: 100, describe: 'milliseconds between heartbeats written for replica lag' })
+    .group(['max-slot-lag'], THROTTLE_GROUP)
     .option('max-slot-lag', { type: 'number', describe: 'PostgreSQL: bytes of WAL the job\'s slot may hold back before the copy pauses' })
     .group(['http', 'http-token-file', 'http-allow-remote', 'metrics', 'hooks-dir'], 'Control and observability:')
     .option('http', { type: 'string', describe: 'serve the control API over HTTP on HOST:PORT (loopback only unless --http-allow-remote)' })
@@ -70,12 +62,9 @@ function validate(args: AlterArgs): void {
     throw new UsageError(`--kill-blockers-after (${args.killBlockersAfter}s) must be shorter than --cutover-lock-timeout (${args.cutoverLockTimeout}s), or it never fires`);
   }
   positive('status-interval', args.statusInterval);
-  positive('max-lag', args.maxLag);
   positive('checkpoint-interval', args.checkpointInterval);
   positive('checksum-interval', args.checksumInterval);
   positive('checkpoint-max-age', args.checkpointMaxAge);
-  positive('heartbeat-interval', args.heartbeatInterval);
-  positive('critical-load-hibernate', args.criticalLoadHibernate);
   positive('max-slot-lag', args.maxSlotLag);
   if (args.chunkSize !== undefined && !Number.isInteger(args.chunkSize)) throw new UsageError('--chunk-size must be a whole number of rows');
 }
@@ -109,16 +98,9 @@ function readToken(args: AlterArgs): string | undefined {
   return process.env.SHADOWSHIFT_HTTP_TOKEN || undefined;
 }
 
-function thresholds(spec: string | undefined, flag: string): Map<string, number> {
-  try {
-    return parseLoadThresholds(spec, flag);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
 export async function alterCommand(args: AlterArgs): Promise<number> {
   validate(args);
+  const throttle = throttleFromArgs(args);
   const log = createLogger();
   if (args.hooksDir) {
     try {
@@ -140,16 +122,9 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     dropOldTable: args.dropOldTable,
     postponeCutoverFlagFile: args.postponeCutoverFlagFile,
     log,
-    maxLagSeconds: args.maxLag,
-    maxLoad: thresholds(args.maxLoad, '--max-load'),
-    throttle: {
-      flagFile: args.throttleFlagFile,
-      query: args.throttleQuery,
-      criticalLoad: thresholds(args.criticalLoad, '--critical-load'),
-      criticalHibernateSeconds: args.criticalLoadHibernate,
-      replicaUrls: args.throttleReplicas ? args.throttleReplicas.split(',').map((u) => u.trim()).filter(Boolean) : [],
-      heartbeatIntervalMs: args.heartbeatInterval,
-    },
+    maxLagSeconds: throttle.live.maxLagSeconds,
+    maxLoad: throttle.live.maxLoad,
+    throttle: throttle.config,
     maxSlotLagBytes: args.maxSlotLag,
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
     checksum: args.checksum,

@@ -8,11 +8,12 @@ import { connectionFrom, withConnectionOptions } from './connection-options.js';
 import { installSignalHandlers } from './signals.js';
 import { MigrationRunner, newMigrationFile, type CommandReport, type MigrationStatus, type PlannedMigration } from '../migrations/runner.js';
 import { DEFAULT_ONLINE_THRESHOLD, parseOnlineThreshold, type PlannedStatement } from '../migrations/planner.js';
+import { throttleFromArgs, withThrottleOptions } from './throttle-options.js';
 
 const ACTIONS = ['up', 'contract', 'down', 'status', 'plan', 'new', 'baseline'] as const;
 
 export function migrateBuilder(y: Argv) {
-  return withConnectionOptions(y)
+  const own = withConnectionOptions(y)
     .positional('action', { choices: ACTIONS, describe: 'what to do', demandOption: true })
     .positional('arg', { type: 'string', describe: 'new: the migration name; baseline: the version' })
     .option('dir', { type: 'string', default: 'migrations', describe: 'directory of <version>_<name>.sql|.ts files' })
@@ -26,10 +27,12 @@ export function migrateBuilder(y: Argv) {
     .option('lock-timeout', { type: 'number', describe: 'milliseconds each DDL may wait for its lock before it is retried [default: PostgreSQL 1000, MySQL 2000]' })
     .option('ddl-retries', { type: 'number', default: 8, describe: 'retries of a DDL whose lock was not granted (exponential backoff)' })
     .option('backfill-batch', { type: 'number', default: 1000, describe: 'rows per backfill batch' })
-    .option('throttle-flag-file', { type: 'string', describe: 'pause backfills and engine copies while this file exists' })
-    .option('throttle-query', { type: 'string', describe: 'pause backfills while this query returns a value > 0' })
     .option('chunk-time', { type: 'number', default: 500, describe: 'engine: target milliseconds per copy chunk' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'engine: seconds the cut-over may block writes per attempt' });
+  return withThrottleOptions(own, {
+    pauses: 'backfills and engine copies',
+    critical: 'stop the run (a backfill after its current batch, resumed by the next run; an engine job aborts)',
+  });
 }
 
 type MigrateArgs = Awaited<ReturnType<typeof migrateBuilder>['argv']> & { action: (typeof ACTIONS)[number]; arg?: string };
@@ -115,6 +118,7 @@ async function run(args: MigrateArgs): Promise<number> {
   positive('lock-timeout', args.lockTimeout);
   positive('ddl-retries', args.ddlRetries);
   if (!Number.isInteger(args.backfillBatch) || args.backfillBatch < 1) throw new UsageError(`--backfill-batch must be a whole number of rows >= 1 (got ${args.backfillBatch})`);
+  const throttle = throttleFromArgs(args);
   const out = (text: string) => process.stdout.write(text + '\n');
 
   if (args.action === 'new') {
@@ -138,7 +142,8 @@ async function run(args: MigrateArgs): Promise<number> {
     ddlLockTimeoutMs: args.lockTimeout,
     ddlRetries: args.ddlRetries,
     backfillBatch: args.backfillBatch,
-    throttle: { flagFile: args.throttleFlagFile, query: args.throttleQuery },
+    throttle: throttle.config,
+    throttleSettings: throttle.live,
     engine: {
       chunkTimeMs: args.chunkTime,
       cutoverLockTimeoutMs: Math.round(args.cutoverLockTimeout * 1000),

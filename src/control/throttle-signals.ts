@@ -116,6 +116,8 @@ export function createJobThrottle(args: {
   controls: JobControls;
   probes: LoadProbes | undefined;
   log: Logger;
+  /** What critical load (crossed twice in a row, no hibernation) does; default: abort the job. */
+  onCritical?: (reason: string) => void;
 }): JobThrottle {
   const { config, live, controls, probes, log } = args;
   const signals: ThrottleSignal[] = [manualSignal(controls)];
@@ -142,7 +144,7 @@ export function createJobThrottle(args: {
     critical,
     criticalHibernateSeconds: config.criticalHibernateSeconds,
     log,
-    onCritical: (reason) => controls.abort(reason),
+    onCritical: args.onCritical ?? ((reason) => controls.abort(reason)),
   });
   throttler.start();
   return {

@@ -32,6 +32,7 @@ export class Throttler {
   private current: { signal: string; reason: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private polling = false;
+  private firstPoll: Promise<void> | null = null;
   private criticalStrikes = 0;
   private hibernateUntil = 0;
   /** Seconds spent throttled, by signal name, up to the last poll (see secondsThrottled). */
@@ -42,9 +43,14 @@ export class Throttler {
 
   start(): void {
     if (this.timer) return;
-    void this.poll();
+    this.firstPoll = this.poll();
     this.timer = setInterval(() => void this.poll(), this.options.pollMs ?? 250);
     this.timer.unref();
+  }
+
+  /** Resolves once every signal has been read since start(), so work does not begin on an unread throttle. */
+  async firstReading(): Promise<void> {
+    await this.firstPoll;
   }
 
   stop(): void {

@@ -1,11 +1,9 @@
 // Runs a single-table UPDATE/DELETE in primary-key-range batches, one short
-// transaction each, pausing while the throttle says so (the same signals the
-// engine's copy obeys: flag file, throttle query), and reporting the cursor
+// transaction each, pausing while the throttle says so (the engine's own
+// throttler and signals, see backfill-throttle.ts), and reporting the cursor
 // after every batch so a failed or interrupted run resumes from the last batch.
 
-import { existsSync } from 'node:fs';
 import type { MigrationStore } from './migration-store.js';
-import type { Logger } from '../util/logger.js';
 import { AbortedError } from '../util/errors.js';
 
 export type KeyValue = string | number | null;
@@ -34,30 +32,16 @@ export interface BackfillOptions {
   throttle?: BackfillThrottle;
   /** Checked before every batch (and while throttled): a reason to stop, or null. The cursor of the last batch is saved. */
   stopRequested?: () => string | null;
+  /** Told once when a pause begins (with the throttle's reason) and once when it ends. */
+  onPause?: (reason: string) => void;
+  onResume?: (pausedSeconds: number) => void;
   /** Sessions whose writes the expand/contract sync triggers ignore. */
   silenceSyncTriggers?: boolean;
-  log?: Logger;
 }
 
 export interface BackfillResult {
   batches: number;
   rowsAffected: number;
-}
-
-/** The throttle signals a migration run understands (flag file, throttle query). */
-export function createBackfillThrottle(store: MigrationStore, options: { flagFile?: string; query?: string }): BackfillThrottle | undefined {
-  if (!options.flagFile && !options.query) return undefined;
-  return {
-    async reason() {
-      if (options.flagFile && existsSync(options.flagFile)) return `flag file ${options.flagFile} exists`;
-      if (options.query) {
-        const rows = await store.query<Record<string, unknown>>(options.query);
-        const first = rows[0] ? Object.values(rows[0])[0] : 0;
-        if (Number(first) > 0) return `throttle query returned ${String(first)}`;
-      }
-      return null;
-    },
-  };
 }
 
 function qualified(store: MigrationStore, table: string): string {
@@ -95,13 +79,18 @@ export async function runBackfill(store: MigrationStore, target: BackfillTarget,
     for (;;) {
       checkStop();
       if (options.throttle) {
+        let pausedAt = 0;
         for (;;) {
           checkStop();
           const why = await options.throttle.reason();
           if (!why) break;
-          options.log?.info({ table: target.table, throttled: why }, 'backfill throttled');
+          if (!pausedAt) {
+            pausedAt = Date.now();
+            options.onPause?.(why);
+          }
           await new Promise((r) => setTimeout(r, 250));
         }
+        if (pausedAt) options.onResume?.(Math.round((Date.now() - pausedAt) / 100) / 10);
       }
       // The key of the size-th row after the cursor; none = the last batch (open-ended, so
       // rows inserted meanwhile at the end are covered too).

@@ -5,13 +5,19 @@ import { AlterJob, type AlterResult } from '../engine/job.js';
 import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Logger } from '../util/logger.js';
 import { PreflightError } from '../util/errors.js';
+import type { ThrottleConfig } from '../control/throttle-signals.js';
 
 export interface EngineSettings {
   chunkTimeMs: number;
   cutoverLockTimeoutMs: number;
   cutoverRetries: number;
   dropOldTable: boolean;
-  throttleFlagFile?: string;
+  /** The run's throttle signals (flag file, query, critical load, replica lag), as `alter` takes them. */
+  throttle?: Partial<ThrottleConfig>;
+  /** Replica lag (seconds) above which the copy pauses. */
+  maxLagSeconds?: number;
+  /** Load thresholds that pause the copy; the map is read live, so a change reaches a running job. */
+  maxLoad?: Map<string, number>;
   /** Called with the job once it exists (the CLI attaches signal handlers); returns a detach function. */
   attach?: (job: AlterJob) => () => void;
 }
@@ -36,7 +42,9 @@ export function engineAlter(connection: ConnectionConfig, settings: EngineSettin
       cutoverRetries: settings.cutoverRetries,
       dropOldTable: settings.dropOldTable,
       log,
-      throttle: settings.throttleFlagFile ? { flagFile: settings.throttleFlagFile } : undefined,
+      throttle: settings.throttle,
+      maxLagSeconds: settings.maxLagSeconds,
+      maxLoad: settings.maxLoad,
     });
     const detach = settings.attach?.(job);
     try {

@@ -25,7 +25,9 @@ import { AbortedError, ShadowshiftError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { lintSql } from '../lint/lint-runner.js';
 import type { LintFinding } from '../lint/rule.js';
-import { createBackfillThrottle, runBackfill, type BackfillThrottle, type KeyValue } from './backfill.js';
+import { runBackfill, type BackfillOptions, type BackfillResult, type BackfillTarget, type KeyValue } from './backfill.js';
+import { BackfillThrottles } from './backfill-throttle.js';
+import type { LiveThrottleSettings, ThrottleConfig } from '../control/throttle-signals.js';
 import { definedPhases, runDefinitionPhase, validateDefinition, type BackfillSpec, type MigrationDefinition, type MigrationDb } from './define-migration.js';
 import { LockWaitError, MigrationFailedError, MigrationRefusedError } from './errors.js';
 import { checksumOf, compareVersions, discoverMigrations, parseFileName, timestampVersion, type MigrationFile, type Phase } from './migration-files.js';
@@ -46,7 +48,14 @@ export interface RunnerOptions {
   ddlLockTimeoutMs?: number;
   ddlRetries?: number;
   backfillBatch?: number;
-  throttle?: { flagFile?: string; query?: string };
+  /**
+   * Throttle signals for backfills and for the engine jobs the run starts, as `alter`
+   * takes them: flag file, query, critical load (a backfill stops after its batch,
+   * recorded; an engine job aborts), replica lag with its heartbeat.
+   */
+  throttle?: Partial<ThrottleConfig>;
+  /** --max-lag and --max-load; kept as `throttleSettings`, so a change takes effect while the run goes on. */
+  throttleSettings?: Partial<Pick<LiveThrottleSettings, 'maxLagSeconds' | 'maxLoad'>>;
   engine?: Partial<EngineSettings>;
   /** Progress lines for humans (the CLI prints them to stderr). */
   onProgress?: (line: string) => void;
@@ -155,7 +164,9 @@ export class MigrationRunner {
   private readonly ddlRetries: number;
   private readonly backfillBatch: number;
   private readonly onlineAlter: OnlineAlter;
-  private throttle: BackfillThrottle | undefined;
+  private readonly throttles: BackfillThrottles;
+  /** The live thresholds backfills (and, for --max-load, engine jobs) read at every poll. */
+  readonly throttleSettings: LiveThrottleSettings;
   private tableCache = new Map<string, TableStats | null>();
   private stopReason: string | null = null;
 
@@ -169,8 +180,16 @@ export class MigrationRunner {
     this.ddlLockTimeoutMs = options.ddlLockTimeoutMs ?? (store.dialect === 'postgres' ? 1000 : 2000);
     this.ddlRetries = options.ddlRetries ?? 8;
     this.backfillBatch = options.backfillBatch ?? 1000;
-    this.onlineAlter = options.onlineAlter ?? engineAlter(options.connection, { ...DEFAULT_ENGINE_SETTINGS, ...options.engine, throttleFlagFile: options.throttle?.flagFile }, options.log);
-    this.throttle = createBackfillThrottle(store, options.throttle ?? {});
+    this.throttleSettings = { maxLagSeconds: options.throttleSettings?.maxLagSeconds ?? 1.5, maxLoad: options.throttleSettings?.maxLoad ?? new Map() };
+    const throttle = options.throttle ?? {};
+    this.onlineAlter =
+      options.onlineAlter ??
+      engineAlter(
+        options.connection,
+        { ...DEFAULT_ENGINE_SETTINGS, ...options.engine, throttle, maxLagSeconds: this.throttleSettings.maxLagSeconds, maxLoad: this.throttleSettings.maxLoad },
+        options.log,
+      );
+    this.throttles = new BackfillThrottles({ connection: options.connection, schema: store.schema, config: throttle, live: this.throttleSettings, log: options.log });
   }
 
   static async open(options: RunnerOptions): Promise<MigrationRunner> {
@@ -201,6 +220,7 @@ export class MigrationRunner {
   }
 
   async close(): Promise<void> {
+    await this.throttles.close();
     await this.store.close();
   }
 
@@ -701,15 +721,11 @@ export class MigrationRunner {
       }
       case 'batched': {
         const saved = this.cursorFor(rec, `s${statementIndex}`);
-        const r = await runBackfill(
-          this.store,
+        const r = await this.backfill(
           { table: step.table, key: step.key, head: step.head, where: step.where },
           {
             batchSize: this.backfillBatch,
             resumeAfter: saved,
-            throttle: this.throttle,
-            stopRequested: () => this.stopReason,
-            log: this.log,
             onBatch: async (cursor) => {
               this.setCursor(rec, `s${statementIndex}`, cursor);
               await this.store.saveHistory(rec);
@@ -718,6 +734,26 @@ export class MigrationRunner {
         );
         return `${r.batches} batch(es), ${r.rowsAffected} row(s)${saved ? ' (resumed)' : ''}`;
       }
+    }
+  }
+
+  /**
+   * One batched backfill under the run's throttle: started for it, stopped on every
+   * exit (closing its probes, removing its heartbeat row). A stop (SIGINT, critical
+   * load) takes effect before the next batch; the cursor of the last one is saved.
+   */
+  private async backfill(target: BackfillTarget, options: Pick<BackfillOptions, 'batchSize' | 'resumeAfter' | 'onBatch' | 'silenceSyncTriggers'>): Promise<BackfillResult> {
+    const throttle = await this.throttles.start(target.table);
+    try {
+      return await runBackfill(this.store, target, {
+        ...options,
+        throttle,
+        stopRequested: () => this.stopReason ?? throttle?.stopReason() ?? null,
+        onPause: (reason) => this.progress(`    backfill of ${target.table} paused: ${reason}`),
+        onResume: (seconds) => this.progress(`    backfill of ${target.table} resumed after ${seconds}s`),
+      });
+    } finally {
+      await throttle?.stop();
     }
   }
 
@@ -807,13 +843,10 @@ export class MigrationRunner {
         track(`${head}${spec.where ? ` WHERE ${spec.where}` : ''}`);
         const id = `ts:${spec.id ?? `${spec.table}:${spec.set}`}`;
         const saved = runner.cursorFor(rec, id);
-        return runBackfill(store, { table, key: stats.primaryKey, head, where: spec.where ?? null }, {
+        return runner.backfill({ table, key: stats.primaryKey, head, where: spec.where ?? null }, {
           batchSize: spec.batchSize ?? runner.backfillBatch,
           resumeAfter: saved,
-          throttle: runner.throttle,
-          stopRequested: () => runner.stopReason,
           silenceSyncTriggers: spec.silenceSyncTriggers,
-          log: runner.log,
           onBatch: async (cursor) => {
             runner.setCursor(rec, id, cursor);
             await store.saveHistory(rec);

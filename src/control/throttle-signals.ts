@@ -7,6 +7,7 @@ import { crossedThreshold, Throttler, type CriticalSignal, type ThrottleSignal }
 import type { Logger } from '../util/logger.js';
 import type { JobControls } from './job-controls.js';
 import type { LoadProbes } from '../dialects/dialect.js';
+import { redactUrl } from '../util/connection-url.js';
 
 /** Settings an operator may change while the job runs (`ctl set ...`). */
 export interface LiveThrottleSettings {
@@ -81,7 +82,7 @@ export class ReplicaLagSignal implements ThrottleSignal {
     }
     this.lastLagSeconds = worst?.lag ?? null;
     if (worst && worst.lag > this.settings.maxLagSeconds) {
-      return `replica ${worst.url} is ${worst.lag.toFixed(2)}s behind (max ${this.settings.maxLagSeconds}s)`;
+      return `replica ${redactUrl(worst.url)} is ${worst.lag.toFixed(2)}s behind (max ${this.settings.maxLagSeconds}s)`;
     }
     return null;
   }

@@ -3,7 +3,7 @@
 // See shared FIELD-NOTES for why each flag is here.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync, chmodSync, chownSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, copyFileSync, chmodSync, chownSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,6 +169,12 @@ export interface PostgresOptions {
    * its data directory comes from `pg_basebackup -R` instead of initdb.
    */
   standbyOfPort?: number;
+  /**
+   * Serve TLS with this certificate and key (PEM files, copied into the data directory
+   * with the owner and mode PostgreSQL demands). TCP connections without TLS are then
+   * refused, replication connections included; the Unix socket stays open. Not for standbys.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<RunningServer> {
@@ -180,9 +186,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   const logFile = join(dir, 'postgres.log');
   // initdb and postgres refuse to run as root: drop to the postgres OS user.
   let wrap: (cmd: string, args: string[]) => [string, string[]] = (cmd, args) => [cmd, args];
+  let owner: { uid: number; gid: number } | null = null;
   if (process.getuid?.() === 0) {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    owner = { uid, gid };
     chmodSync(dir, 0o755);
     chownSync(dir, uid, gid);
     chownSync(sockDir, uid, gid);
@@ -193,6 +201,16 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
       ? wrap(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C'])
       : wrap(join(bin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(options.standbyOfPort), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast']);
   execFileSync(initCmd, initArgs, { stdio: 'pipe' });
+  if (options.tls) {
+    for (const [from, to] of [[options.tls.certFile, 'server.crt'], [options.tls.keyFile, 'server.key']] as const) {
+      copyFileSync(from, join(dataDir, to));
+      chmodSync(join(dataDir, to), 0o600);
+      if (owner) chownSync(join(dataDir, to), owner.uid, owner.gid);
+    }
+    // First match wins: plain TCP is rejected before the trust lines. `all` does not cover replication.
+    const hba = join(dataDir, 'pg_hba.conf');
+    writeFileSync(hba, 'hostnossl all all 127.0.0.1/32 reject\nhostnossl replication all 127.0.0.1/32 reject\n' + readFileSync(hba, 'utf8'));
+  }
   const port = await freePort();
   const [cmd, args] = wrap(join(bin, 'postgres'), [
     '-D', dataDir,
@@ -210,6 +228,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     '-c', `TimeZone=${TEST_PG_TIME_ZONE}`,
     '-c', `logging_collector=off`,
     ...(options.standbyOfPort === undefined ? [] : ['-c', 'hot_standby=on']),
+    ...(options.tls ? ['-c', 'ssl=on', '-c', 'ssl_cert_file=server.crt', '-c', 'ssl_key_file=server.key'] : []),
     ...(options.extraArgs ?? []),
   ]);
   const { openSync } = await import('node:fs');
@@ -218,7 +237,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   const pg = (await import('pg')).default;
   await waitFor(
     async () => {
-      const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+      const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', ssl: options.tls ? { rejectUnauthorized: false } : undefined });
       await c.connect();
       await c.end();
       return true;

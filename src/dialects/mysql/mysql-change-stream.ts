@@ -134,6 +134,7 @@ export class MysqlChangeStream implements ChangeStream {
       password: o.password,
       ...(o.socketPath ? { socketPath: o.socketPath } : {}),
       ...(o.ssl ? { ssl: o.ssl } : {}),
+      ...(o.stream ? { stream: o.stream } : {}),
       charset: 'UTF8MB4_UNICODE_CI',
       dateStrings: true,
       timezone: 'Z',

@@ -3,6 +3,7 @@
 
 import mysql from 'mysql2/promise';
 import type { ConnectionOptions, Pool, PoolConnection, Connection } from 'mysql2/promise';
+import { connect as netConnect, isIP } from 'node:net';
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
 
@@ -18,6 +19,22 @@ export const SESSION_SQL =
   "SET SESSION time_zone = '+00:00', " +
   "SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', " +
   'NAMES utf8mb4';
+
+/**
+ * The TCP socket for verify-full to an IP address. mysql2 gives tls.connect neither a
+ * servername (none is allowed for an IP) nor the host, so Node checks the certificate
+ * against the socket's `_host`, which it leaves null for an IP, and so against
+ * "localhost": a certificate naming only the IP is refused, one naming localhost passes
+ * whatever the IP. With `_host` set, the IP itself is checked. Otherwise as mysql2's own.
+ */
+function socketKnowingItsIp(opts: { config: { host: string; port: number; enableKeepAlive?: boolean; keepAliveInitialDelay?: number } }) {
+  const { host, port, enableKeepAlive, keepAliveInitialDelay } = opts.config;
+  const socket = netConnect(port, host);
+  (socket as unknown as { _host: string })._host = host;
+  if (enableKeepAlive) socket.on('connect', () => socket.setKeepAlive(true, keepAliveInitialDelay));
+  socket.setNoDelay(true);
+  return socket;
+}
 
 export function connectionOptionsFor(config: ConnectionConfig): ConnectionOptions {
   const tls = config.tls;
@@ -47,6 +64,7 @@ export function connectionOptionsFor(config: ConnectionConfig): ConnectionOption
     password: config.password,
     database: config.database,
     ...(config.socketPath ? { socketPath: config.socketPath } : {}),
+    ...(tls.mode === 'verify-full' && !config.socketPath && isIP(config.host) ? { stream: socketKnowingItsIp } : {}),
     ssl,
     charset: 'UTF8MB4_UNICODE_CI',
     supportBigNumbers: true,

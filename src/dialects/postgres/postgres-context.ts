@@ -26,12 +26,13 @@ export function clientConfigFor(config: ConnectionConfig): pg.ClientConfig {
   switch (tls.mode) {
     case 'disable':
     case 'prefer':
-      ssl = tls.ca || tls.cert ? { rejectUnauthorized: Boolean(tls.ca), ca: tls.ca, cert: tls.cert, key: tls.key } : false;
-      if (tls.mode === 'disable') ssl = false;
-      break;
     case 'require':
-      // libpq: `require` verifies the CA when a root certificate is given.
-      ssl = { rejectUnauthorized: Boolean(tls.ca), ca: tls.ca, cert: tls.cert, key: tls.key };
+      // libpq: `require` verifies the CA (not the host name: that is verify-full) when a
+      // root certificate is given. `prefer` uses TLS only when certificates are given.
+      ssl =
+        tls.mode === 'disable' || (tls.mode === 'prefer' && !tls.ca && !tls.cert)
+          ? false
+          : { rejectUnauthorized: Boolean(tls.ca), ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined };
       break;
     case 'verify-ca':
       ssl = { rejectUnauthorized: true, ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined };

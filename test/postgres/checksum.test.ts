@@ -1,0 +1,171 @@
+// The pre-cut-over checksum compares rows by their canonical text: values that are
+// equal but print differently (-0 and 0, 1.0 and 1.00, json spacing) differ; NaN,
+// emoji, bytea, arrays and json compare exactly; the key is part of every row's
+// image, so values moved between rows differ; original and shadow are read on one
+// snapshot taken under the lock, even though two connections read them.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
+import type { ArtefactNames, CopyPlan, KeyRange } from '../../src/dialects/dialect.js';
+import { freshDb, makePlan } from './helpers.js';
+import { pgConnect } from '../support/databases.js';
+
+let admin: pg.Client;
+let session: PostgresSession;
+let observer: pg.Client;
+
+beforeAll(async () => {
+  let url: string;
+  ({ admin, session, url } = await freshDb('pgcksum'));
+  observer = await pgConnect(url);
+});
+afterAll(async () => {
+  await session?.close();
+  await observer?.end();
+  await admin?.end();
+});
+
+async function shadowOf(table: string, alter: string, jobId: string): Promise<{ plan: CopyPlan; names: ArtefactNames }> {
+  const original = (await session.inspectTable({ schema: 'public', name: table }))!;
+  const names = session.artefactNames(original.ref, jobId);
+  const shadow = await session.createShadow(original, alter, names);
+  const plan = makePlan(original, shadow, session.analyzeAlter(alter));
+  return { plan, names };
+}
+
+async function compare(plan: CopyPlan, ranges: KeyRange[]): Promise<Array<{ same: boolean; originalRows: number; shadowRows: number }>> {
+  const view = await session.checksummer.open(plan, { lockTimeoutMs: 2000, drainUnderLock: async () => undefined });
+  try {
+    const out = [];
+    for (const r of ranges) out.push(await view.compare(r));
+    return out;
+  } finally {
+    await view.close();
+  }
+}
+
+describe('checksum: exact values', () => {
+  it('finds values that are equal but print differently, and nothing else', async () => {
+    await admin.query(`CREATE TABLE ex (id int PRIMARY KEY, small int, f float8, r real, n numeric, t text, b bytea, a int[], j json, jb jsonb, ts timestamptz)`);
+    await admin.query(`INSERT INTO ex VALUES
+      (1, 1, 'NaN', 'NaN', 'NaN', 'grüße 😀 🇩🇪', '\\x00ff10', '{1,NULL,3}', '{"a": 1, "b": [1, 2]}', '{"b": 2, "a": 1}', '2024-02-29 12:34:56.123456+00'),
+      (2, 2, '-0', '-0', '1.0', '', '\\x', '{}', 'null', '[]', 'infinity'),
+      (3, NULL, 'Infinity', '1.17549435e-38', '-0.000000000000000000001', NULL, NULL, NULL, NULL, NULL, NULL),
+      (4, 4, 0.1, 0.1, 123456789012345678901234567890.123456789, 'tab\tnewline\nquote"backslash\\', '\\x5c22', '{{1,2},{3,4}}', '"x"', '{"k": "😀"}', '1999-12-31 23:59:59.999999-08')`);
+    // A type change on the way: the original's values are cast as the copy cast them.
+    const { plan, names } = await shadowOf('ex', 'ALTER COLUMN small TYPE bigint, ADD COLUMN w int', 'ex-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['4'] });
+      const all: KeyRange = { after: null, upTo: ['4'] };
+      expect(await compare(plan, [all])).toEqual([{ same: true, originalRows: 4, shadowRows: 4 }]);
+
+      // Each change keeps the value equal (=) or nearly so, but changes its text.
+      const changes: Array<[string, string]> = [
+        [`f = '0'`, `id = 2`], // -0 -> 0
+        [`r = '0'`, `id = 2`],
+        [`n = 1.00`, `id = 2`], // 1.0 -> 1.00
+        [`n = '-0.0000000000000000000010'`, `id = 3`],
+        [`j = '{"a":1, "b": [1, 2]}'`, `id = 1`], // json keeps its spelling
+        [`jb = '{"k": "😃"}'`, `id = 4`],
+        [`t = 'grüße 😀 🇩🇪 '`, `id = 1`],
+        [`t = 'grüsse 😀 🇩🇪'`, `id = 1`],
+        [`t = NULL`, `id = 2`], // '' -> NULL
+        [`b = '\\x00ff11'`, `id = 1`],
+        [`b = NULL`, `id = 2`], // empty -> NULL
+        [`a = '{1,NULL,4}'`, `id = 1`],
+        [`a = '{1,2,3,4}'`, `id = 4`], // same elements, other dimensions
+        [`ts = '2024-02-29 12:34:56.123457+00'`, `id = 1`],
+        [`small = 5`, `id = 4`],
+        [`f = 'NaN'`, `id = 3`],
+      ];
+      for (const [set, where] of changes) {
+        await admin.query(`UPDATE ${names.shadow} SET ${set} WHERE ${where}`);
+        const [r] = await compare(plan, [all]);
+        expect({ set, ...r }).toEqual({ set, same: false, originalRows: 4, shadowRows: 4 });
+        await session.checksummer.recopy(plan, all);
+        expect((await compare(plan, [all]))[0]!.same).toBe(true);
+      }
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+
+  it('finds values moved between rows, a missing row and an extra one, in their own range only', async () => {
+    await admin.query(`CREATE TABLE mv (a text, b int, v text, PRIMARY KEY (a, b))`);
+    await admin.query(`INSERT INTO mv SELECT 'k😀' || (g % 3), g, 'v' || g FROM generate_series(1, 300) g`);
+    const { plan, names } = await shadowOf('mv', 'ADD COLUMN w int', 'mv-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['k😀2', '300'] });
+      const ranges: KeyRange[] = [
+        { after: null, upTo: ['k😀0', '300'] },
+        { after: ['k😀0', '300'], upTo: ['k😀1', '300'] },
+        { after: ['k😀1', '300'], upTo: ['k😀2', '300'] },
+      ];
+      expect((await compare(plan, ranges)).map((r) => [r.same, r.originalRows, r.shadowRows])).toEqual([
+        [true, 100, 100],
+        [true, 100, 100],
+        [true, 100, 100],
+      ]);
+      // Two rows swap their values: the same set of values, on the wrong keys.
+      await admin.query(`UPDATE ${names.shadow} s SET v = CASE b WHEN 4 THEN 'v7' ELSE 'v4' END WHERE a = 'k😀1' AND b IN (4, 7)`);
+      expect((await compare(plan, ranges)).map((r) => r.same)).toEqual([true, false, true]);
+      await session.checksummer.recopy(plan, ranges[1]!);
+      // One row missing and another one extra, in the same range: the count stays.
+      await admin.query(`DELETE FROM ${names.shadow} WHERE a = 'k😀2' AND b = 5`);
+      await admin.query(`INSERT INTO ${names.shadow} (a, b, v) VALUES ('k😀2', 3, 'v5')`);
+      expect((await compare(plan, ranges)).map((r) => [r.same, r.originalRows, r.shadowRows])).toEqual([
+        [true, 100, 100],
+        [true, 100, 100],
+        [false, 100, 100],
+      ]);
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});
+
+describe('checksum: one snapshot', () => {
+  it('reads original and shadow as of the lock, whatever is written to either afterwards', async () => {
+    await admin.query(`CREATE TABLE sn (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO sn SELECT g, g FROM generate_series(1, 2000) g`);
+    const { plan, names } = await shadowOf('sn', 'ADD COLUMN w int', 'sn-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['2000'] });
+      let drained = false;
+      const view = await session.checksummer.open(plan, {
+        lockTimeoutMs: 2000,
+        drainUnderLock: async () => {
+          // Writes to the original wait for the lock. This one also writes the shadow, in
+          // the same transaction, so it commits into both tables the moment the lock is
+          // released: the shadow's reader must not see it either.
+          const write = admin.query(`WITH o AS (UPDATE sn SET v = -1 WHERE id = 10 RETURNING id) UPDATE ${names.shadow} SET v = -4 WHERE id = 1600 AND EXISTS (SELECT 1 FROM o)`);
+          await new Promise((r) => setTimeout(r, 200));
+          const waiting = await observer.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH o AS (UPDATE sn SET v = -1%'`);
+          expect(waiting.rows[0].n).toBe(1);
+          drained = true;
+          void write.catch(() => undefined);
+        },
+      });
+      try {
+        expect(drained).toBe(true);
+        // The write above commits now, after the snapshot: neither side sees it, nor
+        // later writes to either table.
+        await admin.query(`UPDATE sn SET v = -2 WHERE id = 11`);
+        await admin.query(`UPDATE ${names.shadow} SET v = -3 WHERE id = 1500`);
+        await admin.query(`DELETE FROM ${names.shadow} WHERE id = 1501`);
+        await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (0, 0)`);
+        expect(await view.compare({ after: null, upTo: ['1000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
+        expect(await view.compare({ after: ['1000'], upTo: ['2000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
+      } finally {
+        await view.close();
+      }
+      expect((await admin.query(`SELECT v FROM sn WHERE id = 10`)).rows[0].v).toBe(-1);
+      expect((await admin.query(`SELECT v FROM ${names.shadow} WHERE id = 1600`)).rows[0].v).toBe(-4);
+      // On a new snapshot the differences show.
+      expect((await compare(plan, [{ after: null, upTo: ['1000'] }, { after: ['1000'], upTo: ['2000'] }])).map((r) => r.same)).toEqual([false, false]);
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});

@@ -471,7 +471,12 @@ export class PostgresChangeStream implements ChangeStream {
   }
 
   async writeMarker(id: string): Promise<void> {
-    await this.ctx.pool.query(`SELECT pg_logical_emit_message(true, $1, $2)`, [this.opts.markerPrefix, id]);
+    // The marker's commit is flushed at once (synchronous_commit = local for this one
+    // transaction): a logical walsender decodes only flushed WAL, and with
+    // synchronous_commit = off the WAL writer flushes only every wal_writer_delay, so the
+    // marker (waited for under the cut-over's and the checksum's lock) arrived 200-400 ms
+    // late. `local`: flushed here, no wait for synchronous standbys.
+    await this.ctx.pool.query(`SELECT set_config('synchronous_commit', 'local', true), pg_logical_emit_message(true, $1, $2)`, [this.opts.markerPrefix, id]);
   }
 
   lagSeconds(): number | null {

@@ -62,12 +62,18 @@ export class PostgresCutover implements Cutover {
         await killer?.stop();
       }
       options.log.info({ table: plan.original.ref.name, waitedMs: Date.now() - started }, 'original locked; draining');
+      const steps: Record<string, number> = {};
+      let t0 = performance.now();
+      const mark = (k: string) => { const n = performance.now(); steps[k] = Math.round((steps[k] ?? 0) + n - t0); t0 = n; };
+      mark('lock');
       await options.drainUnderLock();
+      mark('drain');
       newName = plan.original.ref.name;
-      await this.swapUnderLock(c, plan, names, validate);
+      await this.swapUnderLock(c, plan, names, validate, mark);
       committing = true;
       await c.query('COMMIT');
-      options.log.info({ table: plan.original.ref.name, lockedMs: Date.now() - started }, 'cut-over committed');
+      mark('commit');
+      options.log.info({ table: plan.original.ref.name, lockedMs: Date.now() - started, steps }, 'cut-over committed');
       this.blockedMs.delete(`${plan.original.ref.schema}.${plan.original.ref.name}`);
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
@@ -204,7 +210,7 @@ export class PostgresCutover implements Cutover {
   /** How long the cut-over of a table has waited for its lock over failed attempts. */
   private readonly blockedMs = new Map<string, number>();
 
-  private async swapUnderLock(c: pg.Client, plan: CopyPlan, names: ArtefactNames, validate: FkFrom[]): Promise<void> {
+  private async swapUnderLock(c: pg.Client, plan: CopyPlan, names: ArtefactNames, validate: FkFrom[], mark: (k: string) => void = () => undefined): Promise<void> {
     const schema = plan.original.ref.schema;
     const origName = plan.original.ref.name;
     const orig = quoteQualified(schema, origName);
@@ -317,6 +323,7 @@ export class PostgresCutover implements Cutover {
       [oOid],
     );
 
+    mark('read');
     // 1. Move the original's index (and so constraint) names and identity sequences aside.
     let n = 0;
     for (const idx of oIdx) {
@@ -337,6 +344,7 @@ export class PostgresCutover implements Cutover {
     await c.query(`ALTER TABLE ${shadow} RENAME TO ${quoteIdent(origName)}`);
     const tbl = orig; // now the new table
 
+    mark('rename');
     // 3. Index and constraint names as the original had them: the same definition, or,
     //    when the ALTER renamed columns, the same plain columns (mapped) and kind.
     const used = new Set<string>();
@@ -373,6 +381,7 @@ export class PostgresCutover implements Cutover {
       if (!conNames.has(name)) await c.query(`ALTER TABLE ${tbl} RENAME CONSTRAINT ${quoteIdent(con.conname)} TO ${quoteIdent(name)}`);
     }
 
+    mark('names');
     // 4. Sequences: serial sequences now belong to the new table; identity sequences
     //    take the original's name and continue past its last value and the max.
     for (const s of seqs.rows) {
@@ -391,6 +400,7 @@ export class PostgresCutover implements Cutover {
       }
     }
 
+    mark('seqs');
     // 5. Owner, grants (exactly the original's), comment, RLS, replica identity.
     const m = meta.rows[0]!;
     await c.query(`ALTER TABLE ${tbl} OWNER TO ${quoteIdent(m.owner)}`);
@@ -435,6 +445,7 @@ export class PostgresCutover implements Cutover {
       if (orig0 && matched.has(orig0.name)) await c.query(`ALTER TABLE ${tbl} REPLICA IDENTITY USING INDEX ${quoteIdent(orig0.name)}`);
     }
 
+    mark('meta');
     // 6. Foreign keys this table declares (LIKE does not copy them): added NOT VALID
     //    under the lock, validated after commit.
     for (const fk of childFks.rows) {
@@ -453,6 +464,7 @@ export class PostgresCutover implements Cutover {
       validate.push({ schema: fk.schema, table: fk.table, name: fk.name, def: '' });
     }
 
+    mark('fks');
     // 8. Publications of the user (not FOR ALL TABLES, not ours) that include the
     //    original now include the new table, with the same column list and row filter.
     for (const pub of pubs.rows) {
@@ -468,6 +480,7 @@ export class PostgresCutover implements Cutover {
       if (mode) await c.query(`ALTER TABLE ${tbl} ${mode} TRIGGER ${quoteIdent(t.name)}`);
     }
 
+    mark('pubs+triggers');
     // 10. Views: same definition, now resolving to the new table; CREATE OR REPLACE keeps
     //    their grants, owners and dependents.
     for (const v of views.rows) {
@@ -506,6 +519,7 @@ export class PostgresCutover implements Cutover {
         throw new ShadowshiftError(`cut-over: view ${v.schema}.${v.name} cannot be recreated on the new table: ${(err as Error).message}. Drop the view (and views on it) before the job and recreate them after.`, { cause: err });
       }
     }
+    mark('views');
   }
 }
 

@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/util/logger.js';
 import { drain, freshDb, makePlan, syncTo } from './helpers.js';
 import { pgConnect } from '../support/databases.js';
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 
 let admin: pg.Client;
 let session: PostgresSession;
@@ -21,6 +22,12 @@ afterAll(async () => {
   await admin?.query(`DROP OWNED BY ${reader}`).catch(() => undefined);
   await admin?.end();
 });
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, lines };
+}
 
 async function prepare(table: string, alter: string, job: string, deferIndexes = false): Promise<{ plan: CopyPlan; names: ArtefactNames; stream: ChangeStream }> {
   const original = (await session.inspectTable({ schema: 'public', name: table }))!;
@@ -111,6 +118,78 @@ describe('cut-over', () => {
     expect(idx.rows.map((r) => r.n)).toEqual(['"Odd Index"', 'ren_a_idx', 'ren_b_key', 'ren_pkey']);
     const cons = await admin.query(`SELECT conname FROM pg_constraint WHERE conrelid = 'ren'::regclass ORDER BY 1`);
     expect(cons.rows.map((r) => r.conname)).toEqual(['ren_a2_check', 'ren_b_key', 'ren_pkey']);
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it('builds the swap before the lock; a grant made while it waits for the lock is still carried', async () => {
+    const late = `late_${randomBytes(3).toString('hex')}`;
+    await admin.query(`CREATE ROLE ${late}`);
+    try {
+      await admin.query(`CREATE TABLE lg (id int PRIMARY KEY, v text)`);
+      await admin.query(`INSERT INTO lg SELECT g, 'x' FROM generate_series(1, 20) g`);
+      const { plan, names, stream } = await prepare('lg', 'ADD COLUMN w int', 'lg-job');
+      const blocker = await pgConnect(url);
+      const { log, lines } = capture();
+      try {
+        await blocker.query(`BEGIN; SELECT count(*) FROM lg`);
+        const swapping = session.cutover.swap(plan, names, { lockTimeoutMs: 10_000, drainUnderLock: async () => { await syncTo(session, stream, plan, 'lg-m'); }, log });
+        swapping.catch(() => undefined);
+        // The cut-over has read the catalog and queues for its lock; a GRANT takes no lock on the table.
+        for (let i = 0; ; i++) {
+          const w = await admin.query(`SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'shadowshift cut-over' AND NOT l.granted`);
+          if (w.rows.length) break;
+          if (i > 200) throw new Error('the cut-over never waited for its lock');
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        await admin.query(`GRANT SELECT ON lg TO ${late}`);
+        await blocker.query('COMMIT');
+        await swapping;
+      } finally {
+        await blocker.end();
+        await stream.stop();
+      }
+      const acl = await admin.query(`SELECT has_table_privilege($1, 'lg', 'SELECT') AS sel, (SELECT count(*)::int FROM pg_attribute WHERE attrelid = 'lg'::regclass AND attname = 'w') AS w`, [late]);
+      expect(acl.rows[0]).toEqual({ sel: true, w: 1 });
+      const done = lines.find((l) => l.msg === 'cut-over committed')!;
+      expect(done.catalogChanged).toBe(true);
+      expect(lines.some((l) => String(l.msg).includes('catalog changed'))).toBe(true);
+      await session.dropArtefacts(names, { keepBackup: false });
+    } finally {
+      await admin.query(`DROP OWNED BY ${late}`);
+      await admin.query(`DROP ROLE ${late}`);
+    }
+  });
+
+  it('gives a new index a name the original freed, and leaves it its own when the name stays taken', async () => {
+    await admin.query(`CREATE TABLE fr (id int PRIMARY KEY, v int, u int)`);
+    await admin.query(`CREATE INDEX fr_w_key ON fr (v)`);
+    await admin.query(`CREATE INDEX fr_u_key ON fr (u)`);
+    await admin.query(`INSERT INTO fr SELECT g, g, g FROM generate_series(1, 20) g`);
+    await admin.query(`CREATE VIEW fr_v AS SELECT id, u FROM fr WHERE u > length('x;y') - 1000000`);
+    const { plan, names, stream } = await prepare('fr', 'DROP COLUMN v, ADD COLUMN w int UNIQUE, ADD UNIQUE (u)', 'fr-job');
+    const { log, lines } = capture();
+    try {
+      await session.cutover.swap(plan, names, { lockTimeoutMs: 1000, drainUnderLock: async () => { await syncTo(session, stream, plan, 'fr-m'); }, log });
+    } finally {
+      await stream.stop();
+    }
+    const idx = await admin.query(`SELECT ic.relname AS n, i.indisunique AS u FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = 'fr'::regclass ORDER BY 1`);
+    expect(idx.rows).toEqual(
+      [
+        { n: 'fr_pkey', u: true },
+        { n: 'fr_u_key', u: false },
+        { n: 'fr_w_key', u: true },
+        { n: `${names.shadow}_u_key`, u: true },
+      ].sort((a, b) => (a.n < b.n ? -1 : 1)),
+    );
+    // Nothing changed between the pre-read and the lock: the prepared statements ran without another catalog read.
+    const done = lines.find((l) => l.msg === 'cut-over committed')!;
+    expect(done.catalogChanged).toBe(false);
+    expect(Object.keys(done.steps as object)).toEqual(['lockWait', 'drain', 'swapAndCommit']);
+    // The view (its text holds a semicolon in a literal) was replaced in place and reads the new table.
+    const dep = await admin.query(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class = 'fr_v'::regclass AND d.refobjid = 'fr'::regclass`);
+    expect(dep.rows[0].n).toBeGreaterThan(0);
+    expect((await admin.query(`SELECT count(*)::int AS n FROM fr_v`)).rows[0].n).toBe(20);
     await session.dropArtefacts(names, { keepBackup: false });
   });
 

@@ -56,10 +56,13 @@ describe.each(cases)('$dialect: SIGKILL at three points of the copy, then --resu
         }, 'the control socket', 60_000);
         let copied = 0;
         await waitUntil(async () => {
+          if (exited) throw new Error(exited);
           const reply = await sendControlCommand(socket, { command: 'status' }).catch(() => null);
           if (reply && reply.ok) copied = reply.status.rowsCopied;
           return copied >= ROWS * killPoints[i]!;
-        }, `the copy to pass ${killPoints[i]! * 100}%`, 120_000, 20);
+        }, `the copy to pass ${killPoints[i]! * 100}%`, 120_000, 20).catch((err: Error) => {
+          throw new Error(`${err.message} (run ${i + 1}, ${copied} rows copied); its log:\n${run.stderrSoFar().slice(-4000)}`);
+        });
         // Let a checkpoint at or past this point be written.
         await new Promise((r) => setTimeout(r, 300));
         run.child.kill('SIGKILL');

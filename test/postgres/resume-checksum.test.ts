@@ -120,5 +120,32 @@ describe('resume', () => {
     expect((await admin.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()`)).rows[0].n).toBe(0);
     expect((await admin.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE '\\_ss\\_%'`)).rows[0].n).toBe(0);
   });
+  it('resumes while the walsender of a run killed a moment ago still holds the slot', async () => {
+    await admin.query(`CREATE TABLE rz (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO rz SELECT g, 0 FROM generate_series(1, 10) g`);
+    const original = (await session.inspectTable({ schema: 'public', name: 'rz' }))!;
+    const names = session.artefactNames(original.ref, 'rz-job', { resumable: true });
+    const shadow = await session.createShadow(original, 'ADD COLUMN w int', names);
+    const plan = makePlan(original, shadow, session.analyzeAlter('ADD COLUMN w int'));
+    // The "dead" run: its replication connection is still open and holds the slot.
+    const s1 = session.openChangeStream(plan, names, 'rz-job');
+    const position = await s1.start();
+    const active = async () => (await admin.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, [names.extra.slot])).rows[0].active_pid;
+    expect(await active()).not.toBeNull();
+    const s2session = await openSession(url);
+    try {
+      const s2 = s2session.openChangeStream(plan, names, 'rz-job');
+      expect(await s2.start(position)).toBe(position);
+      await admin.query(`UPDATE rz SET v = 1 WHERE id = 3`);
+      await s2.writeMarker('rz');
+      const { events } = await drain(s2session, s2, plan, { until: (_e, m) => m.includes('rz') });
+      expect(events.length).toBe(1);
+      await s2.stop();
+    } finally {
+      await s2session.close();
+      await s1.stop().catch(() => undefined);
+    }
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
 });
 

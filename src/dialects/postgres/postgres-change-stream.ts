@@ -137,6 +137,7 @@ export class PostgresChangeStream implements ChangeStream {
           `cannot resume: the replication slot ${this.opts.slot} or publication ${this.opts.publication} kept by the earlier run is gone, so changes since then are lost to the job. Run \`shadowshift cleanup\` and start the job again without --resume.`,
         );
       }
+      await releaseSlotOfDeadRun(pool, this.opts.slot);
       this.startLsn = formatLsn(parseLsn(from));
     } else {
       // Publishing a table without a replica identity makes the application's UPDATE and
@@ -550,6 +551,23 @@ export function guardService(service: LogicalReplicationService, onError: (err: 
     service.on('error', guard);
     return service;
   }) as typeof service.removeAllListeners;
+}
+
+/**
+ * A run killed a moment ago can leave its walsender holding the slot until the server
+ * notices the client is gone; reading the slot then fails (55006). The resuming job
+ * holds the table's job lock, so no live job reads this slot: wait briefly, then end
+ * that walsender.
+ */
+async function releaseSlotOfDeadRun(pool: pg.Pool, slot: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const r = await pool.query<{ active_pid: string | null }>(`SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+    const pid = r.rows[0]?.active_pid;
+    if (!pid) return;
+    if (attempt >= 10) await pool.query(`SELECT pg_terminate_backend($1::int)`, [pid]).catch(() => undefined);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new ShadowshiftError(`cannot resume: replication slot ${slot} is still in use by another session; stop it (see pg_replication_slots.active_pid) and run again`);
 }
 
 /** Drops the slot (waiting for, then ending, a walsender still holding it) and the publication. */

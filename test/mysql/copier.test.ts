@@ -107,16 +107,22 @@ describe('copier', () => {
     const { plan, names } = await prepareShadow(session, schema, 'lk', 'ADD COLUMN w INT');
     const err = await session.copier
       .copyChunk(plan, { after: null, upTo: [2] }, async () => {
-        // INNODB_TRX is a cache refreshed every 0.1 s: look until the chunk's transaction shows.
+        // The chunk's open transaction holds a metadata lock on lk (nothing else does):
+        // METADATA_LOCK_INFO (the plugin our test server loads) names its thread exactly.
+        // Elsewhere, INNODB_TRX, a cache refreshed every 0.1 s.
         let me: { ID: number } | undefined;
         for (let i = 0; i < 400 && !me; i++) {
-          [[me]] = (await admin.query(
-            `SELECT trx_mysql_thread_id AS ID FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_query IS NULL
-              AND trx_mysql_thread_id IN (SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) LIMIT 1`,
-          )) as unknown as [[{ ID: number } | undefined]];
+          [[me]] = (await admin
+            .query(`SELECT THREAD_ID AS ID FROM information_schema.METADATA_LOCK_INFO WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'lk' AND THREAD_ID <> CONNECTION_ID() LIMIT 1`)
+            .catch(() =>
+              admin.query(
+                `SELECT trx_mysql_thread_id AS ID FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_query IS NULL
+                  AND trx_mysql_thread_id IN (SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) LIMIT 1`,
+              ),
+            )) as unknown as [[{ ID: number } | undefined]];
           if (!me) await new Promise((r) => setTimeout(r, 50));
         }
-        if (!me) throw new Error("the chunk's transaction never showed in INNODB_TRX within 20 s");
+        if (!me) throw new Error("the chunk's transaction never showed (METADATA_LOCK_INFO / INNODB_TRX) within 20 s");
         await admin.query(`KILL ${me.ID}`);
         await new Promise((r) => setTimeout(r, 100));
       })

@@ -135,6 +135,7 @@ describe.each(cases)('$dialect: backfill throttling', ({ dialect, loadName, seri
     expect(await history('201')).toMatchObject({ status: 'ok', reached: 'backfilled' });
   });
 
+  // Skipped on PostgreSQL: the flag is parsed before any connection, the same for both dialects.
   it.runIf(dialect === 'mysql')('refuses a malformed threshold as bad input before connecting', async () => {
     const dir = tempDir();
     dirs.push(dir);

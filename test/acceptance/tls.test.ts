@@ -141,6 +141,7 @@ interface Target {
 
 if (!openssl) {
   describe('TLS on every connection', () => {
+    // Reason: without openssl there is no way to make the certificates (.ci/run installs it).
     it.skip('SKIPPED: the openssl command line tool is not installed (apt-get install -y openssl); it makes the test CA and certificates', () => undefined);
   });
 }

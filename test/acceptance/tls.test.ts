@@ -15,7 +15,7 @@
 // Needs the openssl command line tool; without it the file is skipped, saying so.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, rmSync, writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { rmSync, writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import { createServer } from 'node:net';

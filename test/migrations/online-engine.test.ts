@@ -6,7 +6,6 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDb } from '../support/db.js';
 import { createWorkloadTable, seedWorkloadTable, startWorkload } from '../support/workload.js';
 import { compareWithModel, formatDiffs } from '../support/compare.js';
 import { cli, columnInfo, json, newDatabase, ROOT, tempDir, write, type Dialect } from './helpers.js';

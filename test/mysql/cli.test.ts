@@ -100,8 +100,7 @@ describe('shadowshift alter --execute steered by ctl', () => {
     expect(throttled.throttled).toMatch(/manual/);
     await ctl('unthrottle');
 
-    let state = '';
-    await waitUntil(async () => (state = JSON.parse(await ctl('status', '--json')).state) === 'postponed', 'postponed', 60_000, 200);
+    await waitUntil(async () => JSON.parse(await ctl('status', '--json')).state === 'postponed', 'postponed', 60_000, 200);
     expect(await ctl('status')).toMatch(/state:\s+postponed/);
     await ctl('cutover');
     const r = await job.done;

@@ -2,7 +2,7 @@
 
 import type pg from 'pg';
 import type { CopyPlan, Value } from '../dialect.js';
-import { columnDetails, tableOid, type ColumnDetail } from './postgres-inspector.js';
+import { columnDetails, tableOid } from './postgres-inspector.js';
 import { quoteIdent, quoteQualified } from './postgres-quote.js';
 import { DataLossError, ShadowshiftError } from '../../util/errors.js';
 import type { PgError } from './postgres-errors.js';

@@ -27,6 +27,9 @@
 // and to `postponed` (adds catch-up and the pre-cut-over checksum); the flag
 // is removed the moment `postponed` is entered, and the total wall time (from
 // prepare() to done, the postponed dwell subtracted) is recorded too.
+//
+// Why it is long (~500 lines): one measured run is the whole procedure (server,
+// seed, workload, each step, the summary), kept in one file so it reads top to bottom.
 
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -37,7 +40,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { openDb, quoteIdent, withDb, type Dialect } from '../test/support/db.js';
-import { createWorkloadTable, seedWorkloadTable, type WorkloadModel, type WorkloadStats } from '../test/support/workload.js';
+import { createWorkloadTable, seedWorkloadTable, type WorkloadModel, type WorkloadStats } from '../test/support/workload/index.js';
 import { startBenchServers } from './lib/servers.js';
 import { baselineCopy, type BaselineCopyResult } from './lib/baseline-copy.js';
 import { runWithWorkload, sleep } from './lib/with-workload.js';

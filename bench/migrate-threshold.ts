@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { openDb, type Dialect } from '../test/support/db.js';
-import { createWorkloadTable, seedWorkloadTable } from '../test/support/workload.js';
+import { createWorkloadTable, seedWorkloadTable } from '../test/support/workload/index.js';
 import { startBenchServers } from './lib/servers.js';
 
 const { values } = parseArgs({

@@ -1,6 +1,6 @@
 // Small helpers to print benchmark results in the FIELD-NOTES columns.
 
-import type { WorkloadStats } from '../../test/support/workload.js';
+import type { WorkloadStats } from '../../test/support/workload/index.js';
 
 export function median(values: number[]): number {
   if (values.length === 0) return NaN;

@@ -8,7 +8,7 @@
 
 import { parseArgs } from 'node:util';
 import { openDb, quoteIdent, type Dialect } from '../../test/support/db.js';
-import { createWorkloadTable, seedWorkloadTable, type WorkloadModel } from '../../test/support/workload.js';
+import { createWorkloadTable, seedWorkloadTable, type WorkloadModel } from '../../test/support/workload/index.js';
 import { startBenchServers } from './servers.js';
 import { baselineCopy } from './baseline-copy.js';
 import { runWithWorkload, sleep } from './with-workload.js';

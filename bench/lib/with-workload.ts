@@ -2,7 +2,7 @@
 // workload runs, and return both its result and the workload's stats.
 
 import { performance } from 'node:perf_hooks';
-import { startWorkload, type Workload, type WorkloadOptions, type WorkloadStats } from '../../test/support/workload.js';
+import { startWorkload, type Workload, type WorkloadOptions, type WorkloadStats } from '../../test/support/workload/index.js';
 import { compareWithModel, type ModelCompareResult } from '../../test/support/compare.js';
 
 export interface RunWithWorkloadOptions extends WorkloadOptions {

@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import type { DialectSession, Leftover } from '../dialects/dialect.js';
 import { openDialect } from '../dialects/open-dialect.js';
 import { createLogger } from '../util/logger.js';
 import { connectionFrom, withConnectionOptions } from './connection-options.js';
@@ -6,36 +7,81 @@ import { connectionFrom, withConnectionOptions } from './connection-options.js';
 export function cleanupBuilder(y: Argv) {
   return withConnectionOptions(y)
     .option('execute', { type: 'boolean', default: false, describe: 'remove the leftovers no running job uses; without it they are only listed' })
+    .option('wait', {
+      type: 'number',
+      default: 0,
+      describe: 'with --execute: seconds to wait for leftovers still in use to be freed (a job that was just killed holds them until its last statement ends)',
+    })
     .option('json', { type: 'boolean', default: false });
 }
 
 type CleanupArgs = Awaited<ReturnType<typeof cleanupBuilder>['argv']>;
 
+/** Exit code when --execute had to keep something a job (running, or still dying) holds. */
+export const CLEANUP_KEPT_IN_USE_EXIT = 5;
+const WAIT_POLL_MS = 250;
+
+/**
+ * The shared heartbeat and checkpoint tables are in use whenever any job of the database
+ * runs: keeping them is not debris, so they never make --execute fail.
+ */
+function isJobArtefact(l: Leftover): boolean {
+  return l.kind !== 'heartbeat-table' && l.kind !== 'checkpoint-table';
+}
+
 export async function cleanupCommand(args: CleanupArgs): Promise<number> {
   const log = createLogger();
   const session = await openDialect(connectionFrom(args), log);
   try {
-    const leftovers = await session.listLeftovers();
-    const removed: string[] = [];
+    let leftovers = await session.listLeftovers();
+    const removed: Leftover[] = [];
     if (args.execute) {
-      for (const item of leftovers.filter((l) => !l.inUse)) {
-        await session.removeLeftover(item);
-        removed.push(item.name);
-        log.info({ kind: item.kind, name: item.name }, 'removed');
+      const deadline = Date.now() + Math.max(0, args.wait) * 1000;
+      // Each free item is tried once; an item freed while we wait (or created by a dead job's
+      // last statement) is removed in a later round, before the in-use ones are looked at again.
+      const tried = new Set<string>();
+      const key = (l: Leftover) => `${l.kind} ${l.name} ${l.table?.schema ?? ''}.${l.table?.name ?? ''}`;
+      for (;;) {
+        const free = leftovers.filter((l) => !l.inUse && !tried.has(key(l)));
+        if (free.length > 0) {
+          for (const l of free) tried.add(key(l));
+          removed.push(...(await removeFree(session, free, log)));
+        } else if (!leftovers.some((l) => l.inUse && isJobArtefact(l)) || Date.now() >= deadline) {
+          break;
+        } else {
+          await new Promise((res) => setTimeout(res, WAIT_POLL_MS));
+        }
+        leftovers = await session.listLeftovers();
       }
     }
+    const kept = args.execute ? leftovers.filter((l) => l.inUse && isJobArtefact(l)) : [];
     if (args.json) {
-      process.stdout.write(JSON.stringify({ leftovers, removed }) + '\n');
-    } else if (leftovers.length === 0) {
+      process.stdout.write(JSON.stringify({ leftovers, removed: removed.map((l) => l.name), kept: kept.map((l) => l.name) }) + '\n');
+    } else if (leftovers.length === 0 && removed.length === 0) {
       process.stdout.write('no shadowshift leftovers\n');
     } else {
-      for (const l of leftovers) {
-        const what = l.inUse ? 'in use by a running job, kept' : args.execute ? 'removed' : 'would be removed with --execute';
-        process.stdout.write(`${l.kind.padEnd(12)} ${l.name}  (${what})\n`);
-      }
+      const line = (l: Leftover, what: string) => process.stdout.write(`${l.kind.padEnd(16)} ${l.name}  (${what})\n`);
+      for (const l of removed) line(l, 'removed');
+      for (const l of leftovers) line(l, l.inUse ? 'in use by a running job, kept' : 'would be removed with --execute');
     }
-    return 0;
+    if (kept.length === 0) return 0;
+    log.error(
+      { kept: kept.map((l) => l.name) },
+      `kept ${kept.length} leftover(s) a job still holds. If that job is running, stop it first; if it was just killed, ` +
+        'its last statement is still ending on the server: run cleanup again, or with --wait 60',
+    );
+    return CLEANUP_KEPT_IN_USE_EXIT;
   } finally {
     await session.close();
   }
+}
+
+async function removeFree(session: DialectSession, leftovers: Leftover[], log: ReturnType<typeof createLogger>): Promise<Leftover[]> {
+  const removed: Leftover[] = [];
+  for (const item of leftovers.filter((l) => !l.inUse)) {
+    await session.removeLeftover(item);
+    removed.push(item);
+    log.info({ kind: item.kind, name: item.name }, 'removed');
+  }
+  return removed;
 }

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { sendControlCommand } from '../control/control-client.js';
 import { CONTROL_COMMANDS, SETTINGS, type ControlCommand } from '../control/control-server.js';
 import { ShadowshiftError } from '../util/errors.js';
+import { describeWait } from '../engine/wait-watcher.js';
 import type { JobStatus } from '../engine/job-state.js';
 
 export function ctlBuilder(y: Argv) {
@@ -16,12 +17,15 @@ type CtlArgs = Awaited<ReturnType<typeof ctlBuilder>['argv']>;
 
 export function formatStatus(s: JobStatus): string {
   return [
-    `state:          ${s.state}`,
+    `state:          ${s.state}${s.phase && s.phase !== s.state ? ` (${s.phase})` : ''}`,
     `table:          ${s.table}  (shadow: ${s.shadowTable ?? '-'})`,
     `rows:           ${s.rowsCopied} / ~${s.rowsEstimated}`,
     `events applied: ${s.eventsApplied}  (backlog ${s.backlog}, lag ${s.lagSeconds ?? '-'}s)`,
     `throttled:      ${s.throttled ?? 'no'}`,
     `ETA:            ${s.etaSeconds === null ? '-' : `${s.etaSeconds}s`}`,
+    ...(s.repairedChunks ? [`REPAIRED:       ${s.repairedChunks} chunk(s) by the checksum; the copy or the stream missed a change: report it with the job's log`] : []),
+    ...(s.waitingFor ? [`waiting:        ${describeWait(s.waitingFor)}`] : []),
+    ...(s.swapped ? [`swapped:        yes (the old table is kept as ${s.backupTable ?? '?'})`] : []),
     ...(s.error ? [`error:          ${s.error}`] : []),
   ].join('\n');
 }

@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { parseConnectionUrl, resolveUrl } from '../util/connection-url.js';
 import { UsageError } from '../util/errors.js';
 import type { DialectName } from '../dialects/dialect.js';
+import { dialectNames } from '../dialects/registry.js';
 import { collectLintTargets, dialectFromPath, formatFindings, lintFile } from '../lint/lint-runner.js';
 import { RULES } from '../lint/rules/index.js';
 import { openMigrationStore, type MigrationStore } from '../migrations/migration-store.js';
@@ -19,7 +20,7 @@ import { basename } from 'node:path';
 export function lintBuilder(y: Argv) {
   return y
     .positional('paths', { type: 'string', array: true, describe: 'migration files or directories (default: migrations)' })
-    .option('dialect', { choices: ['mysql', 'postgres'] as const, describe: 'dialect of the files (default: from a mysql/ or postgres/ directory in the path, else both)' })
+    .option('dialect', { choices: dialectNames(), describe: 'dialect of the files (default: from a mysql/ or postgres/ directory in the path, else every dialect)' })
     .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'output format' })
     .option('url', { type: 'string', describe: 'optional: read table sizes from this database, so size-dependent rules know which tables are big' })
     .option('online-threshold', { type: 'string', describe: 'rows from which a table counts as big [default: 100000]' })

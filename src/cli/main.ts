@@ -7,12 +7,16 @@ import { ctlBuilder, ctlCommand } from './ctl-command.js';
 import { cleanupBuilder, cleanupCommand } from './cleanup-command.js';
 import { migrateBuilder, migrateCommand } from './migrate-command.js';
 import { lintBuilder, lintCommand } from './lint-command.js';
+import { demoBuilder, demoCommand } from './demo-command.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   await yargs(argv)
     .scriptName('shadowshift')
     .usage('$0 <command> [options]\n\nOnline schema changes for MySQL/MariaDB and PostgreSQL.')
+    .command('demo', 'see it work: an online ALTER under live traffic, on a database the demo starts and stops itself', demoBuilder, async (a) => {
+      exitCode = await demoCommand(a);
+    })
     .command('alter', 'change a table online (plan only, unless --execute)', alterBuilder, async (a) => {
       exitCode = await alterCommand(a);
     })
@@ -28,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
     .command('lint [paths..]', 'check migration files for statements that block or break a running application', lintBuilder, async (a) => {
       exitCode = await lintCommand(a);
     })
-    .demandCommand(1, 'name a command: alter, ctl, cleanup, migrate or lint (--help lists them)')
+    .demandCommand(1, 'name a command: demo, alter, ctl, cleanup, migrate or lint (--help lists them)')
     .strict()
     .fail((msg, err) => {
       // yargs' own validation (unknown flag, missing value) is bad input: exit 2.

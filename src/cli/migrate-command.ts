@@ -1,14 +1,18 @@
 // `shadowshift migrate <up|contract|down|status|plan|new|baseline>`: parses and
-// prints; the work is the runner's (src/migrations/runner.ts).
+// prints; the work is the runner's (src/migrations/runner.ts and the parts it wires).
 
 import type { Argv } from 'yargs';
 import { ShadowshiftError, UsageError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { connectionFrom, withConnectionOptions } from './connection-options.js';
 import { installSignalHandlers } from './signals.js';
-import { MigrationRunner, newMigrationFile, type CommandReport, type MigrationStatus, type PlannedMigration } from '../migrations/runner.js';
+import { MigrationRunner } from '../migrations/runner.js';
+import type { CommandReport } from '../migrations/commands.js';
+import type { MigrationStatus } from '../migrations/history.js';
+import type { PlannedMigration } from '../migrations/plan-files.js';
+import { newMigrationFile } from '../migrations/templates.js';
 import { DEFAULT_ONLINE_THRESHOLD, parseOnlineThreshold, type PlannedStatement } from '../migrations/planner.js';
-import { throttleFromArgs, withThrottleOptions } from './throttle-options.js';
+import { checkNumber, engineSettingsFromArgs, withEngineOptions } from './engine-options.js';
 
 const ACTIONS = ['up', 'contract', 'down', 'status', 'plan', 'new', 'baseline'] as const;
 
@@ -26,20 +30,15 @@ export function migrateBuilder(y: Argv) {
     .option('ts', { type: 'boolean', default: false, describe: 'new: write a TypeScript migration instead of SQL' })
     .option('lock-timeout', { type: 'number', describe: 'milliseconds each DDL may wait for its lock before it is retried [default: PostgreSQL 1000, MySQL 2000]' })
     .option('ddl-retries', { type: 'number', default: 8, describe: 'retries of a DDL whose lock was not granted (exponential backoff)' })
-    .option('backfill-batch', { type: 'number', default: 1000, describe: 'rows per backfill batch' })
-    .option('chunk-time', { type: 'number', default: 500, describe: 'engine: target milliseconds per copy chunk' })
-    .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'engine: seconds the cut-over may block writes per attempt' });
-  return withThrottleOptions(own, {
+    .option('backfill-batch', { type: 'number', default: 1000, describe: 'rows per backfill batch' });
+  return withEngineOptions(own, {
     pauses: 'backfills and engine copies',
     critical: 'stop the run (a backfill after its current batch, resumed by the next run; an engine job aborts)',
+    group: 'Online engine (rewriting ALTERs of tables from --online-threshold up; the next `up` continues a killed job from its checkpoint):',
   });
 }
 
 type MigrateArgs = Awaited<ReturnType<typeof migrateBuilder>['argv']> & { action: (typeof ACTIONS)[number]; arg?: string };
-
-function positive(name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new UsageError(`--${name} must be a non-negative number (got ${v})`);
-}
 
 function fmtStatement(s: PlannedStatement): string[] {
   const first = s.sql.split('\n')[0]!;
@@ -114,11 +113,11 @@ export async function migrateCommand(args: MigrateArgs): Promise<number> {
 }
 
 async function run(args: MigrateArgs): Promise<number> {
-  positive('lock-wait', args.lockWait);
-  positive('lock-timeout', args.lockTimeout);
-  positive('ddl-retries', args.ddlRetries);
-  if (!Number.isInteger(args.backfillBatch) || args.backfillBatch < 1) throw new UsageError(`--backfill-batch must be a whole number of rows >= 1 (got ${args.backfillBatch})`);
-  const throttle = throttleFromArgs(args);
+  checkNumber('lock-wait', args.lockWait, 'zero-or-more', 'seconds');
+  checkNumber('lock-timeout', args.lockTimeout, 'zero-or-more', 'milliseconds');
+  checkNumber('ddl-retries', args.ddlRetries, 'zero-or-more');
+  checkNumber('backfill-batch', args.backfillBatch, 'whole', 'rows');
+  const engine = engineSettingsFromArgs(args);
   const out = (text: string) => process.stdout.write(text + '\n');
 
   if (args.action === 'new') {
@@ -142,13 +141,8 @@ async function run(args: MigrateArgs): Promise<number> {
     ddlLockTimeoutMs: args.lockTimeout,
     ddlRetries: args.ddlRetries,
     backfillBatch: args.backfillBatch,
-    throttle: throttle.config,
-    throttleSettings: throttle.live,
-    engine: {
-      chunkTimeMs: args.chunkTime,
-      cutoverLockTimeoutMs: Math.round(args.cutoverLockTimeout * 1000),
-      attach: (job) => installSignalHandlers(job.controls, log),
-    },
+    engine,
+    attachEngineJob: (job) => installSignalHandlers(job.controls, log),
     onProgress: (line) => process.stderr.write(line + '\n'),
   });
   // First SIGINT/SIGTERM: stop at the next statement or backfill batch and record where;

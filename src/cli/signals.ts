@@ -3,7 +3,8 @@ import type { JobControls } from '../control/job-controls.js';
 
 /**
  * First SIGINT/SIGTERM: abort cleanly (a cut-over in progress finishes or rolls
- * back first). A second one exits at once and says what may be left.
+ * back first). A second one exits at once and says what may be left: exit 5, since
+ * 130 promises that nothing of the job is left and the cleanup was cut short.
  */
 export function installSignalHandlers(controls: JobControls, log: Logger): () => void {
   let received = 0;
@@ -14,8 +15,8 @@ export function installSignalHandlers(controls: JobControls, log: Logger): () =>
       controls.abort(`received ${signal}`, { keepState: true });
       return;
     }
-    log.error({ signal }, `${signal} again: exiting now; run \`shadowshift cleanup\` to list anything left behind`);
-    process.exit(130);
+    log.error({ signal }, `${signal} again: exiting now; run \`shadowshift cleanup\` to list anything left behind, and \`shadowshift cleanup --execute\` to remove it`);
+    process.exit(5);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -44,6 +44,7 @@ export function hookEnvironment(event: HookEvent, ctx: HookContext): Record<stri
     SHADOWSHIFT_BACKLOG: String(s.backlog),
     SHADOWSHIFT_ETA_SECONDS: s.etaSeconds === null ? '' : String(s.etaSeconds),
     SHADOWSHIFT_THROTTLED: s.throttled ?? '',
+    SHADOWSHIFT_REPAIRED_CHUNKS: String(s.repairedChunks),
     SHADOWSHIFT_ERROR: s.error ?? '',
   };
 }

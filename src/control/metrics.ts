@@ -41,6 +41,8 @@ export class JobMetrics {
     gauge('shadowshift_replica_lag_seconds', 'Largest replica lag seen by the throttler.', () => source.replicaLagSeconds());
     gauge('shadowshift_throttled', '1 while the copy is throttled.', (s) => (s.throttled ? 1 : 0));
     gauge('shadowshift_eta_seconds', 'Estimated seconds until the copy is done.', (s) => s.etaSeconds);
+    // Alert on anything above 0: a repaired chunk means the copy or the stream lost a change.
+    gauge('shadowshift_checksum_repaired_chunks', 'Chunks the checksum found different and recopied (this process); anything above 0 is an engine bug.', (s) => s.repairedChunks);
     new Gauge({
       name: 'shadowshift_phase',
       help: '1 for the job state the job is in.',

@@ -30,8 +30,11 @@ export interface ThrottlerOptions {
 
 export class Throttler {
   private current: { signal: string; reason: string } | null = null;
+  /** When the current signal began to hold the copy (for status' waitingFor). */
+  private currentSince = 0;
   private timer: NodeJS.Timeout | null = null;
-  private polling = false;
+  /** The reading in progress, if any. */
+  private inFlight: Promise<void> | null = null;
   private firstPoll: Promise<void> | null = null;
   private criticalStrikes = 0;
   private hibernateUntil = 0;
@@ -44,7 +47,9 @@ export class Throttler {
   start(): void {
     if (this.timer) return;
     this.firstPoll = this.poll();
-    this.timer = setInterval(() => void this.poll(), this.options.pollMs ?? 250);
+    this.timer = setInterval(() => {
+      if (!this.inFlight) void this.poll();
+    }, this.options.pollMs ?? 250);
     this.timer.unref();
   }
 
@@ -64,6 +69,12 @@ export class Throttler {
     return this.current ? `${this.current.signal}: ${this.current.reason}` : null;
   }
 
+  /** The signal holding the copy, its reason and since when; null when none does (hibernation included as `critical-load`). */
+  active(): { signal: string; reason: string; since: number } | null {
+    if (this.hibernating()) return { signal: 'critical-load', reason: this.reason()!, since: this.hibernateUntil - (this.options.criticalHibernateSeconds ?? 0) * 1000 };
+    return this.current ? { ...this.current, since: this.currentSince } : null;
+  }
+
   /** True while even the change stream should rest (critical-load hibernation). */
   hibernating(): boolean {
     return Date.now() < this.hibernateUntil;
@@ -76,34 +87,39 @@ export class Throttler {
     return out;
   }
 
-  /** Re-checks now (used after an operator command so it takes effect at once). */
+  /**
+   * Re-checks now (used after an operator command so it takes effect at once). A reading
+   * already under way may have begun before the caller's change: it is waited for, then
+   * the signals are read again (or the reading another caller began meanwhile is shared).
+   */
   async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      await this.checkCritical();
-      // Every signal is read each time (not just up to the first that fires), so
-      // the lag and load values in status and metrics stay current.
-      let next: { signal: string; reason: string } | null = null;
-      for (const signal of this.options.signals) {
-        let reason: string | null;
-        try {
-          reason = await signal.check();
-        } catch (err) {
-          reason = `cannot read it (${(err as Error).message}); pausing to be safe`;
-        }
-        if (reason && !next) next = { signal: signal.name, reason };
+    if (this.inFlight) await this.inFlight.catch(() => undefined);
+    if (!this.inFlight) this.inFlight = this.read().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async read(): Promise<void> {
+    await this.checkCritical();
+    // Every signal is read each time (not just up to the first that fires), so
+    // the lag and load values in status and metrics stay current.
+    let next: { signal: string; reason: string } | null = null;
+    for (const signal of this.options.signals) {
+      let reason: string | null;
+      try {
+        reason = await signal.check();
+      } catch (err) {
+        reason = `cannot read it (${(err as Error).message}); pausing to be safe`;
       }
-      this.account();
-      if (next?.signal !== this.current?.signal || next?.reason !== this.current?.reason) {
-        if (next && !this.current) this.options.log.info({ signal: next.signal, reason: next.reason }, `throttling: ${next.signal}`);
-        else if (!next && this.current) this.options.log.info({ signal: this.current.signal }, 'throttle released');
-        else if (next && this.current && next.signal !== this.current.signal) this.options.log.info({ signal: next.signal, reason: next.reason }, `throttling: ${next.signal}`);
-      }
-      this.current = next;
-    } finally {
-      this.polling = false;
+      if (reason && !next) next = { signal: signal.name, reason };
     }
+    this.account();
+    if (next?.signal !== this.current?.signal || next?.reason !== this.current?.reason) {
+      if (next && !this.current) this.options.log.info({ signal: next.signal, reason: next.reason }, `throttling: ${next.signal}`);
+      else if (!next && this.current) this.options.log.info({ signal: this.current.signal }, 'throttle released');
+      else if (next && this.current && next.signal !== this.current.signal) this.options.log.info({ signal: next.signal, reason: next.reason }, `throttling: ${next.signal}`);
+    }
+    if (next?.signal !== this.current?.signal) this.currentSince = Date.now();
+    this.current = next;
   }
 
   private account(): void {

@@ -2,13 +2,11 @@ import type { DialectSession } from './dialect.js';
 import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Logger } from '../util/logger.js';
 import { ShadowshiftError } from '../util/errors.js';
+import { loadDialect } from './registry.js';
 
 /** Opens the dialect the URL names; each dialect is loaded only when used. */
 export async function openDialect(config: ConnectionConfig, log: Logger): Promise<DialectSession> {
-  const factory =
-    config.dialect === 'mysql'
-      ? (await import('./mysql/mysql-dialect.js')).mysqlDialect
-      : (await import('./postgres/postgres-dialect.js')).postgresDialect;
+  const { factory } = await loadDialect(config.dialect);
   try {
     return await factory.open(config, log);
   } catch (err) {

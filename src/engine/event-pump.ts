@@ -2,14 +2,44 @@
 // stream events, and the job calls it between chunks, so copy and apply never
 // race on a row from two of our own connections (gh-ost's single writer).
 
-import type { Applier, ChangeBatch, ChangeStream, CopyPlan, StreamPosition } from '../dialects/dialect.js';
+import type { Applier, ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, StreamPosition } from '../dialects/dialect.js';
 import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { RetryBudget, backoffMs } from '../util/reconnect.js';
 
 const MAX_BATCH_EVENTS = 2000;
+/** How long one round of applying takes at most before the job looks at its own work again. */
+export const APPLY_BUDGET_MS = 1000;
+/** The pause between rounds of a wait that keeps applying (a control ends it early). */
+const WAIT_ROUND_PAUSE_MS = 100;
 const APPLY_RETRIES = 5;
 /** Reconnects in a row before the job gives up on the stream. */
 const STREAM_RESTARTS = 5;
+
+/** What the stream saw between the cut-over's drain marker and the swap (changesBeforeSwap). */
+export type SwapWitness =
+  | { t: 'seen'; events: ChangeEvent[] }
+  /** This stream cannot see the swap (PostgreSQL: it is not a step of its own). */
+  | { t: 'blind' }
+  /** The swap did not come through: the check could not be made. */
+  | { t: 'lost'; reason: string };
+
+/** What a wait that keeps applying needs of the job: its safe point, and a pause a control ends early (JobControls). */
+export interface WaitControls {
+  throwIfAborted(): void;
+  sleep(ms: number): Promise<void>;
+}
+
+export interface ApplyWhileOptions {
+  /** Wait at most until this moment (epoch ms): each round's apply and pause are cut to what is left. */
+  until?: number;
+  /** Runs in each round after the apply (postponed: a checkpoint, the checksum again). */
+  eachRound?: () => Promise<void>;
+  /** Ends a round's pause early (the work the job waits for has settled). */
+  pauseEndsWith?: Promise<unknown>;
+  /** No pause between rounds (the catch-up: apply as fast as the stream delivers). */
+  noPause?: boolean;
+}
 
 export class EventPump {
   eventsApplied = 0;
@@ -19,6 +49,10 @@ export class EventPump {
   private readonly seenMarkers = new Set<string>();
   private streamError: Error | null = null;
   private failuresInARow = 0;
+  /** Runs after every applied batch (the job checkpoints there). */
+  afterBatch: (() => Promise<void>) | null = null;
+  /** Stream restarts in a row: a few, and through a database restart (util/reconnect.ts). */
+  private readonly restarts = new RetryBudget(STREAM_RESTARTS);
 
   constructor(
     private readonly openStream: () => ChangeStream,
@@ -47,6 +81,21 @@ export class EventPump {
     await stream?.stop(options);
   }
 
+  /**
+   * Closes the stream, keeping its position, when the database keeps failing the job's
+   * statements: it may be restarting, and an open stream holds its shutdown (PostgreSQL's
+   * logical walsender waits for the client to confirm what it sent; the job confirms only
+   * what it applied, and the server refuses the connections to apply it). The next apply
+   * opens it again at the last applied position (recoverStream, within the reconnect
+   * window); what was not applied comes again.
+   */
+  async suspend(cause: Error, why: string): Promise<void> {
+    if (!this.stream) return;
+    this.log.warn({ err: cause.message, from: this.appliedPosition }, `${why}: closing the change stream to reopen it at the last applied position`);
+    this.streamError ??= cause;
+    await this.stop({ keepForResume: true }).catch(() => undefined);
+  }
+
   backlog(): number {
     return this.stream?.backlog() ?? 0;
   }
@@ -62,16 +111,13 @@ export class EventPump {
   async recoverStream(): Promise<void> {
     while (this.streamError) {
       const cause = this.streamError;
-      // A dialect's own verdict (the table was altered or truncated behind our back) is final.
-      if (cause instanceof ShadowshiftError && !(cause instanceof TransientDatabaseError)) {
-        throw new ShadowshiftError(`the change stream failed: ${cause.message}`, { cause });
-      }
+      this.throwIfFinal();
       this.failuresInARow++;
-      if (this.failuresInARow > STREAM_RESTARTS) {
-        throw new ShadowshiftError(`the change stream failed ${STREAM_RESTARTS} times in a row: ${cause.message}`, { cause });
+      if (!this.restarts.retryAfter(this.failuresInARow)) {
+        throw new ShadowshiftError(`the change stream failed ${this.failuresInARow} times in a row: ${cause.message}`, { cause });
       }
       this.log.warn({ err: cause.message, attempt: this.failuresInARow, from: this.appliedPosition }, 'change stream lost; reconnecting from the last applied position');
-      await new Promise((r) => setTimeout(r, 200 * 2 ** this.failuresInARow));
+      await new Promise((r) => setTimeout(r, backoffMs(this.failuresInARow, 400)));
       this.streamError = null;
       await this.stop({ keepForResume: true }).catch(() => undefined);
       try {
@@ -80,6 +126,14 @@ export class EventPump {
       } catch (err) {
         this.streamError = err as Error;
       }
+    }
+  }
+
+  /** A dialect's own verdict (the table was altered, truncated or written where the stream cannot see) is final. */
+  private throwIfFinal(): void {
+    const cause = this.streamError;
+    if (cause instanceof ShadowshiftError && !(cause instanceof TransientDatabaseError)) {
+      throw new ShadowshiftError(`the change stream failed: ${cause.message}`, { cause });
     }
   }
 
@@ -98,6 +152,25 @@ export class EventPump {
   }
 
   /**
+   * Keeps applying the stream while `condition` holds (and `until` is not reached), so the
+   * shadow does not fall behind while the job waits: postponed, a hook holding the cut-over,
+   * a cut-over's back-off, work run alongside (cutover-checks.ts whileApplying), the catch-up.
+   * Every round starts at the job's safe point, so an abort ends the wait within one round.
+   */
+  async applyWhile(condition: () => boolean, controls: WaitControls, options: ApplyWhileOptions = {}): Promise<void> {
+    const { until } = options;
+    const left = () => (until === undefined ? Infinity : until - Date.now());
+    while (condition() && left() > 0) {
+      controls.throwIfAborted();
+      await this.applyAvailable(Math.min(APPLY_BUDGET_MS, Math.max(1, left())));
+      await options.eachRound?.();
+      if (options.noPause) continue;
+      const pause = controls.sleep(Math.min(WAIT_ROUND_PAUSE_MS, Math.max(0, left())));
+      await (options.pauseEndsWith ? Promise.race([options.pauseEndsWith, pause]) : pause);
+    }
+  }
+
+  /**
    * Writes a marker and applies the stream up to it. Everything committed before
    * the marker was written is then in the shadow. Fails the cut-over attempt
    * (not the job) when the marker does not come back within `timeoutMs`.
@@ -107,7 +180,11 @@ export class EventPump {
     await this.stream!.writeMarker(id);
     const deadline = Date.now() + timeoutMs;
     while (!this.seenMarkers.has(id)) {
-      if (this.streamError) throw new CutoverAttemptError(`the change stream dropped while draining to the marker: ${this.streamError.message}`);
+      if (this.streamError) {
+        // Retrying the cut-over cannot get past a final verdict; say it instead of "cut-over failed N times".
+        this.throwIfFinal();
+        throw new CutoverAttemptError(`the change stream dropped while draining to the marker: ${this.streamError.message}`);
+      }
       if (Date.now() > deadline) {
         throw new CutoverAttemptError(`the change stream did not reach the cut-over marker within ${timeoutMs} ms (backlog ${this.backlog()})`);
       }
@@ -118,7 +195,60 @@ export class EventPump {
     this.seenMarkers.delete(id);
   }
 
+  /**
+   * After a swap: the changes logged between the last drain marker and the swap, taken
+   * and NOT applied (the shadow is the live table now). Call it right after the swap,
+   * with nothing applied since the drain: a batch ends at a marker, so whatever is still
+   * queued came after it. The stream is not reconnected: a restart from the last applied
+   * position would deliver the drained events again, and telling them apart is not worth
+   * the risk of a wrong verdict here.
+   */
+  async changesBeforeSwap(timeoutMs: number): Promise<SwapWitness> {
+    const stream = this.stream;
+    if (!stream) return { t: 'lost', reason: 'the change stream was already stopped' };
+    if (!stream.seesSwap) return { t: 'blind' };
+    const events: ChangeEvent[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      // Whatever is queued counts, even when the stream failed after queueing the swap.
+      const batch = stream.take(MAX_BATCH_EVENTS);
+      if (batch) {
+        events.push(...batch.events);
+        if (batch.swap) return { t: 'seen', events };
+        continue;
+      }
+      if (this.streamError) return { t: 'lost', reason: `the change stream failed before the swap came through: ${this.streamError.message}` };
+      if (Date.now() > deadline) return { t: 'lost', reason: `the swap did not come through the change stream within ${Math.round(timeoutMs / 1000)} s` };
+      await stream.waitForData(Math.min(50, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /**
+   * Applies the stream up to a marker written now, however long the backlog takes (each
+   * wait is bounded, and a dropped stream is reopened in between). Everything committed
+   * before the call is then in the shadow.
+   */
+  async applyUntilNow(id: string, throwIfAborted: () => void): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.applyUntilMarker(`${id}-${attempt}`, 10_000);
+        return;
+      } catch (err) {
+        if (!(err instanceof CutoverAttemptError)) throw err;
+        throwIfAborted();
+        this.log.info({ err: err.message, attempt }, 'still applying the stream up to a marker');
+      }
+    }
+  }
+
   private async applyBatch(batch: ChangeBatch): Promise<void> {
+    if (batch.swap) {
+      // Only the cut-over swaps, and after it nothing is applied; someone else's swap leaves no shadow to apply to.
+      throw new ShadowshiftError(
+        `${this.plan.original.ref.name} was swapped with the shadow by a RENAME this job did not run while it was not cutting over; ` +
+          'the job cannot continue. Check which table holds what, then run `shadowshift cleanup`.',
+      );
+    }
     if (batch.events.some((e) => e.kind === 'truncate')) {
       throw new ShadowshiftError(
         `${this.plan.original.ref.name} was truncated while the job ran; the shadow can no longer be trusted. ` +
@@ -130,15 +260,27 @@ export class EventPump {
         if (batch.events.length > 0) await this.applier.apply(this.plan, batch.events);
         break;
       } catch (err) {
-        if (!(err instanceof TransientDatabaseError) || attempt >= APPLY_RETRIES) throw err;
+        if (!(err instanceof TransientDatabaseError)) throw err;
+        if (attempt >= APPLY_RETRIES) {
+          // Still failing: the server may be going away (a restart). An open stream would hold
+          // its shutdown (PostgreSQL's logical walsender waits for the client to confirm what it
+          // sent, and the job confirms only what it applied, on a server that now refuses new
+          // connections: both wait until the job gives up). So close it, keeping its position;
+          // recoverStream opens it again at the last applied position once the server is back
+          // (within the reconnect window), and this batch comes again.
+          await this.suspend(err, 'applying changes keeps failing');
+          return;
+        }
         this.log.warn({ err: err.message, attempt }, 'applying changes failed; retrying');
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
       }
     }
     this.eventsApplied += batch.events.length;
     for (const m of batch.markers) this.seenMarkers.add(m);
     this.appliedPosition = batch.position;
     this.failuresInARow = 0;
+    this.restarts.reset();
     await this.stream?.acknowledge(batch.position);
+    await this.afterBatch?.();
   }
 }

@@ -8,6 +8,8 @@ export interface CheckOutcome {
   phase: CheckPhase;
   ok: boolean;
   message: string;
+  /** Passed with something to say (see CheckResult.warning). */
+  warning?: boolean;
 }
 
 export async function runChecks(checks: PreflightCheck[], phase: CheckPhase, ctx: PreflightContext): Promise<CheckOutcome[]> {
@@ -15,7 +17,7 @@ export async function runChecks(checks: PreflightCheck[], phase: CheckPhase, ctx
   for (const check of checks.filter((c) => c.phase === phase)) {
     try {
       const result = await check.run(ctx);
-      outcomes.push({ check: check.name, phase, ok: result.ok, message: result.message });
+      outcomes.push({ check: check.name, phase, ok: result.ok, message: result.message, ...(result.ok && result.warning ? { warning: true } : {}) });
     } catch (err) {
       outcomes.push({ check: check.name, phase, ok: false, message: `the check itself failed: ${(err as Error).message}` });
     }

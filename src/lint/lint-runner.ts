@@ -10,11 +10,12 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, sep } from 'node:path';
 import type { DialectName } from '../dialects/dialect.js';
 import { UsageError } from '../util/errors.js';
+import { dialectNames, syntaxOf } from '../dialects/registry.js';
 import { PHASES, parseSqlPhases } from '../migrations/migration-files.js';
 import { parseStatement } from '../migrations/sql-analysis.js';
 import { splitStatements } from '../migrations/statement-splitter.js';
 import { RULES } from './rules/index.js';
-import { tableKey, type LintFinding, type LintRule, type LintStatement, type Severity } from './rule.js';
+import { checkFor, tableKey, type LintFinding, type LintRule, type LintStatement, type Severity } from './rule.js';
 
 export interface LintOptions {
   /** Dialect of the files; null = from the path, else both. */
@@ -67,15 +68,13 @@ export function readFileConfig(content: string, rules: LintRule[] = RULES): File
 
 export function dialectFromPath(path: string): DialectName | null {
   const parts = path.toLowerCase().split(/[\\/]/);
-  if (parts.some((p) => p === 'mysql' || p === 'mariadb')) return 'mysql';
-  if (parts.some((p) => p === 'postgres' || p === 'postgresql' || p === 'pg')) return 'postgres';
-  return null;
+  return dialectNames().find((d) => parts.some((p) => syntaxOf(d).pathNames.includes(p))) ?? null;
 }
 
 /** Lints SQL text as one migration file. */
 export function lintSql(content: string, file: string, options: LintOptions = {}): FileLintResult {
   const rules = options.rules ?? RULES;
-  const dialects: DialectName[] = options.dialect ? [options.dialect] : (dialectFromPath(file) ? [dialectFromPath(file)!] : ['postgres', 'mysql']);
+  const dialects: DialectName[] = options.dialect ? [options.dialect] : (dialectFromPath(file) ? [dialectFromPath(file)!] : dialectNames());
   const config = readFileConfig(content, rules);
   const phases = parseSqlPhases(content, basename(file));
   const findings: LintFinding[] = [];
@@ -91,11 +90,12 @@ export function lintSql(content: string, file: string, options: LintOptions = {}
     const createdHere = new Set(all.filter((s) => s.parsed.kind === 'create-table').map((s) => tableKey(s.parsed.table)));
     all.forEach((s, position) => {
       for (const rule of rules) {
-        if (!rule.dialects.includes(dialect)) continue;
+        const check = rule.dialects.includes(dialect) ? checkFor(rule, dialect) : null;
+        if (!check) continue;
         if (config.allDisabled || config.disabled.has(rule.id)) continue;
         const configured = config.severity.get(rule.id);
         if (configured === 'off') continue;
-        const hit = rule.check({
+        const hit = check({
           ...s,
           dialect,
           file,

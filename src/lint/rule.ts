@@ -28,6 +28,8 @@ export interface LintContext extends LintStatement {
   bigTableRows: number;
 }
 
+export type LintCheck = (ctx: LintContext) => { message: string; severity?: Severity } | null;
+
 export interface LintRule {
   id: string;
   dialects: DialectName[];
@@ -36,8 +38,17 @@ export interface LintRule {
   reason: string;
   /** What to write instead. */
   safeAlternative: string;
-  /** A message when the rule fires on this statement, else null. `severity` may be lowered for this case. */
-  check(ctx: LintContext): { message: string; severity?: Severity } | null;
+  /**
+   * A message when the rule fires on this statement, else null. `severity` may be lowered
+   * for this case. One check per dialect where the grammar differs (one rule id, each
+   * dialect's way of writing the same hazard), so no check branches on a dialect's name.
+   */
+  check: LintCheck | Partial<Record<DialectName, LintCheck>>;
+}
+
+/** The rule's check for `dialect`, or null when it has none there. */
+export function checkFor(rule: LintRule, dialect: DialectName): LintCheck | null {
+  return typeof rule.check === 'function' ? rule.check : (rule.check[dialect] ?? null);
 }
 
 export interface LintFinding {

@@ -17,7 +17,6 @@ import { openDialect } from '../dialects/open-dialect.js';
 import { JobControls } from '../control/job-controls.js';
 import { createJobThrottle, needsProbes, type LiveThrottleSettings, type ThrottleConfig } from '../control/throttle-signals.js';
 import type { ConnectionConfig } from '../util/connection-url.js';
-import { UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { BackfillThrottle } from './backfill.js';
 
@@ -89,11 +88,7 @@ export class BackfillThrottles {
     }
     const session = await this.session;
     // Artefact names of a pseudo job: only the heartbeat key and schema are used.
-    const probes = session.openProbes?.(session.artefactNames({ schema: this.options.schema, name: 'migrate' }, this.jobId));
-    if (!probes) {
-      throw new UsageError(`load and lag throttling (--max-load, --critical-load, --throttle-query, --throttle-replicas) is not built for ${session.name} yet; leave those flags out`);
-    }
-    return probes;
+    return session.openProbes(session.artefactNames({ schema: this.options.schema, name: 'migrate' }, this.jobId));
   }
 
   /** Closes the dialect session the probes used (each backfill's probes are closed by its stop()). */

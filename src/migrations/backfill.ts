@@ -5,6 +5,7 @@
 
 import type { MigrationStore } from './migration-store.js';
 import { AbortedError } from '../util/errors.js';
+import { syntaxOf } from '../dialects/registry.js';
 
 export type KeyValue = string | number | null;
 
@@ -64,10 +65,8 @@ export async function runBackfill(store: MigrationStore, target: BackfillTarget,
     return n === 1 ? list[0]! : `(${list.join(', ')})`;
   };
 
-  if (options.silenceSyncTriggers) {
-    if (store.dialect === 'mysql') await store.exec('SET @shadowshift_backfill = 1');
-    else await store.exec("SET shadowshift.backfill = 'on'");
-  }
+  const marker = syntaxOf(store.dialect).backfillMarker;
+  if (options.silenceSyncTriggers) await store.exec(marker.set);
   let cursor: KeyValue[] | null = options.resumeAfter;
   let batches = 0;
   let rowsAffected = 0;
@@ -126,10 +125,7 @@ export async function runBackfill(store: MigrationStore, target: BackfillTarget,
       await options.onBatch?.(end, r.rowCount);
     }
   } finally {
-    if (options.silenceSyncTriggers) {
-      if (store.dialect === 'mysql') await store.exec('SET @shadowshift_backfill = NULL').catch(() => undefined);
-      else await store.exec('RESET shadowshift.backfill').catch(() => undefined);
-    }
+    if (options.silenceSyncTriggers) await store.exec(marker.clear).catch(() => undefined);
   }
   return { batches, rowsAffected };
 }

@@ -111,4 +111,5 @@ export async function runDefinitionPhase(def: MigrationDefinition, phase: 'expan
   await def[phase]?.(db);
 }
 
-export { renameColumn, changeColumnType } from './operations.js';
+export { renameColumn } from './operations/rename-column.js';
+export { changeColumnType } from './operations/change-column-type.js';

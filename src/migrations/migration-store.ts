@@ -5,6 +5,7 @@
 import type { DialectName } from '../dialects/dialect.js';
 import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Phase } from './migration-files.js';
+import { loadDialect } from '../dialects/registry.js';
 
 /** How far a migration got. `rolled back` makes it pending again. */
 export type ReachedPhase = 'expanded' | 'backfilled' | 'contracted' | 'rolled back' | 'baseline';
@@ -93,6 +94,34 @@ export interface DdlOptions {
   onRetry?: (attempt: number, error: string) => void;
 }
 
+/** How a dialect's session bounds a DDL statement's lock wait (lockRetries). */
+export interface LockTimeoutSession {
+  setLockTimeout(ms: number): Promise<unknown>;
+  resetLockTimeout(): Promise<unknown>;
+  isLockTimeout(err: unknown): boolean;
+}
+
+/**
+ * Runs `run` under the session's lock timeout, again with backoff (and jitter, so two
+ * runners do not meet again) while it fails on that timeout, `options.retries` times at most.
+ */
+export async function lockRetries<T>(session: LockTimeoutSession, options: DdlOptions, run: () => Promise<T>): Promise<T> {
+  await session.setLockTimeout(options.lockTimeoutMs);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!session.isLockTimeout(err) || attempt >= options.retries) throw err;
+        options.onRetry?.(attempt + 1, (err as Error).message);
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 5000) + Math.random() * 100));
+      }
+    }
+  } finally {
+    await session.resetLockTimeout().catch(() => undefined);
+  }
+}
+
 /** Result of an attempt with an explicit MySQL algorithm. */
 export type AlgorithmAttempt = { ok: true } | { ok: false; unsupported: true; message: string };
 
@@ -134,10 +163,16 @@ export interface MigrationStore {
   tableStats(table: string): Promise<TableStats | null>;
   /** Runs one DDL statement under a short lock timeout, retrying with backoff when the lock is not granted. */
   runDdl(sql: string, options: DdlOptions): Promise<void>;
-  /** MySQL: runs an ALTER with `ALGORITHM=...` appended; says when the server refuses that algorithm. */
+  /** MySQL: runs an ALTER with `ALGORITHM=...` appended; says when the server refuses that algorithm. Optional: only MySQL has ALGORITHM=. */
   tryAlgorithm?(alterSql: string, algorithm: 'INSTANT' | 'INPLACE', options: DdlOptions): Promise<AlgorithmAttempt>;
-  /** PostgreSQL: drops an INVALID index a failed CREATE INDEX CONCURRENTLY left behind; true if one was dropped. */
+  /** PostgreSQL: drops an INVALID index a failed CREATE INDEX CONCURRENTLY left behind; true if one was dropped. Optional: only PostgreSQL leaves such indexes. */
   dropInvalidIndex?(name: string): Promise<boolean>;
+
+  /**
+   * Runs statements so that clients see all of them or none: under LOCK TABLES ... WRITE
+   * (MySQL), or as one implicit transaction (PostgreSQL). `table` may be `schema.table`.
+   */
+  runAtomically(table: string, statements: string[], options: DdlOptions): Promise<void>;
 
   /** Statements creating triggers that keep two columns in sync both ways. */
   syncTriggers(spec: SyncTriggerSpec): { create: string[]; drop: string[] };
@@ -149,11 +184,7 @@ export type OpenMigrationStore = (config: ConnectionConfig) => Promise<Migration
 
 /** Opens the store for the URL's dialect; each dialect is loaded only when used. */
 export async function openMigrationStore(config: ConnectionConfig): Promise<MigrationStore> {
-  const open: OpenMigrationStore =
-    config.dialect === 'mysql'
-      ? (await import('../dialects/mysql/mysql-migration-store.js')).openMysqlMigrationStore
-      : (await import('../dialects/postgres/postgres-migration-store.js')).openPostgresMigrationStore;
-  return open(config);
+  return (await loadDialect(config.dialect)).openMigrationStore(config);
 }
 
 export function emptyRecord(version: string, name: string, checksum: string, kind: HistoryRecord['kind'], appliedBy: string, host: string): HistoryRecord {

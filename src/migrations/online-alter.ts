@@ -5,48 +5,31 @@ import { AlterJob, type AlterResult } from '../engine/job.js';
 import type { ConnectionConfig } from '../util/connection-url.js';
 import type { Logger } from '../util/logger.js';
 import { PreflightError } from '../util/errors.js';
-import type { ThrottleConfig } from '../control/throttle-signals.js';
-
-export interface EngineSettings {
-  chunkTimeMs: number;
-  cutoverLockTimeoutMs: number;
-  cutoverRetries: number;
-  dropOldTable: boolean;
-  /** The run's throttle signals (flag file, query, critical load, replica lag), as `alter` takes them. */
-  throttle?: Partial<ThrottleConfig>;
-  /** Replica lag (seconds) above which the copy pauses. */
-  maxLagSeconds?: number;
-  /** Load thresholds that pause the copy; the map is read live, so a change reaches a running job. */
-  maxLoad?: Map<string, number>;
-  /** Called with the job once it exists (the CLI attaches signal handlers); returns a detach function. */
-  attach?: (job: AlterJob) => () => void;
-}
-
-export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
-  chunkTimeMs: 500,
-  cutoverLockTimeoutMs: 3000,
-  cutoverRetries: 10,
-  dropOldTable: false,
-};
+import { alterJobOptions, type EngineSettings } from '../engine/settings.js';
 
 export type OnlineAlter = (table: string, alter: string) => Promise<AlterResult>;
 
-export function engineAlter(connection: ConnectionConfig, settings: EngineSettings, log: Logger): OnlineAlter {
+/** How a statement's `ran` says what the engine did; repairs are shouted, they mean an engine bug. */
+export function describeEngineRun(r: AlterResult): string {
+  const checksum = !r.checksum.ran
+    ? 'checksum not run'
+    : r.repairedChunks
+      ? `checksum REPAIRED ${r.repairedChunks} of ${r.checksum.chunksCompared} chunk(s) (the copy or the stream missed a change: report it with the log)`
+      : `checksum: ${r.checksum.chunksCompared} chunk(s), none repaired`;
+  return `online engine: ${r.rowsCopied} rows copied, ${r.eventsApplied} changes applied, ${checksum}`;
+}
+
+/**
+ * `attach` is called with each job once it exists (the CLI installs its signal
+ * handlers) and returns a detach function.
+ */
+export function engineAlter(connection: ConnectionConfig, settings: EngineSettings, log: Logger, attach?: (job: AlterJob) => () => void): OnlineAlter {
+  // A run of the same step killed earlier (SIGKILL, OOM, a lost host) left its checkpoint:
+  // this run continues it rather than being refused at preflight with "use --resume".
+  const resumable = { ...settings, resume: { ...settings.resume, resumeIfSameAlter: true } };
   return async (table, alter) => {
-    const job = new AlterJob({
-      connection,
-      table,
-      alter,
-      chunkTimeMs: settings.chunkTimeMs,
-      cutoverLockTimeoutMs: settings.cutoverLockTimeoutMs,
-      cutoverRetries: settings.cutoverRetries,
-      dropOldTable: settings.dropOldTable,
-      log,
-      throttle: settings.throttle,
-      maxLagSeconds: settings.maxLagSeconds,
-      maxLoad: settings.maxLoad,
-    });
-    const detach = settings.attach?.(job);
+    const job = new AlterJob(alterJobOptions(resumable, { connection, table, alter, log }));
+    const detach = attach?.(job);
     try {
       const report = await job.prepare();
       if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));

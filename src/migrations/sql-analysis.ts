@@ -3,6 +3,7 @@
 // Works on text with comments stripped (statement-splitter.stripComments).
 
 import type { DialectName } from '../dialects/dialect.js';
+import { syntaxOf } from '../dialects/registry.js';
 import { stripComments } from './statement-splitter.js';
 
 export type StatementKind =
@@ -54,8 +55,7 @@ export function readIdentifier(s: string, dialect: DialectName): { name: string;
   }
   const m = /^[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*/.exec(t);
   if (!m) return null;
-  // PostgreSQL folds unquoted names to lower case; MySQL table names are case-sensitive as stored.
-  return { name: dialect === 'postgres' ? m[0].toLowerCase() : m[0], rest: t.slice(m[0].length) };
+  return { name: syntaxOf(dialect).foldsUnquotedToLower ? m[0].toLowerCase() : m[0], rest: t.slice(m[0].length) };
 }
 
 /** Reads `name` or `schema.name`. */

@@ -5,6 +5,8 @@
 // and procedure bodies with `;` inside can be written.
 
 import type { DialectName } from '../dialects/dialect.js';
+import type { LexicalRules } from '../dialects/dialect-syntax.js';
+import { syntaxOf } from '../dialects/registry.js';
 import { UsageError } from '../util/errors.js';
 
 export interface SqlStatement {
@@ -16,6 +18,10 @@ export interface SqlStatement {
 
 /** The statement with its comments removed and whitespace collapsed: what rules and the planner match on. */
 export function stripComments(sql: string, dialect: DialectName): string {
+  return strip(sql, syntaxOf(dialect).lexical);
+}
+
+function strip(sql: string, lex: LexicalRules): string {
   let out = '';
   let i = 0;
   const n = sql.length;
@@ -27,18 +33,18 @@ export function stripComments(sql: string, dialect: DialectName): string {
       out += ' ';
       continue;
     }
-    if (c === '#' && dialect === 'mysql') {
+    if (c === '#' && lex.hashComments) {
       while (i < n && sql[i] !== '\n') i++;
       out += ' ';
       continue;
     }
     if (c === '/' && next === '*') {
-      const end = skipBlockComment(sql, i, dialect);
+      const end = skipBlockComment(sql, i, lex);
       out += ' ';
       i = end;
       continue;
     }
-    const quoted = quotedEnd(sql, i, dialect);
+    const quoted = quotedEnd(sql, i, lex);
     if (quoted > i) {
       out += sql.slice(i, quoted);
       i = quoted;
@@ -50,15 +56,14 @@ export function stripComments(sql: string, dialect: DialectName): string {
   return out.replace(/\s+/g, ' ').trim();
 }
 
-function skipBlockComment(sql: string, start: number, dialect: DialectName): number {
-  // PostgreSQL block comments nest; MySQL's do not.
+function skipBlockComment(sql: string, start: number, lex: LexicalRules): number {
   let depth = 0;
   let i = start;
   while (i < sql.length) {
     if (sql[i] === '/' && sql[i + 1] === '*') {
       depth++;
       i += 2;
-      if (dialect === 'mysql' && depth > 1) depth = 1;
+      if (!lex.nestedBlockComments && depth > 1) depth = 1;
       continue;
     }
     if (sql[i] === '*' && sql[i + 1] === '/') {
@@ -78,9 +83,9 @@ const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
  * If a quoted token (string, quoted identifier, dollar-quoted body) starts at
  * `i`, the index just past its end; otherwise `i`.
  */
-function quotedEnd(sql: string, i: number, dialect: DialectName): number {
+function quotedEnd(sql: string, i: number, lex: LexicalRules): number {
   const c = sql[i]!;
-  if (dialect === 'postgres' && c === '$') {
+  if (lex.dollarQuotes && c === '$') {
     // $1 is a parameter, not a dollar quote: a tag never starts with a digit.
     const m = DOLLAR_TAG.exec(sql.slice(i, i + 80));
     if (m && !(i > 0 && /[A-Za-z0-9_]/.test(sql[i - 1]!))) {
@@ -95,12 +100,12 @@ function quotedEnd(sql: string, i: number, dialect: DialectName): number {
   let backslash = false;
   if (c === "'") {
     quote = "'";
-    // MySQL strings take backslash escapes; PostgreSQL only in E'...' strings.
-    backslash = dialect === 'mysql' || (i > 0 && /[eE]/.test(sql[i - 1]!) && !(i > 1 && /[A-Za-z0-9_]/.test(sql[i - 2]!)));
+    backslash = lex.backslashEscapes === 'always' || (i > 0 && /[eE]/.test(sql[i - 1]!) && !(i > 1 && /[A-Za-z0-9_]/.test(sql[i - 2]!)));
   } else if (c === '"') {
     quote = '"';
-    backslash = dialect === 'mysql';
-  } else if (c === '`' && dialect === 'mysql') {
+    // A double-quoted identifier takes no escapes; a double-quoted string takes the string's.
+    backslash = lex.doubleQuotedStrings && lex.backslashEscapes === 'always';
+  } else if (c === '`' && lex.backtickIdentifiers) {
     quote = '`';
   }
   if (!quote) return i;
@@ -130,11 +135,11 @@ function lineAt(sql: string, index: number): number {
 }
 
 /** True when the text holds something other than whitespace and comments. */
-function hasCode(text: string, dialect: DialectName): boolean {
-  return stripComments(text, dialect).length > 0;
+function hasCode(text: string, lex: LexicalRules): boolean {
+  return strip(text, lex).length > 0;
 }
 
-function firstCodeIndex(text: string, dialect: DialectName): number {
+function firstCodeIndex(text: string, lex: LexicalRules): number {
   let i = 0;
   while (i < text.length) {
     if (/\s/.test(text[i]!)) {
@@ -145,12 +150,12 @@ function firstCodeIndex(text: string, dialect: DialectName): number {
       while (i < text.length && text[i] !== '\n') i++;
       continue;
     }
-    if (text[i] === '#' && dialect === 'mysql') {
+    if (text[i] === '#' && lex.hashComments) {
       while (i < text.length && text[i] !== '\n') i++;
       continue;
     }
     if (text[i] === '/' && text[i + 1] === '*') {
-      i = skipBlockComment(text, i, dialect);
+      i = skipBlockComment(text, i, lex);
       continue;
     }
     return i;
@@ -163,6 +168,7 @@ function firstCodeIndex(text: string, dialect: DialectName): number {
  * (a phase that starts on line 10 of its file passes 9).
  */
 export function splitStatements(sql: string, dialect: DialectName, lineOffset = 0): SqlStatement[] {
+  const lex = syntaxOf(dialect).lexical;
   const out: SqlStatement[] = [];
   let delimiter = ';';
   let start = 0;
@@ -170,19 +176,19 @@ export function splitStatements(sql: string, dialect: DialectName, lineOffset = 
   const n = sql.length;
   const push = (end: number) => {
     const raw = sql.slice(start, end);
-    if (hasCode(raw, dialect)) {
-      const lead = firstCodeIndex(raw, dialect);
+    if (hasCode(raw, lex)) {
+      const lead = firstCodeIndex(raw, lex);
       out.push({ text: raw.slice(lead).trim(), line: lineAt(sql, start + lead) + lineOffset });
     }
   };
   while (i < n) {
     const c = sql[i]!;
-    // DELIMITER directive (MySQL client syntax), only at the start of a line.
-    if (dialect === 'mysql' && (i === 0 || sql[i - 1] === '\n') && /^[ \t]*delimiter[ \t]+\S/i.test(sql.slice(i, i + 40))) {
+    // DELIMITER directive (the mysql client's syntax), only at the start of a line.
+    if (lex.delimiterDirective && (i === 0 || sql[i - 1] === '\n') && /^[ \t]*delimiter[ \t]+\S/i.test(sql.slice(i, i + 40))) {
       const eol = sql.indexOf('\n', i);
       const lineText = sql.slice(i, eol < 0 ? n : eol);
       const pending = sql.slice(start, i);
-      if (hasCode(pending, dialect)) {
+      if (hasCode(pending, lex)) {
         throw new UsageError(`DELIMITER on line ${lineAt(sql, i) + lineOffset} follows a statement that was not ended with ${JSON.stringify(delimiter)}; end it first`);
       }
       delimiter = lineText.trim().split(/\s+/)[1]!;
@@ -194,15 +200,15 @@ export function splitStatements(sql: string, dialect: DialectName, lineOffset = 
       while (i < n && sql[i] !== '\n') i++;
       continue;
     }
-    if (c === '#' && dialect === 'mysql') {
+    if (c === '#' && lex.hashComments) {
       while (i < n && sql[i] !== '\n') i++;
       continue;
     }
     if (c === '/' && sql[i + 1] === '*') {
-      i = skipBlockComment(sql, i, dialect);
+      i = skipBlockComment(sql, i, lex);
       continue;
     }
-    const q = quotedEnd(sql, i, dialect);
+    const q = quotedEnd(sql, i, lex);
     if (q > i) {
       i = q;
       continue;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import type { DialectName } from '../dialects/dialect.js';
+import { dialectForScheme, syntaxOf, urlSchemes } from '../dialects/registry.js';
 
 export interface TlsOptions {
   /** `require` (encrypt, verify unless `rejectUnauthorized` is false), `disable` (plain), `prefer` (driver default). */
@@ -67,10 +68,9 @@ export function parseConnectionUrl(url: string): ConnectionConfig {
     throw new UsageError(`the connection URL is not a valid URL (${redactUrl(url)}); expected mysql://user:password@host:3306/database or postgres://user:password@host:5432/database`);
   }
   const scheme = u.protocol.replace(/:$/, '');
-  let dialect: DialectName;
-  if (scheme === 'mysql' || scheme === 'mariadb') dialect = 'mysql';
-  else if (scheme === 'postgres' || scheme === 'postgresql') dialect = 'postgres';
-  else throw new UsageError(`unsupported URL scheme "${scheme}:"; use mysql://, mariadb://, postgres:// or postgresql://`);
+  const dialect = dialectForScheme(scheme);
+  if (!dialect) throw new UsageError(`unsupported URL scheme "${scheme}:"; use ${urlSchemes().map((s) => `${s}://`).join(', ').replace(/, ([^,]*)$/, ' or $1')}`);
+  const syntax = syntaxOf(dialect);
 
   const params = u.searchParams;
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
@@ -104,8 +104,8 @@ export function parseConnectionUrl(url: string): ConnectionConfig {
   return {
     dialect,
     host: decodeURIComponent(u.hostname) || 'localhost',
-    port: u.port ? Number(u.port) : dialect === 'mysql' ? 3306 : 5432,
-    user: decodeURIComponent(u.username) || (dialect === 'mysql' ? 'root' : 'postgres'),
+    port: u.port ? Number(u.port) : syntax.defaultPort,
+    user: decodeURIComponent(u.username) || syntax.defaultUser,
     password: decodeURIComponent(u.password),
     database,
     socketPath,

@@ -29,12 +29,38 @@ export class DataLossError extends ShadowshiftError {
   override readonly exitCode = 4;
 }
 
+/**
+ * The swap happened (the new table is live), but writes reached the old table after
+ * the cut-over's drain: they are in the backup table only. Reconciling them needs a
+ * person, because rows written to the new table since may be newer.
+ */
+export class WritesAfterDrainError extends DataLossError {
+  constructor(
+    message: string,
+    readonly writes: number,
+    readonly backupTable: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The swap happened, but whether a write reached the old table after the drain could not be checked. */
+export class SwapUnverifiedError extends ShadowshiftError {}
+
 /** One cut-over attempt failed and the pre-cut-over state was restored; the engine may retry. */
 export class CutoverAttemptError extends ShadowshiftError {}
 
 /** The operator (ctl abort, SIGINT, SIGTERM) stopped the job. */
 export class AbortedError extends ShadowshiftError {
   override readonly exitCode = 130;
+}
+
+/**
+ * The operator stopped the job, but something it made could not be removed (another
+ * session held it past the drops' lock timeout): the message names each one.
+ */
+export class AbortLeftBehindError extends ShadowshiftError {
+  override readonly exitCode = 5;
 }
 
 /**

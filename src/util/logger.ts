@@ -6,6 +6,8 @@ export interface LoggerOptions {
   level?: string;
   /** Pretty, human output; defaults to whether stderr is a terminal. */
   pretty?: boolean;
+  /** Pretty output shows each line's message only, not its fields (the demo, where the summary carries the numbers). */
+  messagesOnly?: boolean;
 }
 
 // Anything that may hold a secret is censored even if a caller logs it by mistake.
@@ -22,7 +24,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, translateTime: 'HH:MM:ss' } },
+      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, translateTime: 'HH:MM:ss', hideObject: Boolean(options.messagesOnly) } },
     });
   }
   return pino(base, pino.destination({ fd: 2, sync: true }));

@@ -3,16 +3,19 @@
 // the cut-over. The workload keeps a model of every acknowledged write; the
 // migrated table must equal it row by row and column by column. While the
 // cut-over is postponed and writes are paused, original and shadow must equal.
+// The checksum runs after the copy and every second while postponed, under the
+// workload, and must never have had to repair a chunk (invariant 10).
 
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
+import { createMysqlDatabase, createPgDatabase, testedDialects } from '../support/databases.js';
 import { openDb } from '../support/db.js';
-import { createWorkloadTable, seedWorkloadTable, startWorkload } from '../support/workload.js';
+import { createWorkloadTable, seedWorkloadTable, startWorkload } from '../support/workload/index.js';
 import { compareTables, compareWithModel, formatDiffs } from '../support/compare.js';
 import { newJob, waitUntil } from '../support/alter.js';
+import type { AlterResult } from '../../src/engine/job.js';
 
 const ROWS = 200_000;
 const RATE = 300; // ops/s, 90% writes: about 270 writes/s
@@ -30,7 +33,7 @@ const cases = [
   },
 ] as const;
 
-describe.each(cases)('$dialect: online ALTER of 200k rows under a write workload', ({ dialect, createDb, alter }) => {
+describe.each(testedDialects(cases))('$dialect: online ALTER of 200k rows under a write workload', ({ dialect, createDb, alter }) => {
   it('ends equal to the model of every acknowledged write, with no client error at cut-over', async () => {
     const { url } = await createDb();
     const db = await openDb(url);
@@ -42,8 +45,9 @@ describe.each(cases)('$dialect: online ALTER of 200k rows under a write workload
       const model = await seedWorkloadTable(db, 'orders', ROWS);
       const workload = await startWorkload({ url, table: 'orders', model, rate: RATE, connections: 8, pkChangeShare: 0.1, seed: 7 });
       // Short chunks hold their share locks briefly: fewer deadlocks for the application (see bench/RESULTS.md).
-      const job = newJob(url, 'orders', alter, { postponeCutoverFlagFile: flag, chunkTimeMs: 100 });
-      let running: Promise<unknown> | null = null;
+      const job = newJob(url, 'orders', alter, { postponeCutoverFlagFile: flag, chunkTimeMs: 100, checksumIntervalSeconds: 1 });
+      let running: Promise<AlterResult> | null = null;
+      let result: AlterResult | null = null;
       try {
         const report = await job.prepare();
         expect(report.ok, JSON.stringify(report.checks)).toBe(true);
@@ -69,7 +73,7 @@ describe.each(cases)('$dialect: online ALTER of 200k rows under a write workload
         // Cut over while the workload writes.
         await new Promise((r) => setTimeout(r, 1000));
         rmSync(flag);
-        await running;
+        result = await running;
         await new Promise((r) => setTimeout(r, 1000));
       } finally {
         await job.close();
@@ -77,8 +81,11 @@ describe.each(cases)('$dialect: online ALTER of 200k rows under a write workload
       const stats = await workload.stop();
       console.log(
         `[${dialect}] workload: ${stats.ops} ops, ${stats.writesPerSec.toFixed(0)} writes/s, p99 ${stats.writeLatency.p99.toFixed(1)} ms, ` +
-          `longest write stall ${stats.longestWriteStallMs.toFixed(0)} ms, slowest write ${stats.maxWriteLatencyMs.toFixed(0)} ms, errors ${stats.errors}`,
+          `longest write stall ${stats.longestWriteStallMs.toFixed(0)} ms, slowest write ${stats.maxWriteLatencyMs.toFixed(0)} ms, errors ${stats.errors}; ` +
+          `checksum ${JSON.stringify(result!.checksum)}, repaired ${result!.repairedChunks}`,
       );
+      expect(result!.checksum.ran).toBe(true);
+      expect(result!.repairedChunks).toBe(0);
       const final = await compareWithModel(db, 'orders', model);
       expect(stats.errors, JSON.stringify(stats.errorSamples.slice(0, 5)) + '\n' + formatDiffs(final)).toBe(0);
       expect(stats.anomalies, JSON.stringify(stats.anomalySamples.slice(0, 5))).toBe(0);

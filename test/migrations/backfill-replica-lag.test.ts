@@ -9,7 +9,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMariaDb, type RunningServer } from '../support/servers.js';
 import { startMariaDbReplica, type RunningReplica } from '../support/replicas.js';
-import { openDb, type Db } from '../support/db.js';
+import { openDb, type Db, mysqlSeq } from '../support/db.js';
 import { waitUntil } from '../support/alter.js';
 import { startCli, stderrShows, tempDir, write } from './helpers.js';
 
@@ -58,7 +58,7 @@ describe('mysql: replica lag throttles a backfill', () => {
 
   it('pauses while the replica is more than --max-lag behind and resumes after', async () => {
     await db.exec('CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, w BIGINT NULL)');
-    await db.exec(`INSERT INTO items (id) SELECT seq FROM seq_1_to_${ROWS}`);
+    await db.exec(`INSERT INTO items (id) SELECT seq FROM ${mysqlSeq(1, ROWS)}`);
     write(dir, '100_fill_w.sql', '-- shadowshift:backfill\nUPDATE items SET w = id WHERE w IS NULL;\n');
     // The flag file holds the backfill until its heartbeat is on the replica and the replica is behind.
     const flag = join(dir, 'hold');

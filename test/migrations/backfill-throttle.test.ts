@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { openDb, type Db } from '../support/db.js';
+import { openDb, type Db, mysqlSeq } from '../support/db.js';
 import { waitUntil } from '../support/alter.js';
 import { cli, columnInfo, json, newDatabase, startCli, stderrShows, tempDir, write } from './helpers.js';
 import { MigrationRunner } from '../../src/migrations/runner.js';
@@ -17,7 +17,7 @@ import { parseConnectionUrl } from '../../src/util/connection-url.js';
 const ROWS = 5000;
 
 const cases = [
-  { dialect: 'mysql' as const, loadName: 'Threads_connected', series: (t: string) => `INSERT INTO ${t} (id) SELECT seq FROM seq_1_to_${ROWS}` },
+  { dialect: 'mysql' as const, loadName: 'Threads_connected', series: (t: string) => `INSERT INTO ${t} (id) SELECT seq FROM ${mysqlSeq(1, ROWS)}` },
   { dialect: 'postgres' as const, loadName: 'total_backends', series: (t: string) => `INSERT INTO ${t} (id) SELECT g FROM generate_series(1, ${ROWS}) g` },
 ];
 
@@ -58,7 +58,7 @@ describe.each(cases)('$dialect: backfill throttling', ({ dialect, loadName, seri
       dir,
       log,
       backfillBatch: 500,
-      throttleSettings: { maxLoad: new Map([[loadName, 1]]) },
+      engine: { throttle: { maxLoad: new Map([[loadName, 1]]) } },
       onProgress: (line) => progress.push(line),
     });
     try {

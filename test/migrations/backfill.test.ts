@@ -6,6 +6,7 @@ import { rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../support/db.js';
 import { cli, json, newDatabase, startCli, stderrShows, tempDir, write } from './helpers.js';
+import { mysqlSeq } from '../support/db.js';
 
 const ROWS = 5000;
 
@@ -20,7 +21,7 @@ describe.each(['mysql', 'postgres'] as const)('backfill on %s', (dialect) => {
     dir = tempDir();
     await db.exec('CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, n INT NOT NULL DEFAULT 0, bad INT NULL)');
     await db.exec(
-      dialect === 'mysql' ? `INSERT INTO items (id) SELECT seq FROM seq_1_to_${ROWS}` : `INSERT INTO items (id) SELECT g FROM generate_series(1, ${ROWS}) g`,
+      dialect === 'mysql' ? `INSERT INTO items (id) SELECT seq FROM ${mysqlSeq(1, ROWS)}` : `INSERT INTO items (id) SELECT g FROM generate_series(1, ${ROWS}) g`,
     );
     await db.exec('UPDATE items SET bad = 1 WHERE id = 3500');
   });

@@ -5,6 +5,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import type { Db } from '../support/db.js';
 import { cli, columnInfo, indexExists, json, newDatabase, ROOT, tableExists, type Dialect } from './helpers.js';
+import { mysqlSeq } from '../support/db.js';
 
 const VERSIONS = ['20250101090000', '20250102090000', '20250103090000', '20250104090000', '20250105090000'];
 
@@ -75,7 +76,7 @@ describe.each(['mysql', 'postgres'] as const)('migrations-example/%s', (dialect:
     expect((await migrate('up', '--to', VERSIONS[3]!, '--execute')).code).toBe(0);
     await db.exec(
       dialect === 'mysql'
-        ? 'INSERT INTO orders (id, customer_id, quantity, amount) SELECT seq, seq % 100, 1, 1.00 FROM seq_1_to_3000'
+        ? `INSERT INTO orders (id, customer_id, quantity, amount) SELECT seq, seq % 100, 1, 1.00 FROM ${mysqlSeq(1, 3000)}`
         : 'INSERT INTO orders (id, customer_id, quantity, amount) SELECT g, g % 100, 1, 1.00 FROM generate_series(1, 3000) g',
     );
     await db.exec(dialect === 'mysql' ? 'ANALYZE TABLE orders' : 'ANALYZE orders');

@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitStatements, stripComments } from '../../src/migrations/statement-splitter.js';
 import { checksumOf, compareVersions, discoverMigrations, parseSqlPhases } from '../../src/migrations/migration-files.js';
-import { parseOnlineThreshold, concurrentIndexSql, planPhase, DEFAULT_ONLINE_THRESHOLD } from '../../src/migrations/planner.js';
-import { classifyMysqlClause, classifyPgClause } from '../../src/migrations/alter-classes.js';
+import { parseOnlineThreshold, planPhase, DEFAULT_ONLINE_THRESHOLD } from '../../src/migrations/planner.js';
+import { concurrentIndexSql } from '../../src/dialects/postgres/postgres-planner.js';
+import { classifyMysqlClause } from '../../src/dialects/mysql/mysql-alter-classes.js';
+import { classifyPgClause } from '../../src/dialects/postgres/postgres-alter-classes.js';
 import { parseStatement } from '../../src/migrations/sql-analysis.js';
 
 describe('statement splitter', () => {

@@ -1,12 +1,16 @@
 // `shadowshift migrate` as a user runs it, on both dialects: every command,
 // --json output and exit codes, the runner's safety rules (lock, checksums,
 // out-of-order, failure recording and resume).
+//
+// Why it is long (~400 lines): one migration directory and database walked through
+// every command in order; the cases build on the history the earlier ones wrote.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../support/db.js';
 import { cli, columnInfo, indexExists, json, newDatabase, startCli, tableExists, tempDir, write, type Dialect } from './helpers.js';
+import { waitUntil } from '../support/alter.js';
 
 const sqlFor = (d: Dialect) => ({
   create: `CREATE TABLE orders (id BIGINT NOT NULL PRIMARY KEY, amount DECIMAL(12,2) NOT NULL, note VARCHAR(100));
@@ -52,6 +56,8 @@ describe.each(['mysql', 'postgres'] as const)('migrate on %s', (dialect) => {
   it('plan classifies every statement (human and --json) and changes nothing', async () => {
     const human = await migrate('plan');
     expect(human.code, human.stderr).toBe(0);
+    // node-postgres warns when two queries run at once on one client (pg 9 makes it an error).
+    expect(human.stderr).not.toMatch(/DeprecationWarning|already executing a query/);
     expect(human.stdout).toMatch(/migrate up would run:/);
     expect(human.stdout).toMatch(/100_create_orders\.sql[\s\S]*expand[\s\S]*instant\s+CREATE TABLE orders/);
     expect(human.stdout).toMatch(/300_note_index\.sql[\s\S]*online\s+CREATE INDEX orders_note_idx/);
@@ -277,12 +283,39 @@ describe.each(['mysql', 'postgres'] as const)('migrate on %s', (dialect) => {
   });
 
   it('a second runner that cannot get the lock within --lock-wait fails clearly', async () => {
-    write(dir, '600_slow.sql', `${sql.sleep};\nCREATE TABLE t600 (id INT PRIMARY KEY);\n`);
+    // The first runner holds the migration lock while its migration waits at a gate
+    // the test holds (a lock of its own), however long the CLI takes to start.
+    const gate = `ss_gate_${Date.now().toString(36)}`;
+    const key = 4_200_000 + Math.floor(Math.random() * 1e6);
+    const wait = dialect === 'mysql' ? `SELECT GET_LOCK('${gate}', 120)` : `SELECT pg_advisory_lock(${key})`;
+    await db.query(dialect === 'mysql' ? `SELECT GET_LOCK('${gate}', 0)` : `SELECT pg_advisory_lock(${key})`);
+    write(dir, '600_slow.sql', `${wait};\nCREATE TABLE t600 (id INT PRIMARY KEY);\n`);
     const a = startCli(['migrate', 'up', '--execute', '--dir', dir], env());
-    await new Promise((r) => setTimeout(r, 1500));
-    const b = await migrate('up', '--execute', '--lock-wait', '0.5');
-    expect(b.code).toBe(6);
-    expect(b.stderr).toMatch(/another shadowshift migrate run holds the migration lock.*--lock-wait/);
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await db.query(dialect === 'mysql' ? `SELECT RELEASE_LOCK('${gate}')` : `SELECT pg_advisory_unlock(${key})`);
+    };
+    try {
+      await waitUntil(
+        async () =>
+          (
+            await db.query(
+              dialect === 'mysql'
+                ? `SELECT 1 FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT GET_LOCK(''${gate}''%'`
+                : `SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT pg_advisory_lock(${key})%' AND wait_event_type = 'Lock'`,
+            )
+          ).length > 0,
+        'the first runner to wait at the gate, holding the migration lock',
+        60_000,
+      );
+      const b = await migrate('up', '--execute', '--lock-wait', '0.5');
+      expect(b.code).toBe(6);
+      expect(b.stderr).toMatch(/another shadowshift migrate run holds the migration lock.*--lock-wait/);
+    } finally {
+      await release();
+    }
     const ra = await a.done;
     expect(ra.code, ra.stderr).toBe(0);
     expect(await tableExists(db, 't600')).toBe(true);

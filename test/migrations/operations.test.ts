@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDb, type Db } from '../support/db.js';
+import { openDb, type Db, mysqlSeq } from '../support/db.js';
 import { cli, columnInfo, json, newDatabase, ROOT, tempDir, write, type Dialect } from './helpers.js';
 
 const DEFINE = join(ROOT, 'src/migrations/define-migration.js');
@@ -97,7 +97,7 @@ describe.each(['mysql', 'postgres'] as const)('expand/contract operations on %s'
     );
     await db.exec(
       dialect === 'mysql'
-        ? `INSERT INTO accounts SELECT seq, CONCAT('seed-', seq), seq FROM seq_1_to_${ROWS}`
+        ? `INSERT INTO accounts SELECT seq, CONCAT('seed-', seq), seq FROM ${mysqlSeq(1, ROWS)}`
         : `INSERT INTO accounts SELECT g, 'seed-' || g, g FROM generate_series(1, ${ROWS}) g`,
     );
     write(dir, '100_rename_and_retype.ts', migrationTs);

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync } from 'node:fs';
 import type { Db } from '../support/db.js';
-import { openDb } from '../support/db.js';
+import { openDb, mysqlSeq } from '../support/db.js';
 import { cli, columnInfo, indexExists, json, newDatabase, startCli, stderrShows, tempDir, write } from './helpers.js';
 
 /** Holds a lock in another session until release() (or until `ms`, as a safety net). */
@@ -128,7 +128,7 @@ describe('planner on mysql', () => {
     ({ url, db } = await newDatabase('mysql', 'mplmy'));
     dir = tempDir();
     await db.exec('CREATE TABLE m_orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2) NOT NULL, note VARCHAR(100))');
-    await db.exec("INSERT INTO m_orders SELECT seq, seq / 100, CONCAT('n', seq) FROM seq_1_to_3000");
+    await db.exec(`INSERT INTO m_orders SELECT seq, seq / 100, CONCAT('n', seq) FROM ${mysqlSeq(1, 3000)}`);
   });
   afterAll(async () => {
     await db?.close();
@@ -173,7 +173,7 @@ describe('lint with --url', () => {
     const dir = tempDir();
     try {
       await db.exec('CREATE TABLE big_t (id INT PRIMARY KEY, a INT)');
-      await db.exec('INSERT INTO big_t SELECT seq, seq FROM seq_1_to_2000');
+      await db.exec(`INSERT INTO big_t SELECT seq, seq FROM ${mysqlSeq(1, 2000)}`);
       await db.exec('CREATE TABLE small_t (id INT PRIMARY KEY, a INT)');
       await db.exec('ANALYZE TABLE big_t, small_t');
       write(dir, '001_a.sql', 'SET SESSION lock_wait_timeout = 5;\nALTER TABLE big_t ADD PRIMARY KEY (id, a), DROP PRIMARY KEY;\nALTER TABLE small_t ADD PRIMARY KEY (id, a), DROP PRIMARY KEY;\n');

@@ -6,6 +6,7 @@ import type { Connection } from 'mysql2/promise';
 import { createMysqlDatabase, mysqlConnect } from '../support/databases.js';
 import { runAlter } from '../support/alter.js';
 import { DataLossError } from '../../src/util/errors.js';
+import { mysqlSeq } from '../support/db.js';
 
 let url: string;
 let conn: Connection;
@@ -38,7 +39,7 @@ async function seed(name: string, extra = ''): Promise<void> {
   await conn.query(`DROP TABLE IF EXISTS \`${name}\``);
   await conn.query(`CREATE TABLE \`${name}\` (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(40), c TEXT${extra})`);
   await conn.query(
-    `INSERT INTO \`${name}\` (id, a, b, c) SELECT seq, seq * 3, CONCAT('b-', seq), REPEAT('x', seq % 50) FROM seq_1_to_3000`,
+    `INSERT INTO \`${name}\` (id, a, b, c) SELECT seq, seq * 3, CONCAT('b-', seq), REPEAT('x', seq % 50) FROM ${mysqlSeq(1, 3000)}`,
   );
 }
 
@@ -110,7 +111,7 @@ describe('ALTERs the engine carries data through', () => {
   it('moves the primary key to another unique key', async () => {
     await conn.query('DROP TABLE IF EXISTS t_pk');
     await conn.query('CREATE TABLE t_pk (id INT NOT NULL, code CHAR(8) NOT NULL, v INT, PRIMARY KEY (id), UNIQUE KEY u_code (code))');
-    await conn.query("INSERT INTO t_pk SELECT seq, LPAD(seq, 8, '0'), seq FROM seq_1_to_2000");
+    await conn.query(`INSERT INTO t_pk SELECT seq, LPAD(seq, 8, '0'), seq FROM ${mysqlSeq(1, 2000)}`);
     await runAlter(url, 't_pk', 'DROP PRIMARY KEY, ADD PRIMARY KEY (code), ADD UNIQUE KEY u_id (id)');
     const pk = (await rows("SHOW INDEX FROM t_pk WHERE Key_name = 'PRIMARY'")).map((r) => r.Column_name);
     expect(pk).toEqual(['code']);

@@ -1,11 +1,18 @@
 // The checksummer: equal tables compare equal on one snapshot, a changed shadow row is
-// found, recopy() repairs it; writes wait only for the drain.
+// found, recopy() repairs it; writes wait only for the drain. The verifier on top of
+// it reports every repair: a warning naming the range and both row counts, and the
+// job's running totals. Its ranges are open at both ends, so rows beyond the
+// original's key bounds as read before the snapshot are compared and recopied.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Connection } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { MysqlSession } from '../../src/dialects/mysql/mysql-dialect.js';
+import type { RowCopier } from '../../src/dialects/dialect.js';
 import { comparedColumns } from '../../src/dialects/mysql/mysql-checksum.js';
 import { freshDb, prepareShadow } from './helpers.js';
+import { ChecksumTally, verifyShadow } from '../../src/engine/verifier.js';
+import { capturingLogger } from '../support/alter.js';
+import { mysqlSeq } from '../support/db.js';
 
 let session: MysqlSession;
 let admin: Connection;
@@ -22,10 +29,10 @@ afterAll(async () => {
 describe('checksummer', () => {
   it('finds a differing row and recopy repairs it', async () => {
     await admin.query("CREATE TABLE ck (id INT PRIMARY KEY, s VARCHAR(20) CHARACTER SET latin1, b VARBINARY(8), d DECIMAL(10,2), n INT)");
-    await admin.query("INSERT INTO ck SELECT seq, CONCAT('é', seq), UNHEX(HEX(seq)), seq / 7, IF(seq % 3 = 0, NULL, seq) FROM seq_1_to_300");
+    await admin.query(`INSERT INTO ck SELECT seq, CONCAT('é', seq), UNHEX(HEX(seq)), seq / 7, IF(seq % 3 = 0, NULL, seq) FROM ${mysqlSeq(1, 300)}`);
     const { plan, names } = await prepareShadow(session, schema, 'ck', 'MODIFY d DECIMAL(12,4), CONVERT TO CHARACTER SET utf8mb4');
-    // d changed type: not hashed (its text differs while the value is the same); the rest is.
-    expect(comparedColumns(plan).map((c) => c.source)).toEqual(['id', 's', 'b', 'n']);
+    // d changed type: hashed as the original's value cast to DECIMAL(12,4), the shadow's text.
+    expect(comparedColumns(plan).map((c) => c.source)).toEqual(['id', 's', 'b', 'd', 'n']);
     await session.copier.copyChunk(plan, { after: null, upTo: [300] });
     let drained = 0;
     const view = await session.checksummer.open(plan, { lockTimeoutMs: 2000, drainUnderLock: async () => void drained++ });
@@ -59,5 +66,70 @@ describe('checksummer', () => {
     expect((await view.compare({ after: null, upTo: [2] })).same).toBe(true);
     await view.close();
     await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it('the verifier reports each repaired chunk with its range and row counts, and keeps totals over its runs', async () => {
+    await admin.query('CREATE TABLE ck3 (id INT PRIMARY KEY, v INT)');
+    await admin.query(`INSERT INTO ck3 SELECT seq, seq FROM ${mysqlSeq(1, 3000)}`);
+    const { plan, names } = await prepareShadow(session, schema, 'ck3', 'ADD COLUMN w INT');
+    await session.copier.copyChunk(plan, { after: null, upTo: [3000] });
+    await admin.query(`DELETE FROM \`${names.shadow}\` WHERE id IN (1500, 1501)`);
+    await admin.query(`UPDATE \`${names.shadow}\` SET v = 0 WHERE id = 2999`);
+    const { log, lines } = capturingLogger();
+    const tally = new ChecksumTally();
+    const verify = () =>
+      verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log, tally });
+    expect(await verify()).toEqual({ chunks: 3, repaired: 2 });
+    const warned = lines.filter((l) => l.level === 40);
+    expect(warned.map((l) => [l.range, l.originalRows, l.shadowRows])).toEqual([
+      ['key range (1000) < key <= (2000)', 1000, 998],
+      ['key range (2000) < key <= +inf', 1000, 1000],
+      [undefined, undefined, undefined],
+    ]);
+    expect(warned[0]!.msg).toMatch(/^checksum: repaired key range \(1000\) < key <= \(2000\) \(original 1000 rows, shadow 998 rows\) by copying it again\. A repair means the change stream or the copy missed a change/);
+    // Even the run's summary is a warning when it repaired anything.
+    expect(warned[2]!.msg).toBe('checksum: original and shadow match after 2 repair(s); see the warnings above and report them');
+    expect(await verify()).toEqual({ chunks: 3, repaired: 0 });
+    expect({ ...tally }).toEqual({ runs: 2, chunksCompared: 6, repairedChunks: 2 });
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it("the ranges are open at both ends: rows beyond the original's key bounds are compared and recopied, and an empty original is compared too", async () => {
+    await admin.query('CREATE TABLE ck4 (id INT PRIMARY KEY, v INT)');
+    await admin.query(`INSERT INTO ck4 SELECT seq, seq FROM ${mysqlSeq(1, 3000)}`);
+    const { plan, names } = await prepareShadow(session, schema, 'ck4', 'ADD COLUMN w INT');
+    await session.copier.copyChunk(plan, { after: null, upTo: [3000] });
+    await admin.query(`INSERT INTO \`${names.shadow}\` (id, v) VALUES (0, 0)`); // below the smallest key
+    // The original gains a row above its largest key after the bounds are read and
+    // before the snapshot; the drain below is a no-op, so the shadow never gets it.
+    const copier: RowCopier = {
+      keyBounds: async (p) => {
+        const bounds = await session.copier.keyBounds(p);
+        await admin.query('INSERT INTO ck4 VALUES (3001, 3001)');
+        return bounds;
+      },
+      chunkEnd: (...a) => session.copier.chunkEnd(...a),
+      copyChunk: (...a) => session.copier.copyChunk(...a),
+    };
+    const { log, lines } = capturingLogger();
+    const verify = (c: RowCopier) => verifyShadow({ checksummer: session.checksummer, copier: c, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
+    expect(await verify(copier)).toEqual({ chunks: 3, repaired: 2 });
+    expect(lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows])).toEqual([
+      ['key range -inf < key <= (1000)', 1000, 1001],
+      ['key range (2000) < key <= +inf', 1001, 1000],
+    ]);
+    const [shadowIds] = await admin.query<RowDataPacket[]>(`SELECT MIN(id) AS lo, MAX(id) AS hi, COUNT(*) AS n FROM \`${names.shadow}\``);
+    expect([shadowIds[0]!.lo, shadowIds[0]!.hi, shadowIds[0]!.n].map(Number)).toEqual([1, 3001, 3001]);
+    await session.dropArtefacts(names, { keepBackup: false });
+
+    await admin.query('CREATE TABLE ck5 (id INT PRIMARY KEY, v INT)');
+    const empty = await prepareShadow(session, schema, 'ck5', 'ADD COLUMN w INT');
+    await admin.query(`INSERT INTO \`${empty.names.shadow}\` (id, v) VALUES (7, 7)`);
+    lines.length = 0;
+    expect(await verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan: empty.plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log })).toEqual({ chunks: 1, repaired: 1 });
+    expect(lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows])).toEqual([['key range -inf < key <= +inf', 0, 1]]);
+    const [left] = await admin.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${empty.names.shadow}\``);
+    expect(Number(left[0]!.n)).toBe(0);
+    await session.dropArtefacts(empty.names, { keepBackup: false });
   });
 });

@@ -9,6 +9,7 @@ import type { Connection } from 'mysql2/promise';
 import { createMysqlDatabase, mysqlConnect } from '../support/databases.js';
 import { waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
+import { mysqlSeq } from '../support/db.js';
 
 const start = startCli;
 const run = (args: string[], env?: Record<string, string>) => start(args, env).done;
@@ -22,7 +23,7 @@ beforeAll(async () => {
   conn = await mysqlConnect(url);
   dir = mkdtempSync(join(tmpdir(), 'ss-cli-'));
   await conn.query('CREATE TABLE orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2) NOT NULL, note VARCHAR(100))');
-  await conn.query("INSERT INTO orders SELECT seq, seq / 100, CONCAT('n', seq) FROM seq_1_to_20000");
+  await conn.query(`INSERT INTO orders SELECT seq, seq / 100, CONCAT('n', seq) FROM ${mysqlSeq(1, 20000)}`);
 });
 afterAll(async () => {
   await conn?.end();
@@ -90,7 +91,7 @@ describe('shadowshift alter --execute steered by ctl', () => {
     expect(statSync(socket).mode & 0o777).toBe(0o600);
 
     const status = JSON.parse(await ctl('status', '--json'));
-    for (const field of ['state', 'table', 'shadowTable', 'rowsCopied', 'rowsEstimated', 'eventsApplied', 'backlog', 'lagSeconds', 'throttled', 'etaSeconds']) {
+    for (const field of ['state', 'table', 'shadowTable', 'rowsCopied', 'rowsEstimated', 'eventsApplied', 'backlog', 'lagSeconds', 'throttled', 'etaSeconds', 'repairedChunks']) {
       expect(status).toHaveProperty(field);
     }
     expect(['preflight', 'copying', 'catching-up', 'postponed']).toContain(status.state);
@@ -106,7 +107,8 @@ describe('shadowshift alter --execute steered by ctl', () => {
     const r = await job.done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/done: .*orders altered/);
-    expect(r.stdout).toMatch(/old table is kept as _orders_ssold/);
+    expect(r.stdout).toMatch(/; checksum compared \d+ chunk\(s\) in 1 run\(s\), none repaired;/);
+    expect(r.stdout).toMatch(/old table is kept as orders_ssold/);
     expect(r.stderr).toMatch(/control socket/);
     expect(existsSync(socket)).toBe(false);
     const [[row]] = (await conn.query("SELECT COUNT(*) AS n FROM orders WHERE status = 'new'")) as unknown as [[{ n: string }]];
@@ -117,7 +119,10 @@ describe('shadowshift alter --execute steered by ctl', () => {
   it('ctl abort stops the job, exits non-zero and leaves nothing behind', async () => {
     const before = await tableNames();
     const socket = join(dir, 'abort.sock');
-    const job = start(['alter', '--url', url, '--table', 'orders', '--alter', 'ADD COLUMN other INT', '--execute', '--control-socket', socket, '--chunk-size', '100', '--chunk-time', '1000']);
+    // Held before the cut-over, so the job cannot finish before the abort arrives (it did on a busy host).
+    const flag = join(dir, 'abort-postpone');
+    writeFileSync(flag, '');
+    const job = start(['alter', '--url', url, '--table', 'orders', '--alter', 'ADD COLUMN other INT', '--execute', '--control-socket', socket, '--postpone-cutover-flag-file', flag, '--chunk-size', '100', '--chunk-time', '1000']);
     await waitUntil(() => existsSync(socket), 'the control socket', 30_000);
     await run(['ctl', '--control-socket', socket, 'abort']);
     const r = await job.done;

@@ -7,6 +7,7 @@ import type { Value } from '../../src/dialects/dialect.js';
 import { DataLossError, TransientDatabaseError } from '../../src/util/errors.js';
 import { freshDb, prepareShadow, tableNames } from './helpers.js';
 import { wrapError } from '../../src/dialects/mysql/mysql-errors.js';
+import { mysqlSeq } from '../support/db.js';
 
 let session: MysqlSession;
 let admin: Connection;
@@ -23,7 +24,7 @@ afterAll(async () => {
 describe('copier', () => {
   it('walks a composite key in chunks and copies every row once', async () => {
     await admin.query("CREATE TABLE ck (a INT NOT NULL, b VARCHAR(10) NOT NULL, v INT, PRIMARY KEY (a, b))");
-    await admin.query("INSERT INTO ck SELECT seq DIV 10, CONCAT('k', seq MOD 10), seq FROM seq_0_to_999");
+    await admin.query(`INSERT INTO ck SELECT seq DIV 10, CONCAT('k', seq MOD 10), seq FROM ${mysqlSeq(0, 999)}`);
     const { plan, names } = await prepareShadow(session, schema, 'ck', 'ADD COLUMN w INT');
     const bounds = (await session.copier.keyBounds(plan))!;
     expect(bounds).toEqual({ min: [0, 'k0'], max: [99, 'k9'] });

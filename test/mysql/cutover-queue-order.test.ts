@@ -1,13 +1,12 @@
 // The cut-over's RENAME must be queued on the original table before the lock is
-// released. RENAME takes its metadata locks in sorted name order; with a sentry that
-// sorted before `<table>` (`_<table>_ssold_…`), B first waited on the sentry and, after
-// DROP TABLE sentry, had to wake up and queue on the original before UNLOCK. On a
-// loaded host UNLOCK sometimes came first and writes queued on the original ran into
-// the old table after the drain. The fence sentry (`<table>~ssf`, mysql-cutover.ts)
-// makes the original B's first blocking lock. Here writes are queued on the original
-// during every drain; each must end in the new table. Before the fence about 1 swap
-// in 15 lost its queued writes on a busy 2-core host; the race cannot be forced from
-// outside, so the swap is repeated.
+// released. RENAME takes its metadata locks in sorted name order; with a name that
+// sorted before `<table>` (the old `_<table>_ssold_…` sentry), B first waited on that
+// name and, after DROP TABLE sentry, had to wake up and queue on the original before
+// UNLOCK. On a loaded host UNLOCK sometimes came first and writes queued on the
+// original ran into the old table after the drain (about 1 swap in 15). Every name
+// now sorts after the table's (mysql-names.ts), so the original is B's first wait.
+// Here writes are queued on the original during every drain; each must end in the
+// new table. The race cannot be forced from outside, so the swap is repeated.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { Connection, RowDataPacket } from 'mysql2/promise';

@@ -8,6 +8,26 @@ import { CutoverAttemptError, DataLossError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { mysqlConnect } from '../support/databases.js';
 import { freshDb, prepareShadow, tableNames } from './helpers.js';
+import { mysqlSeq } from '../support/db.js';
+import { BlockerKiller } from '../../src/engine/blocker-killer.js';
+import { pino } from 'pino';
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, lines, ended: () => lines.filter((l) => String(l.msg).includes('ended a session that blocked the cut-over')) };
+}
+
+/** Asked of another connection: a statement on the session itself would reset the idle time its age is read from. */
+async function alive(id: number): Promise<boolean> {
+  const [rows] = (await admin.query('SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?', [id])) as unknown as [unknown[]];
+  return rows.length > 0;
+}
+
+async function connectionId(conn: Connection): Promise<number> {
+  const [[r]] = (await conn.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+  return Number(r.id);
+}
 
 let session: MysqlSession;
 let admin: Connection;
@@ -106,7 +126,7 @@ function startWriter(conn: Connection, table: string) {
 describe('cutover', () => {
   it('swaps atomically under a concurrent writer: no error, no missing table, every acknowledged insert in the new table', async () => {
     await admin.query('CREATE TABLE cw (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
-    await admin.query('INSERT INTO cw (v) SELECT seq FROM seq_1_to_500');
+    await admin.query(`INSERT INTO cw (v) SELECT seq FROM ${mysqlSeq(1, 500)}`);
     const { plan, names, pump, stream } = await setUp('cw');
     const writerConn = await mysqlConnect(url);
     const writer = startWriter(writerConn, 'cw');
@@ -140,13 +160,13 @@ describe('cutover', () => {
     const [newOnlyBelow] = await admin.query(`SELECT n.id FROM cw n LEFT JOIN \`${names.backup}\` o ON n.id = o.id WHERE o.id IS NULL AND n.id <= ? LIMIT 20`, [old.m]);
     expect({ oldOnly, newOnlyBelow }).toEqual({ oldOnly: [], newOnlyBelow: [] });
     expect(Number(old.n) + Number(newer.n)).toBe(500 + writer.acked.length);
-    expect(await tableNames(admin)).toEqual(['_cw_sslog', names.backup, 'cw'].sort());
+    expect(await tableNames(admin)).toEqual(['cw_sslog', names.backup, 'cw'].sort());
     await session.dropArtefacts(names, { keepBackup: true });
   });
 
   it('a failed attempt (a transaction holds the table past the lock timeout) leaves original and shadow as they were, and no sentry', async () => {
     await admin.query('CREATE TABLE cf (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
-    await admin.query('INSERT INTO cf (v) SELECT seq FROM seq_1_to_100');
+    await admin.query(`INSERT INTO cf (v) SELECT seq FROM ${mysqlSeq(1, 100)}`);
     const { plan, names, pump, stream } = await setUp('cf');
     const before = await tableNames(admin);
     const blocker = await mysqlConnect(url);
@@ -191,7 +211,7 @@ describe('cutover', () => {
     await admin.query('CREATE TABLE cs (id INT PRIMARY KEY)');
     const { plan, names, pump, stream } = await setUp('cs');
     const sentry = names.extra.sentry!;
-    expect(sentry).toBe('cs~ssf'); // sorts after the table, see mysql-cutover.ts
+    expect(sentry).toBe(names.backup); // sorts after the table, see mysql-names.ts
     await admin.query(`CREATE TABLE \`${sentry}\` (x INT) COMMENT='not ours'`);
     pump.pause();
     await expect(session.cutover.swap(plan, names, { lockTimeoutMs: 1000, drainUnderLock: () => pump.drainTo('a'), log: silentLogger() })).rejects.toThrow(/already exists/);
@@ -201,30 +221,97 @@ describe('cutover', () => {
     await pump.stop();
     await stream.stop();
     expect(await tableNames(admin)).toContain(names.backup);
-    expect(await tableNames(admin)).not.toContain(sentry);
-    expect(await tableNames(admin)).not.toContain(names.extra.sentrySource);
+    const [[backup]] = (await admin.query('SELECT TABLE_COMMENT AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?', [names.backup])) as unknown as [[{ c: string }]];
+    expect(backup.c).not.toBe('shadowshift cut-over sentry'); // the old table, not the sentry
     await session.dropArtefacts(names, { keepBackup: false });
   });
 
-  it('with killBlockersAfterMs, ends the session holding the table instead of failing the attempt', async () => {
+  it('with --kill-blockers-after, ends the session holding the table within the attempt, logging its statement redacted', async () => {
     await admin.query("INSTALL SONAME 'metadata_lock_info'").catch(() => undefined); // MariaDB: lets the cut-over see lock holders
     await admin.query('CREATE TABLE kb (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
     await admin.query('INSERT INTO kb (v) VALUES (1), (2)');
     const { plan, names, pump, stream } = await setUp('kb');
     const blocker = await mysqlConnect(url);
     blocker.on('error', () => undefined);
-    await blocker.query('BEGIN');
-    await blocker.query('SELECT COUNT(*) FROM kb');
+    const blockerId = await connectionId(blocker);
+    // Holds the table while it runs; a literal that must never reach the log.
+    const running = blocker.query("SELECT SLEEP(30), 'hunter2-secret' FROM kb LIMIT 1").catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
     pump.pause();
+    const { log, lines, ended } = capture();
     const t0 = Date.now();
-    await session.cutover.swap(plan, names, { lockTimeoutMs: 5000, killBlockersAfterMs: 300, drainUnderLock: () => pump.drainTo('kb'), log: silentLogger() });
+    await session.cutover.swap(plan, names, { lockTimeoutMs: 5000, killBlockers: new BlockerKiller({ afterMs: 300, table: 'kb', log }), drainUnderLock: () => pump.drainTo('kb'), log });
     expect(Date.now() - t0).toBeLessThan(4000);
+    await running;
     await expect(blocker.query('SELECT 1')).rejects.toThrow();
+    expect(ended()).toHaveLength(1);
+    expect(ended()[0]).toMatchObject({ connection: blockerId, ended: true, table: 'kb' });
+    expect(String(ended()[0]!.query)).toContain("SELECT SLEEP(?), '…' FROM kb");
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
     await pump.stop();
     await stream.stop();
     blocker.destroy();
     const [cols] = (await admin.query("SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kb' ORDER BY ORDINAL_POSITION")) as unknown as [Array<{ c: string }>];
     expect(cols.map((c) => c.c)).toEqual(['id', 'v', 'extra']);
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it('with --kill-blockers-after longer than the lock timeout, counts the wait across attempts and ends the blocker on a later one', async () => {
+    await admin.query('CREATE TABLE kb2 (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
+    await admin.query('INSERT INTO kb2 (v) VALUES (1), (2)');
+    const { plan, names, pump, stream } = await setUp('kb2');
+    const blocker = await mysqlConnect(url);
+    blocker.on('error', () => undefined);
+    const blockerId = await connectionId(blocker);
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT COUNT(*) FROM kb2');
+    pump.pause();
+    const { log, ended } = capture();
+    // One policy for both attempts, as the engine keeps one for a job's attempts.
+    const opts = { lockTimeoutMs: 1000, killBlockers: new BlockerKiller({ afterMs: 1500, table: 'kb2', log }), drainUnderLock: () => pump.drainTo('kb2'), log };
+    // Attempt 1 waits 1 s (< 1.5 s): gives up, the blocker lives.
+    await expect(session.cutover.swap(plan, names, opts)).rejects.toBeInstanceOf(CutoverAttemptError);
+    expect(await alive(blockerId)).toBe(true);
+    // Attempt 2: after 0.5 s more the blocker is ended and the swap goes through.
+    await session.cutover.swap(plan, names, opts);
+    expect(ended()).toHaveLength(1);
+    expect(ended()[0]).toMatchObject({ connection: blockerId, ended: true });
+    await expect(blocker.query('SELECT 1')).rejects.toThrow();
+    await pump.stop();
+    await stream.stop();
+    blocker.destroy();
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
+  it("with --kill-blockers-after, never ends one of the job's own sessions, nor one younger than the threshold", async () => {
+    await admin.query('CREATE TABLE kb3 (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
+    await admin.query('INSERT INTO kb3 (v) VALUES (1), (2)');
+    const { plan, names, pump, stream } = await setUp('kb3');
+    pump.pause();
+    // A connection of the job's own pool holding the table.
+    const own = await session.ctx.pool.getConnection();
+    const ownId = await connectionId(own as unknown as Connection);
+    await own.query('BEGIN');
+    await own.query('SELECT COUNT(*) FROM kb3');
+    const { log, lines, ended } = capture();
+    const opts = (afterMs: number) => ({ lockTimeoutMs: 1000, killBlockers: new BlockerKiller({ afterMs, table: 'kb3', log }), drainUnderLock: () => pump.drainTo('kb3'), log });
+    await expect(session.cutover.swap(plan, names, opts(300))).rejects.toBeInstanceOf(CutoverAttemptError);
+    expect(await alive(ownId)).toBe(true);
+    expect(lines.filter((l) => String(l.msg).includes('a shadowshift connection blocks the cut-over'))).toHaveLength(1);
+    await own.query('ROLLBACK');
+    own.release();
+    // Another session, younger than the threshold: waited out, not ended.
+    const young = await mysqlConnect(url);
+    const youngId = await connectionId(young);
+    await young.query('BEGIN');
+    await young.query('SELECT COUNT(*) FROM kb3');
+    await expect(session.cutover.swap(plan, names, opts(60_000))).rejects.toBeInstanceOf(CutoverAttemptError);
+    expect(await alive(youngId)).toBe(true);
+    expect(ended()).toHaveLength(0);
+    await young.query('ROLLBACK');
+    await young.end();
+    await pump.stop();
+    await stream.stop();
     await session.dropArtefacts(names, { keepBackup: false });
   });
 });

@@ -45,17 +45,17 @@ describe('inspector', () => {
   it('describes columns, indexes, foreign keys on both sides, triggers and size', async () => {
     const info = (await session.inspectTable({ schema, name: 't' }))!;
     expect(info.columns).toEqual([
-      { name: 'id', type: 'bigint(20) unsigned', nullable: false, generated: false },
-      { name: 'region', type: 'char(2)', nullable: false, generated: false },
-      { name: 'amount', type: 'decimal(12,2)', nullable: true, generated: false },
-      { name: 'note', type: 'varchar(255)', nullable: true, generated: false },
-      { name: 'parent_id', type: 'int(11)', nullable: true, generated: false },
-      { name: 'v_gen', type: 'bigint(20)', nullable: true, generated: true },
-      { name: 's_gen', type: 'bigint(20)', nullable: true, generated: true },
+      { name: 'id', type: 'bigint(20) unsigned', nullable: false, generated: false, comparison: { rule: 'integer' } },
+      { name: 'region', type: 'char(2)', nullable: false, generated: false, charset: 'utf8mb4', collation: 'utf8mb4_unicode_ci', comparison: { rule: 'collation utf8mb4_unicode_ci', family: 'utf8mb4, pad space' } },
+      { name: 'amount', type: 'decimal(12,2)', nullable: true, generated: false, comparison: { rule: 'decimal', precision: 2 } },
+      { name: 'note', type: 'varchar(255)', nullable: true, generated: false, charset: 'latin1', collation: 'latin1_swedish_ci', comparison: { rule: 'collation latin1_swedish_ci', family: 'latin1, pad space' } },
+      { name: 'parent_id', type: 'int(11)', nullable: true, generated: false, comparison: { rule: 'integer' } },
+      { name: 'v_gen', type: 'bigint(20)', nullable: true, generated: true, comparison: { rule: 'integer' } },
+      { name: 's_gen', type: 'bigint(20)', nullable: true, generated: true, comparison: { rule: 'integer' } },
     ]);
     const byName = Object.fromEntries(info.indexes.map((i) => [i.name, i]));
-    expect(byName.PRIMARY).toEqual({ name: 'PRIMARY', columns: ['id', 'region'], unique: true, primary: true });
-    expect(byName.u_note).toMatchObject({ columns: ['note'], unique: true, primary: false });
+    expect(byName.PRIMARY).toEqual({ name: 'PRIMARY', columns: ['id', 'region'], unique: true, primary: true, prefixLengths: [null, null] });
+    expect(byName.u_note).toMatchObject({ columns: ['note'], unique: true, primary: false, prefixLengths: [20] });
     expect(byName.k_amount).toMatchObject({ columns: ['amount', 'note'], unique: false });
     expect(info.foreignKeys).toEqual(['fk_parent']);
     expect(info.referencedBy).toEqual(['child.fk_t']);
@@ -104,9 +104,9 @@ describe('createShadow / dropArtefacts', () => {
     expect(await tableNames(admin)).toEqual(before);
 
     const shadow = await session.createShadow(info, 'ADD COLUMN c INT', names);
-    expect(shadow.ref.name).toBe('_parent_ssnew');
+    expect(shadow.ref.name).toBe('parent_ssnew');
     expect(shadow.columns.map((c) => c.name)).toEqual(['id', 'code', 'c']);
-    expect(await tableNames(admin)).toEqual([...before, '_parent_sslog', '_parent_ssnew'].sort());
+    expect(await tableNames(admin)).toEqual([...before, 'parent_sslog', 'parent_ssnew'].sort());
     // A second job would collide on the shadow's name: refused with a pointer to cleanup.
     await expect(session.createShadow(info, 'ADD COLUMN c INT', session.artefactNames(info.ref, 'job2'))).rejects.toThrow(/already exists[\s\S]*cleanup/);
     await session.dropArtefacts(names, { keepBackup: true });
@@ -120,7 +120,7 @@ describe('createShadow / dropArtefacts', () => {
     const info = (await session.inspectTable({ schema, name: 'ai' }))!;
     const names = session.artefactNames(info.ref, 'job3');
     await session.createShadow(info, 'ADD COLUMN w INT', names);
-    const [[row]] = (await admin.query(`SELECT AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_ai_ssnew'`)) as unknown as [[{ ai: string }]];
+    const [[row]] = (await admin.query(`SELECT AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ai_ssnew'`)) as unknown as [[{ ai: string }]];
     expect(String(row.ai)).toBe('4');
     await session.dropArtefacts(names, { keepBackup: false });
   });

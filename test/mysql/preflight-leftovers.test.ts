@@ -148,19 +148,25 @@ describe('checks on the shared server', () => {
     await session.releaseJobLock({ schema, name: 'jl' });
   });
 
-  it('leftovers: lists shadow, changelog, backup and sentry; in use while the job lock is held; removes them', async () => {
+  it('leftovers: lists shadow, changelog, backup and sentry (and those of earlier versions); in use while the job lock is held; removes them', async () => {
     await admin.query('CREATE TABLE lo (id INT PRIMARY KEY)');
     const { names } = await prepareShadow(session, schema, 'lo', 'ADD COLUMN z INT', 'feedbeef');
     await admin.query(`CREATE TABLE \`${names.backup}\` (id INT PRIMARY KEY) COMMENT='shadowshift cut-over sentry'`);
-    await admin.query(`CREATE TABLE \`_lo_ssold_0badf00d\` (id INT PRIMARY KEY)`);
-    const mine = async () => (await session.listLeftovers()).filter((l) => l.name.startsWith('_lo_')).sort((a, b) => a.name.localeCompare(b.name));
+    await admin.query(`CREATE TABLE \`lo_ssold_0badf00d\` (id INT PRIMARY KEY)`);
+    // Names an earlier shadowshift gave (before every name sorted after the table's).
+    await admin.query(`CREATE TABLE \`_lo_ssnew\` (id INT PRIMARY KEY)`);
+    await admin.query(`CREATE TABLE \`lo~ssf\` (id INT PRIMARY KEY) COMMENT='shadowshift cut-over sentry'`);
+    const mine = async () => (await session.listLeftovers()).filter((l) => /^_?lo[_~]/.test(l.name)).sort((a, b) => a.name.localeCompare(b.name));
     const holder = await openSession(url);
     await holder.acquireJobLock({ schema, name: 'lo' });
+    const table = { schema, name: 'lo' };
     expect(await mine()).toEqual([
-      { kind: 'backup', name: '_lo_ssold_0badf00d', inUse: true },
-      { kind: 'sentry', name: '_lo_ssold_feedbeef', inUse: true },
-      { kind: 'changelog', name: '_lo_sslog', inUse: true },
-      { kind: 'shadow', name: '_lo_ssnew', inUse: true },
+      { kind: 'backup', name: 'lo_ssold_0badf00d', table, inUse: true },
+      { kind: 'sentry', name: 'lo_ssold_feedbeef', table, inUse: true },
+      { kind: 'changelog', name: 'lo_sslog', table, inUse: true },
+      { kind: 'shadow', name: 'lo_ssnew', table, inUse: true },
+      { kind: 'shadow', name: '_lo_ssnew', table, inUse: true },
+      { kind: 'sentry', name: 'lo~ssf', table, inUse: true },
     ].sort((a, b) => a.name.localeCompare(b.name)));
     await expect(session.removeLeftover((await mine())[0]!)).rejects.toThrow(/still running/);
     await holder.close();
@@ -171,9 +177,44 @@ describe('checks on the shared server', () => {
     }
     expect(free.every((l) => !l.inUse)).toBe(true);
     for (const l of free) await session.removeLeftover(l);
-    expect((await tableNames(admin)).filter((t) => t.startsWith('_lo_'))).toEqual([]);
+    expect((await tableNames(admin)).filter((t) => /^_?lo[_~]/.test(t))).toEqual([]);
     expect(await tableNames(admin)).toContain('lo');
     await expect(session.removeLeftover({ kind: 'shadow', name: 'lo', inUse: false })).rejects.toThrow(/not a shadowshift table/);
+  });
+
+  it('leftovers: each checkpoint, the shared heartbeat table (in use while any job runs) and an empty checkpoint table; removes them', async () => {
+    await admin.query('CREATE TABLE lcp (id INT PRIMARY KEY)');
+    await admin.query('CREATE TABLE lother (id INT PRIMARY KEY)');
+    const ref = { schema, name: 'lcp' };
+    const names = session.artefactNames(ref, 'feedcafe', { resumable: true });
+    const checkpoint = { version: 1 as const, jobId: 'feedcafe', table: ref, alter: 'ADD COLUMN z INT', names, streamPosition: 'mysql-bin.000001:4', watermark: null, ceiling: null, rowsCopied: 0, savedAt: new Date().toISOString() };
+    // What a resumable job killed with SIGKILL leaves in the shared tables: its checkpoint and its heartbeat row.
+    await session.checkpoints.save(checkpoint);
+    await session.openProbes(names).writeHeartbeat();
+    const shared = async () =>
+      (await session.listLeftovers()).filter((l) => ['checkpoint', 'checkpoint-table', 'heartbeat-table'].includes(l.kind)).sort((a, b) => a.kind.localeCompare(b.kind));
+    const holder = await openSession(url);
+    await holder.acquireJobLock({ schema, name: 'lother' });
+    expect(await shared()).toEqual([
+      { kind: 'checkpoint', name: `${schema}.lcp`, table: ref, inUse: false, resumable: true },
+      { kind: 'heartbeat-table', name: '_shadowshift_heartbeat', inUse: true },
+    ]);
+    await expect(session.removeLeftover((await shared())[1]!)).rejects.toThrow(/still running/);
+    await holder.close();
+    let free = await shared();
+    for (let i = 0; i < 40 && free.some((l) => l.inUse); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      free = await shared();
+    }
+    for (const l of free) await session.removeLeftover(l);
+    expect((await tableNames(admin)).filter((t) => t.startsWith('_shadowshift_'))).toEqual([]);
+
+    // A checkpoint table without a checkpoint (its job ended between the delete and the drop).
+    await session.checkpoints.save(checkpoint);
+    await admin.query('DELETE FROM _shadowshift_checkpoints');
+    expect(await shared()).toEqual([{ kind: 'checkpoint-table', name: '_shadowshift_checkpoints', inUse: false }]);
+    await session.removeLeftover((await shared())[0]!);
+    expect((await tableNames(admin)).filter((t) => t.startsWith('_shadowshift_'))).toEqual([]);
   });
 
   it('checkpoints: save, load back byte for byte, remove (and the table with the last one)', async () => {

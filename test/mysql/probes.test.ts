@@ -115,18 +115,18 @@ describe('MySQL probes', () => {
       await eventually('a small lag', async () => (await p.replicaLagSeconds(replicaUrl)) < 0.5);
 
       await replica.pauseApply();
-      await new Promise((r) => setTimeout(r, 2500));
-      const paused = await p.replicaLagSeconds(replicaUrl);
-      expect(paused).toBeGreaterThan(2);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(await p.replicaLagSeconds(replicaUrl)).toBeGreaterThan(paused);
+      // The lag grows while replay is paused: wait for it to pass 2 s, then to grow further.
+      const paused = await eventually('the lag to pass 2 s while paused', async () => {
+        const lag = await p.replicaLagSeconds(replicaUrl);
+        return lag > 2 ? lag : null;
+      });
+      await eventually('the lag to keep growing', async () => (await p.replicaLagSeconds(replicaUrl)) > paused);
 
       await replica.resumeApply();
       await eventually('the lag to fall after resume', async () => (await p.replicaLagSeconds(replicaUrl)) < 0.5);
       // A heartbeat that stops being written ages too (the replica is caught up; the writer is not).
       clearInterval(beating);
-      await new Promise((r) => setTimeout(r, 1200));
-      expect(await p.replicaLagSeconds(replicaUrl)).toBeGreaterThan(1);
+      await eventually('the lag of a heartbeat no longer written to pass 1 s', async () => (await p.replicaLagSeconds(replicaUrl)) > 1);
     } finally {
       clearInterval(beating);
       await replica.resumeApply().catch(() => undefined);

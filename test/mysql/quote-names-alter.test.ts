@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { quoteIdent } from '../../src/dialects/mysql/mysql-quote.js';
 import { analyzeAlter, splitClauses } from '../../src/dialects/mysql/mysql-alter-analysis.js';
-import { baseName, jobLockName, mysqlArtefactNames, parseArtefactName } from '../../src/dialects/mysql/mysql-names.js';
+import { baseName, canOrderNamesAfter, jobLockName, legacyBaseName, mysqlArtefactNames, parseArtefactName, sortsAfter } from '../../src/dialects/mysql/mysql-names.js';
 import { resolveTableName } from '../../src/dialects/mysql/mysql-inspector.js';
 import { freshDb, tableNames } from './helpers.js';
 import type { MysqlSession } from '../../src/dialects/mysql/mysql-dialect.js';
@@ -52,17 +52,36 @@ describe('quoteIdent', () => {
 describe('artefact names', () => {
   it('are short, readable, and parse back', () => {
     const n = mysqlArtefactNames({ schema: 'app', name: 'orders' }, 'deadbeef');
-    expect(n).toMatchObject({ shadow: '_orders_ssnew', changelog: '_orders_sslog', backup: '_orders_ssold_deadbeef' });
-    // The cut-over's sentry sorts after the table's name; a dummy is renamed onto it.
-    expect(n.extra).toMatchObject({ sentry: 'orders~ssf', sentrySource: 'orders~ssd' });
-    expect(parseArtefactName('orders~ssf')).toEqual({ base: '_orders', kind: 'backup' });
-    expect(parseArtefactName('orders~ssd')).toEqual({ base: '_orders', kind: 'backup' });
-    expect(mysqlArtefactNames({ schema: 'app', name: 'x'.repeat(61) }, 'deadbeef').extra.sentry).toMatch(/_ssold_deadbeef$/);
-    expect(parseArtefactName(n.shadow)).toEqual({ base: '_orders', kind: 'shadow' });
-    expect(parseArtefactName(n.changelog)).toEqual({ base: '_orders', kind: 'changelog' });
-    expect(parseArtefactName(n.backup)).toEqual({ base: '_orders', kind: 'backup' });
+    expect(n).toMatchObject({ shadow: 'orders_ssnew', changelog: 'orders_sslog', backup: 'orders_ssold_deadbeef' });
+    // The cut-over's sentry holds the backup's name until the RENAME (gh-ost's sentry).
+    expect(n.extra.sentry).toBe(n.backup);
+    expect(parseArtefactName(n.shadow)).toEqual({ base: 'orders', kind: 'shadow' });
+    expect(parseArtefactName(n.changelog)).toEqual({ base: 'orders', kind: 'changelog' });
+    expect(parseArtefactName(n.backup)).toEqual({ base: 'orders', kind: 'backup' });
     expect(parseArtefactName('orders')).toBeNull();
-    expect(parseArtefactName('_orders_ssnewer')).toBeNull();
+    expect(parseArtefactName('orders_ssnewer')).toBeNull();
+    // Names of earlier versions still parse, so cleanup finds them.
+    expect(parseArtefactName('_orders_ssnew')).toEqual({ base: '_orders', kind: 'shadow' });
+    expect(parseArtefactName('orders~ssf')).toEqual({ base: '_orders', kind: 'backup' });
+    expect(legacyBaseName('orders')).toBe('_orders');
+  });
+
+  it('sort after the table, as the server orders metadata locks, so the cut-over RENAME waits on the table first', () => {
+    const tables = ['orders', 'a', 'Z', 'x'.repeat(41), 'x'.repeat(42), 'x'.repeat(64), 'x'.repeat(63) + 'y', 'ünïcødé 表', '表'.repeat(30), '表'.repeat(20) + 'abc' + '表'.repeat(41), 'we`ird', 'with space', 'UPPER_lower', '~tilde~'.repeat(9)];
+    for (const table of tables) {
+      if (!canOrderNamesAfter(table)) continue;
+      const n = mysqlArtefactNames({ schema: 's', name: table }, 'deadbeef');
+      for (const name of [n.shadow, n.backup, n.changelog, n.extra.sentry!]) {
+        expect([...name].length, name).toBeLessThanOrEqual(64);
+        expect(sortsAfter(name, table), `${name} after ${table}`).toBe(true);
+        // The server compares the names as NUL-terminated UTF-8 bytes (lower-cased under lower_case_table_names).
+        expect(Buffer.compare(Buffer.from(name.toLowerCase() + '\0'), Buffer.from(table.toLowerCase() + '\0')), name).toBe(1);
+      }
+    }
+    expect(sortsAfter('_orders_ssnew', 'orders')).toBe(false);
+    // A long name with nothing below '~' to cut at cannot be given such names: refused at preflight.
+    expect(canOrderNamesAfter('表'.repeat(64))).toBe(false);
+    expect(() => mysqlArtefactNames({ schema: 's', name: '表'.repeat(64) }, 'deadbeef')).toThrow(/too long/);
   });
 
   it('stay within 64 characters and keep long names apart', () => {
@@ -73,7 +92,7 @@ describe('artefact names', () => {
     for (const n of [a.shadow, a.backup, a.changelog, b.backup]) expect([...n].length).toBeLessThanOrEqual(64);
     expect(a.shadow).not.toBe(b.shadow);
     expect(parseArtefactName(a.backup)?.base).toBe(baseName(long1));
-    const uni = mysqlArtefactNames({ schema: 's', name: '表'.repeat(64) }, 'deadbeef');
+    const uni = mysqlArtefactNames({ schema: 's', name: '表'.repeat(20) + 'abc' + '表'.repeat(41) }, 'deadbeef');
     expect([...uni.backup].length).toBeLessThanOrEqual(64);
     expect([...jobLockName({ schema: 'd'.repeat(64), name: long1 })].length).toBeLessThanOrEqual(64);
     expect(jobLockName({ schema: 'app', name: 'orders' })).toBe('shadowshift:app.orders');

@@ -9,6 +9,8 @@ import type { ChangeEvent } from '../../src/dialects/dialect.js';
 import { MysqlChangeStream, parsePosition } from '../../src/dialects/mysql/mysql-change-stream.js';
 import { DataLossError } from '../../src/util/errors.js';
 import { drain, freshDb, hexRows, prepareShadow } from './helpers.js';
+import { mysqlSeq } from '../support/db.js';
+import { waitUntil } from '../support/alter.js';
 
 let session: MysqlSession;
 let admin: Connection;
@@ -136,14 +138,12 @@ describe('change stream + applier', () => {
     };
     const s = session.openChangeStream(plan, names, 'job-st') as MysqlChangeStream;
     await s.start();
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil(async () => s.dumpThreadId !== undefined && s.dumpThreadId !== null && (await dumpThreads()).includes(s.dumpThreadId), 'the binlog dump thread to show', 20_000);
     const id = s.dumpThreadId!;
-    expect(await dumpThreads()).toContain(id);
     const t0 = Date.now();
     await s.stop();
     expect(Date.now() - t0).toBeLessThan(3000);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await dumpThreads()).not.toContain(id);
+    await waitUntil(async () => !(await dumpThreads()).includes(id), 'the dump thread to go', 20_000);
 
     const s2 = session.openChangeStream(plan, names, 'job-st2') as MysqlChangeStream;
     await s2.start();
@@ -161,7 +161,7 @@ describe('change stream + applier', () => {
     const { plan, names } = await prepareShadow(session, schema, 'bq', 'ADD COLUMN w INT');
     const s = new MysqlChangeStream(session.ctx, plan, names.changelog, 'shadowshift:bq:', 500);
     await s.start();
-    for (let i = 0; i < 10; i++) await admin.query(`INSERT INTO bq SELECT seq, REPEAT('x', 100) FROM seq_${i * 1000 + 1}_to_${(i + 1) * 1000}`);
+    for (let i = 0; i < 10; i++) await admin.query(`INSERT INTO bq SELECT seq, REPEAT('x', 100) FROM ${mysqlSeq(i * 1000 + 1, (i + 1) * 1000)}`);
     let peak = 0;
     const deadline = Date.now() + 3000;
     while (Date.now() < deadline && !s.isPaused) await new Promise((r) => setTimeout(r, 20));

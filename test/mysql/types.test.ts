@@ -123,6 +123,7 @@ describe('types survive copy and stream byte for byte', () => {
 
       rmSync(flag);
       await running;
+      expect(job.status().repairedChunks).toBe(0);
       const backup = job.status().backupTable!;
       expect(await differingIds('types', backup)).toEqual([]);
     } finally {

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, rmSync, chmodSync, readFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
-import { openDb, type Db } from '../support/db.js';
+import { openDb, type Db, mysqlSeq } from '../support/db.js';
 import { newJob, waitUntil, type TestAlterOptions } from '../support/alter.js';
 import { HookRunner, HOOK_EVENTS } from '../../src/control/hooks.js';
 import { JobMetrics, serveMetrics } from '../../src/control/metrics.js';
@@ -45,7 +45,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
     await db.exec(`CREATE TABLE ${q(name)} (id INT PRIMARY KEY, v INT NOT NULL)`);
     await db.exec(
       dialect === 'mysql'
-        ? `INSERT INTO ${q(name)} SELECT seq, seq FROM seq_1_to_${ROWS}`
+        ? `INSERT INTO ${q(name)} SELECT seq, seq FROM ${mysqlSeq(1, ROWS)}`
         : `INSERT INTO ${q(name)} SELECT g, g FROM generate_series(1, ${ROWS}) g`,
     );
     return name;
@@ -89,6 +89,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       await release(job);
       await running;
       expect(job.status().state).toBe('done');
+      expect(job.status().repairedChunks).toBe(0);
       const [row] = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${q(table)} WHERE v < 0`);
       expect(String(row!.n)).toBe('20');
     } finally {
@@ -96,6 +97,25 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       await job.close();
     }
   }
+
+  it('a signal that holds at the start holds the first chunk too, however slow its first reading', async () => {
+    // The first reading of this query takes a second; the copy must not start meanwhile.
+    const slowYes = dialect === 'mysql' ? 'SELECT 1 + SLEEP(1)' : 'SELECT 1 FROM pg_sleep(1)';
+    const table = await freshTable();
+    const job = newJob(url, table, 'ADD COLUMN w INT', { chunkSize: 200, throttle: { query: slowYes } });
+    try {
+      const report = await job.prepare();
+      const running = job.execute(report);
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().throttled !== null || job.status().state === 'failed', 'the throttle to engage', 30_000);
+      expect(job.status().throttled).toMatch(/throttle-query/);
+      expect(job.status().rowsCopied).toBe(0);
+      job.controls.abort('test over');
+      await running.catch(() => undefined);
+    } finally {
+      await job.close();
+    }
+  });
 
   it('pauses on the manual throttle and resumes on unthrottle', async () => {
     let engaged = false;
@@ -116,6 +136,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       job.controls.manualThrottle = false;
       await job.refreshThrottle();
       await running;
+      expect(job.status().repairedChunks).toBe(0);
       // Row 5 reached the shadow through the stream first, so the copy skipped it.
       expect(job.status().rowsCopied).toBeGreaterThanOrEqual(ROWS - 1);
     } finally {
@@ -220,6 +241,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       expect(value('shadowshift_events_applied_total')).toBeGreaterThanOrEqual(1);
       expect(value('shadowshift_backlog_events')).toBeGreaterThanOrEqual(0);
       expect(value('shadowshift_throttled')).toBe(1);
+      expect(value('shadowshift_checksum_repaired_chunks')).toBe(0);
       expect(value('shadowshift_chunk_duration_seconds_count')).toBeGreaterThan(0);
       expect(text).toMatch(/^shadowshift_phase\{state="copying"\} 1$/m);
       expect(text).toMatch(/^shadowshift_throttled_seconds_total\{reason="manual"\} /m);
@@ -245,7 +267,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       const body =
         event === 'on-before-cutover'
           ? `#!/bin/sh\necho "$SHADOWSHIFT_EVENT $SHADOWSHIFT_TABLE $SHADOWSHIFT_STATE" >> ${out}/${event}\n[ -e ${hooks}/allow ] || exit 7\n`
-          : `#!/bin/sh\necho "$SHADOWSHIFT_EVENT $SHADOWSHIFT_TABLE $SHADOWSHIFT_STATE $SHADOWSHIFT_ROWS_COPIED" >> ${out}/${event}\n`;
+          : `#!/bin/sh\necho "$SHADOWSHIFT_EVENT $SHADOWSHIFT_TABLE $SHADOWSHIFT_STATE $SHADOWSHIFT_ROWS_COPIED r$SHADOWSHIFT_REPAIRED_CHUNKS" >> ${out}/${event}\n`;
       writeFileSync(join(hooks, event), body);
       chmodSync(join(hooks, event), 0o755);
     }
@@ -268,8 +290,8 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       expect(lines(event), event).toHaveLength(1);
       expect(lines(event)[0]).toContain(`${event} ${fq}`);
     }
-    expect(lines('on-copy-complete')[0]).toBe(`on-copy-complete ${fq} copying ${ROWS}`);
-    expect(lines('on-success')[0]).toMatch(new RegExp(`^on-success ${fq.replace('.', '\\.')} done`));
+    expect(lines('on-copy-complete')[0]).toBe(`on-copy-complete ${fq} copying ${ROWS} r0`);
+    expect(lines('on-success')[0]).toMatch(new RegExp(`^on-success ${fq.replace('.', '\\.')} done \\d+ r0$`));
     expect(lines('on-failure')).toEqual([]);
     expect(lines('on-before-cutover').length).toBeGreaterThanOrEqual(3);
     expect(readdirSync(out)).not.toContain('on-postponed');

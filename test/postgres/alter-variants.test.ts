@@ -3,7 +3,7 @@
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type pg from 'pg';
-import { createPgDatabase, pgConnect } from '../support/databases.js';
+import { createPgDatabase, dropAfterFile, pgConnect } from '../support/databases.js';
 import { startPostgres, type RunningServer } from '../support/servers.js';
 import { runAlter } from '../support/alter.js';
 import { DataLossError, PreflightError } from '../../src/util/errors.js';
@@ -128,6 +128,7 @@ describe('refusals (PostgreSQL)', () => {
     await seed('p_priv');
     const role = `limited_${Date.now().toString(36)}`;
     await c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+    dropAfterFile('postgres', role);
     await c.query(`GRANT SELECT ON p_priv TO ${role}`);
     const u = new URL(url);
     u.username = role;

@@ -2,14 +2,20 @@
 // equal but print differently (-0 and 0, 1.0 and 1.00, json spacing) differ; NaN,
 // emoji, bytea, arrays and json compare exactly; the key is part of every row's
 // image, so values moved between rows differ; original and shadow are read on one
-// snapshot taken under the lock, even though two connections read them.
+// snapshot taken under the lock, even though two connections read them. The
+// verifier on top reports every repair: a warning naming the range and both row
+// counts, and the job's running totals. Its ranges are open at both ends, so rows
+// beyond the original's key bounds as read before the snapshot are compared and
+// recopied.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
-import type { ArtefactNames, CopyPlan, KeyRange } from '../../src/dialects/dialect.js';
+import type { ArtefactNames, CopyPlan, KeyRange, RowCopier } from '../../src/dialects/dialect.js';
 import { freshDb, makePlan } from './helpers.js';
 import { pgConnect } from '../support/databases.js';
+import { capturingLogger } from '../support/alter.js';
+import { ChecksumTally, verifyShadow } from '../../src/engine/verifier.js';
 
 let admin: pg.Client;
 let session: PostgresSession;
@@ -166,6 +172,78 @@ describe('checksum: one snapshot', () => {
       expect((await compare(plan, [{ after: null, upTo: ['1000'] }, { after: ['1000'], upTo: ['2000'] }])).map((r) => r.same)).toEqual([false, false]);
     } finally {
       await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});
+
+describe('checksum: every repair reported', () => {
+  it('the verifier warns for each repaired chunk with its range and row counts, and keeps totals over its runs', async () => {
+    await admin.query(`CREATE TABLE rp (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO rp SELECT g, g FROM generate_series(1, 3000) g WHERE g <> 2500`);
+    const { plan, names } = await shadowOf('rp', 'ADD COLUMN w int', 'rp-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['3000'] });
+      await admin.query(`DELETE FROM ${names.shadow} WHERE id IN (1500, 1501)`);
+      await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (2500, 1)`); // a row the original does not have
+      const { log, lines } = capturingLogger();
+      const tally = new ChecksumTally();
+      const verify = () =>
+        verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log, tally });
+      expect(await verify()).toEqual({ chunks: 3, repaired: 2 });
+      const warned = lines.filter((l) => l.level === 40);
+      expect(warned.map((l) => [l.range, l.originalRows, l.shadowRows])).toEqual([
+        ['key range (1000) < key <= (2000)', 1000, 998],
+        ['key range (2000) < key <= +inf', 999, 1000],
+        [undefined, undefined, undefined],
+      ]);
+      expect(warned[1]!.msg).toMatch(/^checksum: repaired key range \(2000\) < key <= \+inf \(original 999 rows, shadow 1000 rows\) by copying it again\. A repair means the change stream or the copy missed a change/);
+      expect(warned[2]!.msg).toBe('checksum: original and shadow match after 2 repair(s); see the warnings above and report them');
+      expect(await verify()).toEqual({ chunks: 3, repaired: 0 });
+      expect({ ...tally }).toEqual({ runs: 2, chunksCompared: 6, repairedChunks: 2 });
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+
+  it("the ranges are open at both ends: rows beyond the original's key bounds are compared and recopied, and an empty original is compared too", async () => {
+    await admin.query(`CREATE TABLE ob (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO ob SELECT g, g FROM generate_series(1, 3000) g`);
+    const { plan, names } = await shadowOf('ob', 'ADD COLUMN w int', 'ob-job');
+    await admin.query(`CREATE TABLE oe (id int PRIMARY KEY, v int)`);
+    const empty = await shadowOf('oe', 'ADD COLUMN w int', 'oe-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['3000'] });
+      await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (0, 0)`); // below the smallest key
+      // The original gains a row above its largest key after the bounds are read and
+      // before the snapshot; the drain below is a no-op, so the shadow never gets it.
+      const copier: RowCopier = {
+        keyBounds: async (p) => {
+          const bounds = await session.copier.keyBounds(p);
+          await admin.query(`INSERT INTO ob VALUES (3001, 3001)`);
+          return bounds;
+        },
+        chunkEnd: (...a) => session.copier.chunkEnd(...a),
+        copyChunk: (...a) => session.copier.copyChunk(...a),
+      };
+      const { log, lines } = capturingLogger();
+      const verify = (c: RowCopier, p: CopyPlan) =>
+        verifyShadow({ checksummer: session.checksummer, copier: c, plan: p, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
+      const repairs = () => lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows]);
+      expect(await verify(copier, plan)).toEqual({ chunks: 3, repaired: 2 });
+      expect(repairs()).toEqual([
+        ['key range -inf < key <= (1000)', 1000, 1001],
+        ['key range (2000) < key <= +inf', 1001, 1000],
+      ]);
+      expect((await admin.query(`SELECT min(id) AS lo, max(id) AS hi, count(*)::int AS n FROM ${names.shadow}`)).rows[0]).toEqual({ lo: 1, hi: 3001, n: 3001 });
+
+      await admin.query(`INSERT INTO ${empty.names.shadow} (id, v) VALUES (7, 7)`);
+      lines.length = 0;
+      expect(await verify(session.copier, empty.plan)).toEqual({ chunks: 1, repaired: 1 });
+      expect(repairs()).toEqual([['key range -inf < key <= +inf', 0, 1]]);
+      expect((await admin.query(`SELECT count(*)::int AS n FROM ${empty.names.shadow}`)).rows[0].n).toBe(0);
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+      await session.dropArtefacts(empty.names, { keepBackup: false });
     }
   });
 });

@@ -6,7 +6,8 @@ import type pg from 'pg';
 import { pino } from 'pino';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 import type { ArtefactNames, CopyPlan, ChangeStream } from '../../src/dialects/dialect.js';
-import { redactQuery } from '../../src/dialects/postgres/postgres-cutover.js';
+import { redactQuery } from '../../src/dialects/postgres/postgres-redact.js';
+import { BlockerKiller } from '../../src/engine/blocker-killer.js';
 import { jobLockHeld } from '../../src/dialects/postgres/postgres-job-lock.js';
 import { CutoverAttemptError, ShadowshiftError } from '../../src/util/errors.js';
 import { drain, freshDb, makePlan } from './helpers.js';
@@ -73,7 +74,7 @@ describe('--kill-blockers-after', () => {
     const started = Date.now();
     await session.cutover.swap(plan, names, {
       lockTimeoutMs: 5000,
-      killBlockersAfterMs: 300,
+      killBlockers: new BlockerKiller({ afterMs: 300, table: 'kb', log }),
       drainUnderLock: async () => {
         drained++;
         await stream.writeMarker('x');
@@ -101,7 +102,8 @@ describe('--kill-blockers-after', () => {
     const { plan, names, stream } = await prepare('kb2', 'kb2-job');
     const blocker = await blockerOn('kb2', 'reporting');
     const { log, lines } = capture();
-    const opts = { lockTimeoutMs: 400, killBlockersAfterMs: 600, drainUnderLock: async () => undefined, log };
+    // One policy for both attempts, as the engine keeps one for a job's attempts.
+    const opts = { lockTimeoutMs: 400, killBlockers: new BlockerKiller({ afterMs: 600, table: 'kb2', log }), drainUnderLock: async () => undefined, log };
     // Attempt 1 waits 400 ms (< 600): gives up, the blocker lives.
     await expect(session.cutover.swap(plan, names, opts)).rejects.toBeInstanceOf(CutoverAttemptError);
     expect(await alive(blocker.pid)).toBe(true);
@@ -123,7 +125,7 @@ describe('--kill-blockers-after', () => {
     expect(await alive(blocker.pid)).toBe(true);
     // Threshold far above the blocker's age: nothing ended this attempt.
     await expect(
-      session.cutover.swap(plan, names, { lockTimeoutMs: 300, killBlockersAfterMs: 60_000, drainUnderLock: async () => undefined, log }),
+      session.cutover.swap(plan, names, { lockTimeoutMs: 300, killBlockers: new BlockerKiller({ afterMs: 60_000, table: 'kb3', log }), drainUnderLock: async () => undefined, log }),
     ).rejects.toBeInstanceOf(CutoverAttemptError);
     expect(await alive(blocker.pid)).toBe(true);
     expect(lines.filter((l) => String(l.msg).includes('ended a session'))).toHaveLength(0);
@@ -172,7 +174,7 @@ describe('job lock', () => {
       rejected = e;
     });
     const pids = async () =>
-      (await admin.query<{ pid: string }>(`SELECT pid::text FROM pg_stat_activity WHERE application_name = 'shadowshift job lock'`)).rows.map((r) => r.pid);
+      (await admin.query<{ pid: string }>(`SELECT pid::text FROM pg_stat_activity WHERE application_name = 'shadowshift job lock' AND datname = current_database()`)).rows.map((r) => r.pid);
     const [before] = await pids();
     await admin.query('SELECT pg_terminate_backend($1::int)', [before]);
     for (let i = 0; i < 100 && session.jobLocks.reacquiredCount(ref) === 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -207,7 +209,7 @@ describe('job lock', () => {
       if (w.rows.length) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shadowshift job lock'`);
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shadowshift job lock' AND datname = current_database()`);
     await taking;
     const err = await lost.catch((e: Error) => e);
     expect(err).toBeInstanceOf(ShadowshiftError);

@@ -107,3 +107,43 @@ describe('leftovers of resumable jobs', () => {
     expect((await session.listLeftovers()).filter((i) => kept.some((k) => i.name.startsWith(`_ss_${k.tag}_`)))).toEqual([]);
   }, 60_000);
 });
+
+describe('checkpoints and the shared tables', () => {
+  it('lists each checkpoint and the shared heartbeat table (in use while any job runs), and an empty checkpoint table; removes them', async () => {
+    const { openSession } = await import('./helpers.js');
+    await admin.query(`CREATE TABLE lcp (id int PRIMARY KEY)`);
+    await admin.query(`CREATE TABLE lother (id int PRIMARY KEY)`);
+    const ref = { schema: 'public', name: 'lcp' };
+    const names = session.artefactNames(ref, 'lcp-job', { resumable: true });
+    // What a resumable job killed with SIGKILL leaves in the shared tables: its checkpoint and its heartbeat row.
+    await session.checkpoints.save({ version: 1, jobId: 'lcp-job', table: ref, alter: 'ADD COLUMN z int', names, streamPosition: '0/0', watermark: null, ceiling: null, rowsCopied: 0, savedAt: new Date().toISOString() });
+    await session.openProbes(names).writeHeartbeat();
+    const shared = async () =>
+      (await session.listLeftovers()).filter((l) => ['checkpoint', 'checkpoint-table', 'heartbeat-table'].includes(l.kind)).sort((a, b) => a.kind.localeCompare(b.kind));
+
+    const holder = await openSession(url);
+    await holder.acquireJobLock({ schema: 'public', name: 'lother' });
+    expect(await shared()).toEqual([
+      { kind: 'checkpoint', name: 'public.lcp', table: ref, inUse: false, resumable: true },
+      { kind: 'heartbeat-table', name: '_shadowshift_heartbeat', schema: 'public', inUse: true },
+    ]);
+    await expect(session.removeLeftover((await shared())[1]!)).rejects.toThrow(/in use/);
+    await holder.close();
+    let free = await shared();
+    for (let i = 0; i < 40 && free.some((l) => l.inUse); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      free = await shared();
+    }
+    for (const l of free) await session.removeLeftover(l);
+    const left = async () => (await admin.query(`SELECT relname FROM pg_class WHERE relname IN ('_ss_checkpoints', '_shadowshift_heartbeat')`)).rows;
+    expect(await left()).toEqual([]);
+
+    // A checkpoint table without a checkpoint (its job ended between the delete and the drop).
+    await session.checkpoints.save({ version: 1, jobId: 'lcp-job', table: ref, alter: 'ADD COLUMN z int', names, streamPosition: '0/0', watermark: null, ceiling: null, rowsCopied: 0, savedAt: new Date().toISOString() });
+    await admin.query(`DELETE FROM _ss_checkpoints`);
+    expect(await shared()).toEqual([{ kind: 'checkpoint-table', name: '_ss_checkpoints', schema: 'public', inUse: false }]);
+    await session.removeLeftover((await shared())[0]!);
+    expect(await left()).toEqual([]);
+    expect(await session.listLeftovers()).toEqual([]);
+  });
+});

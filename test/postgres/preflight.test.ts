@@ -1,10 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import pg from 'pg';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 import type { PreflightCheck, PreflightContext, TableRef } from '../../src/dialects/dialect.js';
 import { freshDb, openSession } from './helpers.js';
 import { startPostgres, type RunningServer } from '../support/servers.js';
 import { randomBytes } from 'node:crypto';
+import { newJob } from '../support/alter.js';
+import { PreflightError } from '../../src/util/errors.js';
 
 let admin: pg.Client;
 let session: PostgresSession;
@@ -30,7 +32,7 @@ describe('preflight', () => {
     await admin.query(`CREATE TABLE good (id int PRIMARY KEY, v text)`);
     const r = await runChecks(session, { schema: 'public', name: 'good' });
     for (const [name, res] of Object.entries(r)) expect({ name, ...res }).toMatchObject({ name, ok: true });
-    expect(Object.keys(r).sort()).toEqual(['alter-supported', 'dependents', 'has-key', 'logged-table', 'not-partitioned', 'privileges', 'replica-identity', 'replication-capacity', 'wal-level']);
+    expect(Object.keys(r).sort()).toEqual(['alter-supported', 'dependents', 'has-key', 'logged-table', 'new-index-names', 'no-leftovers', 'not-partitioned', 'privileges', 'replica-identity', 'replication-capacity', 'server-version', 'wal-level']);
   });
 
   it('refuses a table without a primary key, and one with REPLICA IDENTITY NOTHING', async () => {
@@ -160,5 +162,42 @@ describe('preflight on differently configured servers', () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('server version', () => {
+  it('accepts the test server (PostgreSQL 15 or newer) and names its version', async () => {
+    const r = await runChecks(session, { schema: 'public', name: 'whatever' });
+    const num = Number((await admin.query(`SELECT current_setting('server_version_num') AS n`)).rows[0].n);
+    expect(num).toBeGreaterThanOrEqual(150000);
+    expect(r['server-version']).toEqual({ ok: true, message: expect.stringMatching(new RegExp(`^PostgreSQL ${Math.floor(num / 10000)}\\.\\d+ \\(15 or newer is needed\\)`)) });
+  });
+
+  it('refuses PostgreSQL 14 at preflight (exit 3), naming the version found and the minimum, with nothing created', async () => {
+    await admin.query(`CREATE TABLE old_srv (id int PRIMARY KEY, v text)`);
+    await admin.query(`INSERT INTO old_srv SELECT g, 'v' || g FROM generate_series(1, 10) g`);
+    // The server answers as a PostgreSQL 14 would; everything else is the real server.
+    const real = pg.Pool.prototype.query;
+    const spy = vi.spyOn(pg.Pool.prototype, 'query').mockImplementation(function (this: pg.Pool, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
+      if (text?.includes('server_version_num')) return Promise.resolve({ rows: [{ num: '140012', version: '14.12 (Debian 14.12-1.pgdg120+1)' }], rowCount: 1 }) as never;
+      return (real as (...a: unknown[]) => unknown).apply(this, args) as never;
+    });
+    const job = newJob(url, 'old_srv', 'ADD COLUMN w int');
+    try {
+      const report = await job.prepare();
+      expect(report.ok).toBe(false);
+      expect(report.checks.find((c) => c.check === 'server-version')).toMatchObject({ phase: 'connect', ok: false });
+      const err = await job.execute(report).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(PreflightError);
+      expect((err as PreflightError).exitCode).toBe(3);
+      expect((err as Error).message).toMatch(/PostgreSQL 14\.12, but shadowshift needs PostgreSQL 15 or newer.*prattrs/);
+    } finally {
+      await job.close();
+      spy.mockRestore();
+    }
+    const left = await admin.query(`SELECT relname FROM pg_class WHERE relname LIKE '%old_srv%' AND relkind = 'r'`);
+    expect(left.rows.map((r) => r.relname)).toEqual(['old_srv']);
+    expect((await admin.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()`)).rows[0].n).toBe(0);
   });
 });

@@ -10,6 +10,7 @@ import { clientConfigFor, type PgContext } from '../../src/dialects/postgres/pos
 import { postgresArtefactNames } from '../../src/dialects/postgres/postgres-names.js';
 import { parseConnectionUrl } from '../../src/util/connection-url.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { ShadowReads } from '../../src/dialects/postgres/postgres-original-reads.js';
 import type { LoadProbes } from '../../src/dialects/dialect.js';
 
 const DB = 'probes_db';
@@ -123,18 +124,18 @@ describe('PostgreSQL probes', () => {
       await eventually('a small lag', async () => (await p.replicaLagSeconds(replicaUrl)) < 0.5);
 
       await replica.pauseApply();
-      await new Promise((r) => setTimeout(r, 2500));
-      const paused = await p.replicaLagSeconds(replicaUrl);
-      expect(paused).toBeGreaterThan(2);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(await p.replicaLagSeconds(replicaUrl)).toBeGreaterThan(paused);
+      // The lag grows while replay is paused: wait for it to pass 2 s, then to grow further.
+      const paused = await eventually('the lag to pass 2 s while paused', async () => {
+        const lag = await p.replicaLagSeconds(replicaUrl);
+        return lag > 2 ? lag : null;
+      });
+      await eventually('the lag to keep growing', async () => (await p.replicaLagSeconds(replicaUrl)) > paused);
 
       await replica.resumeApply();
       await eventually('the lag to fall after resume', async () => (await p.replicaLagSeconds(replicaUrl)) < 0.5);
       // A heartbeat that stops being written ages too (the replica is caught up; the writer is not).
       clearInterval(beating);
-      await new Promise((r) => setTimeout(r, 1200));
-      expect(await p.replicaLagSeconds(replicaUrl)).toBeGreaterThan(1);
+      await eventually('the lag of a heartbeat no longer written to pass 1 s', async () => (await p.replicaLagSeconds(replicaUrl)) > 1);
     } finally {
       clearInterval(beating);
       await replica.resumeApply().catch(() => undefined);
@@ -157,8 +158,7 @@ describe('PostgreSQL probes', () => {
     await replica.pauseApply();
     try {
       await other.writeHeartbeat(); // WAL arrives but is not replayed
-      await new Promise((r) => setTimeout(r, 1500));
-      expect(await p.replicaLagSeconds(replicaUrl)).toBeGreaterThan(1);
+      await eventually('the replay lag of a paused standby to pass 1 s', async () => (await p.replicaLagSeconds(replicaUrl)) > 1);
     } finally {
       await replica.resumeApply();
     }
@@ -213,7 +213,7 @@ describe('PostgreSQL probes', () => {
 
   it('the session probes key the heartbeat by the job tag in the table schema and watch the job slot', async () => {
     await admin.query('CREATE SCHEMA app');
-    const ctx: PgContext = { pool, config: parseConnectionUrl(primary.adminUrl(DB)), clientConfig: {}, log: silentLogger() };
+    const ctx: PgContext = { pool, config: parseConnectionUrl(primary.adminUrl(DB)), clientConfig: {}, log: silentLogger(), reads: new ShadowReads() };
     const names = postgresArtefactNames({ schema: 'app', name: 'orders' }, 'job-42');
     const p = new PostgresProbes(ctx, names);
     opened.push(p);

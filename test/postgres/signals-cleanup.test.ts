@@ -1,5 +1,6 @@
 // No replication slot, publication or shadow survives a job stopped by SIGTERM;
-// after SIGKILL, `shadowshift cleanup --execute` finds and removes them.
+// after SIGKILL, `shadowshift cleanup --execute` finds and removes them, with the
+// checkpoint a resumable job kept (and the shared table it was in).
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -36,8 +37,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startMidCopy(socket: string) {
-  const job = start(['alter', '--url', url, '--table', 'big', '--alter', 'ADD COLUMN w int', '--execute', '--control-socket', socket, '--chunk-size', '200']);
+async function startMidCopy(socket: string, extra: string[] = []) {
+  const job = start(['alter', '--url', url, '--table', 'big', '--alter', 'ADD COLUMN w int', '--execute', '--control-socket', socket, '--chunk-size', '200', ...extra]);
   await waitUntil(() => existsSync(socket), 'the control socket', 30_000);
   await waitUntil(async () => (await snapshot()).slots.length > 0 && (await client.query("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE '\\_ss\\_%'")).rows[0].n !== '0', 'the copy to start', 30_000);
   return job;
@@ -76,5 +77,61 @@ describe('signals and cleanup on PostgreSQL', () => {
     expect(await snapshot()).toEqual(before);
     const ours = await client.query("SELECT count(*) AS n FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE '\\_ss\\_%'");
     expect(ours.rows[0].n).toBe('0');
+  });
+
+  it('cleanup --execute keeps what a running job holds and exits 5; --wait removes it once the killed job lets go', async () => {
+    const before = await snapshot();
+    const job = await startMidCopy(join(dir, 'busy.sock'));
+    const busy = await start(['cleanup', '--url', url, '--execute']).done;
+    expect(busy.code, busy.stderr).toBe(5);
+    expect(busy.stdout).toMatch(/slot\s+\S+\s+\(in use by a running job, kept\)/);
+    expect(busy.stderr).toMatch(/--wait/);
+    expect((await snapshot()).slots.length).toBeGreaterThan(0);
+    // Right after the kill its sessions may still be ending (the slot active, the job lock
+    // held until the running chunk's statement ends): --wait waits for that, not a sleep.
+    job.child.kill('SIGKILL');
+    await job.done;
+    const executed = await start(['cleanup', '--url', url, '--execute', '--wait', '60']).done;
+    expect(executed.code, executed.stderr).toBe(0);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("waits out a killed job's CREATE of its shadow, which commits only when it ends, then removes the table", async () => {
+    // What a job killed mid-CREATE leaves: its session still running the statement (the
+    // server has not noticed the client is gone), the table not there until it commits.
+    const before = await snapshot();
+    const dying = await pgConnect(url, { application_name: 'shadowshift' });
+    const creating = dying.query('CREATE TABLE _ss_00c0ffee00_new_big AS SELECT g AS id FROM generate_series(1, 10) g, pg_sleep(3)');
+    try {
+      await waitUntil(
+        async () => (await client.query("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CREATE TABLE _ss_00c0ffee00%'")).rowCount! > 0,
+        'the CREATE to be running',
+      );
+      const now = await start(['cleanup', '--url', url, '--execute']).done;
+      expect(now.code, now.stderr).toBe(5);
+      expect(now.stdout).toMatch(/statement\s+pid \d+ \(CREATE TABLE _ss_00c0ffee00_new_big .*\)\s+\(in use by a running job, kept\)/);
+      const waited = await start(['cleanup', '--url', url, '--execute', '--wait', '60']).done;
+      expect(waited.code, waited.stderr).toBe(0);
+      expect(waited.stdout).toMatch(/shadow\s+_ss_00c0ffee00_new_big\s+\(removed\)/);
+      expect(await snapshot()).toEqual(before);
+    } finally {
+      await creating.catch(() => undefined);
+      await dying.end();
+    }
+  });
+
+  it('after SIGKILL of a resumable job, cleanup --execute removes its checkpoint too', async () => {
+    const before = await snapshot();
+    const job = await startMidCopy(join(dir, 'rkill.sock'), ['--resumable', '--checkpoint-interval', '0.2']);
+    await waitUntil(async () => (await client.query(`SELECT to_regclass('_ss_checkpoints') IS NOT NULL AS e`)).rows[0].e === true, 'a checkpoint', 30_000);
+    job.child.kill('SIGKILL');
+    await job.done;
+    await waitUntil(async () => (await client.query('SELECT count(*) AS n FROM pg_replication_slots WHERE active AND database = current_database()')).rows[0].n === '0', 'the slot to become inactive', 30_000, 200);
+    const listed = await start(['cleanup', '--url', url]).done;
+    expect(listed.stdout).toMatch(/checkpoint\s+public\.big\s+\(would be removed with --execute\)/);
+    const executed = await start(['cleanup', '--url', url, '--execute']).done;
+    expect(executed.code, executed.stderr).toBe(0);
+    expect(await snapshot()).toEqual(before);
+    expect((await start(['cleanup', '--url', url]).done).stdout).toMatch(/no shadowshift leftovers/);
   });
 });

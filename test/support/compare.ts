@@ -5,7 +5,7 @@
 // upper-case hex for binary types: never through a JS number or Date.
 
 import { columnTextExpr, isIntegerType, primaryKeyColumns, quoteIdent, tableColumns, withDb, type Db } from './db.js';
-import { normalizeDatetime, WORKLOAD_COLUMNS, type WorkloadColumn, type WorkloadModel, type WorkloadRow } from './workload.js';
+import { normalizeDatetime, WORKLOAD_COLUMNS, type WorkloadColumn, type WorkloadModel, type WorkloadRow } from './workload/index.js';
 
 export interface RowDiff {
   /** The row's key: the id for a model comparison, JSON of the key column values for two tables. */

@@ -28,6 +28,8 @@ export interface Db {
   close(): Promise<void>;
   /** Drops the connection without waiting for anything (in-flight statements keep running on the server). */
   destroy(): void;
+  /** Cuts the socket at once, unlike PostgreSQL's destroy(), which ends the session politely after what was sent. */
+  dropSocket(): void;
 }
 
 export function dialectOf(url: string): Dialect {
@@ -91,6 +93,10 @@ export async function openDb(url: string): Promise<Db> {
         broken = true;
         conn.destroy();
       },
+      dropSocket() {
+        broken = true;
+        conn.destroy();
+      },
     };
   }
   const client = new pg.Client({ connectionString: url.replace(/^postgresql:/, 'postgres:') });
@@ -123,6 +129,10 @@ export async function openDb(url: string): Promise<Db> {
     destroy() {
       broken = true;
       client.end().catch(() => undefined);
+    },
+    dropSocket() {
+      broken = true;
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
     },
   };
 }
@@ -206,4 +216,23 @@ export function columnTextExpr(dialect: Dialect, column: string, dataType: strin
 
 export function isIntegerType(dataType: string): boolean {
   return /^(tinyint|smallint|mediumint|int|integer|bigint|int2|int4|int8)( unsigned)?$/.test(dataType);
+}
+
+/**
+ * A derived table of one column `seq`, the integers lo..hi, that runs on MariaDB
+ * and MySQL 8 alike: MariaDB's sequence-engine tables (seq_1_to_N) do not exist on
+ * MySQL, and a recursive CTE stops at MySQL's cte_max_recursion_depth (1000). Cross
+ * joins of the digits 0-9 need neither. Use as `FROM ${mysqlSeq(1, 5000)}`.
+ */
+export function mysqlSeq(lo: number, hi: number): string {
+  if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi < lo) throw new Error(`mysqlSeq(${lo}, ${hi}): give integers lo <= hi`);
+  const count = hi - lo + 1;
+  let digits = 1;
+  while (10 ** digits < count) digits++;
+  const digit = '(SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
+  const idx = [...Array(digits).keys()];
+  const n = idx.map((i) => (i === 0 ? 'd0.d' : `d${i}.d * ${10 ** i}`)).join(' + ');
+  const from = idx.map((i) => `${digit} AS d${i}`).join(' CROSS JOIN ');
+  // ORDER BY with LIMIT: rows arrive in order, as from the sequence engine (auto-increment ids follow seq).
+  return `(SELECT ${lo} + ${n} AS seq FROM ${from} WHERE ${n} < ${count} ORDER BY seq LIMIT ${count}) AS seq_${lo}_to_${hi}`;
 }

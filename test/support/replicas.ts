@@ -63,9 +63,12 @@ export async function startMariaDbReplica(primary: RunningServer): Promise<Runni
   const server = await startMariaDb({ serverId: nextServerId, extraArgs: ['--skip-slave-start', '--relay-log=relay-bin'] });
   const c = await mysqlAdmin(server);
   try {
+    // MASTER_USE_GTID is MariaDB's (the replica is always a local MariaDB, but say so where it matters).
+    const [[v]] = (await c.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
+    const gtidOff = /mariadb/i.test(v.v) ? 'MASTER_USE_GTID = no, ' : '';
     await c.query(
       `CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = ${Number(primary.port)}, MASTER_USER = 'root', MASTER_PASSWORD = '', ` +
-        `MASTER_USE_GTID = no, MASTER_LOG_FILE = ?, MASTER_LOG_POS = 4, MASTER_CONNECT_RETRY = 1`,
+        `${gtidOff}MASTER_LOG_FILE = ?, MASTER_LOG_POS = 4, MASTER_CONNECT_RETRY = 1`,
       [firstLog],
     );
     await c.query('START SLAVE');
@@ -118,7 +121,7 @@ async function pgAdmin(server: RunningServer): Promise<pg.Client> {
  * 127.0.0.1, which initdb's trust pg_hba allows), streaming on its own port.
  */
 export async function startPostgresReplica(primary: RunningServer): Promise<RunningReplica> {
-  const server = await startPostgres({ standbyOfPort: primary.port });
+  const server = await startPostgres({ standbyOfPort: primary.port, standbyOfDataDir: primary.dataDir });
   try {
     await waitUntil('the PostgreSQL standby to stream from the primary', 30_000, async () => {
       const c = await pgAdmin(primary);

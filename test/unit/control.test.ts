@@ -29,8 +29,8 @@ afterEach(() => {
 function fakeJob(): Controllable & { refreshed: number } {
   const controls = new JobControls();
   const status: JobStatus = {
-    jobId: 'j1', state: 'copying', table: 'db.t', shadowTable: '_t_ssnew', backupTable: '_t_ssold_j1', rowsCopied: 10, rowsEstimated: 100,
-    rowsPerSecond: null, eventsApplied: 3, backlog: 0, lagSeconds: 0.1, throttled: null, etaSeconds: null, chunkSize: 1000, cutoverAttempts: 0, error: null,
+    jobId: 'j1', state: 'copying', phase: 'copying', waitingFor: null, lastCheckpoint: null, table: 'db.t', shadowTable: '_t_ssnew', backupTable: '_t_ssold_j1', rowsCopied: 10, rowsEstimated: 100,
+    rowsPerSecond: null, eventsApplied: 3, backlog: 0, lagSeconds: 0.1, throttled: null, etaSeconds: null, chunkSize: 1000, cutoverAttempts: 0, repairedChunks: 0, swapped: false, error: null,
   };
   const job = {
     controls,
@@ -66,6 +66,39 @@ describe('Throttler', () => {
     await t.poll();
     expect(t.reason()).toBeNull();
     expect(t.secondsThrottled().get('max-load')).toBeGreaterThan(0.03);
+  });
+
+  it('poll() during a reading already under way reads again: an operator change is never lost to it', async () => {
+    let manual = true;
+    let release: () => void = () => undefined;
+    let started: () => void = () => undefined;
+    const firstStarted = new Promise<void>((r) => (started = r));
+    let readings = 0;
+    const t = new Throttler({
+      signals: [
+        {
+          name: 'manual',
+          // The first reading sees manual=true, then stalls until released.
+          check: async () => {
+            const seen = manual;
+            if (readings++ === 0) {
+              started();
+              await new Promise<void>((r) => (release = r));
+            }
+            return seen ? 'ctl throttle' : null;
+          },
+        },
+      ],
+      log,
+      onCritical: () => undefined,
+    });
+    const first = t.poll();
+    await firstStarted;
+    manual = false;
+    const second = t.poll();
+    release();
+    await Promise.all([first, second]);
+    expect(t.reason()).toBeNull();
   });
 
   it('pauses when a signal cannot be read (fail safe)', async () => {

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
 import { openDb, quoteIdent, type Db } from '../support/db.js';
-import { createWorkloadTable, seedWorkloadTable, seedRow, startWorkload, WorkloadModel, type WorkloadStats } from '../support/workload.js';
+import { createWorkloadTable, seedWorkloadTable, seedRow, startWorkload, WorkloadModel, type WorkloadStats } from '../support/workload/index.js';
 import { compareTables, compareWithModel, formatDiffs } from '../support/compare.js';
 
 const SEED_ROWS = 20_000;

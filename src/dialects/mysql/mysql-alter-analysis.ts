@@ -8,8 +8,8 @@ import type { AlterAnalysis } from '../dialect.js';
 
 type Token = { text: string; quoted: boolean };
 
-/** Splits at top-level commas. */
-export function splitClauses(alter: string): string[] {
+/** Splits at top-level commas (or at `separator`, e.g. ';' to find statements). */
+export function splitClauses(alter: string, separator = ','): string[] {
   const out: string[] = [];
   let depth = 0;
   let cur = '';
@@ -41,7 +41,7 @@ export function splitClauses(alter: string): string[] {
     }
     if (ch === '(') depth++;
     if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
+    if (ch === separator && (depth === 0 || separator === ';')) {
       out.push(cur);
       cur = '';
       continue;
@@ -175,5 +175,57 @@ export function analyzeAlter(alter: string): AlterAnalysis {
       }
     }
   }
-  return { renamedColumns, droppedColumns, addedColumns, renamesTable };
+  const statements = splitClauses(text, ';');
+  const maintenance = partitionMaintenance(statements[0] ?? '');
+  return {
+    renamedColumns,
+    droppedColumns,
+    addedColumns,
+    renamesTable,
+    setsAutoIncrement: setsAutoIncrement(text),
+    ...(maintenance !== null ? { partitionMaintenance: maintenance } : {}),
+    ...(statements.length > 1 ? { secondStatement: statements[1]! } : {}),
+  };
+}
+
+/** The clause list sets the table option AUTO_INCREMENT (`AUTO_INCREMENT = 7`), not a column's attribute. */
+export function setsAutoIncrement(alter: string): boolean {
+  return splitClauses(alter.trim().replace(/;\s*$/, '')).some((clause) => {
+    const t = tokenize(clause);
+    return t.some((tok, i) => kw(tok, 'AUTO_INCREMENT') && (t[i + 1]?.text === '=' ? /^\d+$/.test(t[i + 2]?.text ?? '') : /^\d+$/.test(t[i + 1]?.text ?? '')));
+  });
+}
+
+// Partition operations on the table's existing partitions, not a new definition. The
+// grammar puts them after the other options without a comma, so the whole clause is searched.
+const MAINTENANCE_VERBS = ['ADD', 'DROP', 'TRUNCATE', 'COALESCE', 'REORGANIZE', 'EXCHANGE', 'DISCARD', 'IMPORT', 'ANALYZE', 'CHECK', 'OPTIMIZE', 'REBUILD', 'REPAIR', 'CONVERT'];
+
+/** The first partition-maintenance clause (`DROP PARTITION p0`), whitespace folded; null when there is none. */
+export function partitionMaintenance(alter: string): string | null {
+  for (const clause of splitClauses(alter.trim().replace(/;\s*$/, ''))) {
+    const t = tokenize(clause);
+    for (let i = 0; i + 1 < t.length; i++) {
+      const found =
+        (kw(t[i], ...MAINTENANCE_VERBS) && kw(t[i + 1], 'PARTITION')) ||
+        // MariaDB's CONVERT TABLE t TO PARTITION p, MySQL 5.7's UPGRADE PARTITIONING.
+        (kw(t[i], 'CONVERT') && kw(t[i + 1], 'TABLE')) ||
+        (kw(t[i], 'UPGRADE') && kw(t[i + 1], 'PARTITIONING'));
+      if (found) {
+        // From the verb on: options before it without a comma are not what is refused.
+        const flat = clause.replace(/\s+/g, ' ');
+        const at = flat.search(new RegExp(`\\b${t[i]!.text}\\s+${t[i + 1]!.text}\\b`, 'i'));
+        const from = at < 0 ? flat : flat.slice(at);
+        return from.length > 80 ? `${from.slice(0, 80)}…` : from;
+      }
+    }
+  }
+  return null;
+}
+
+/** The ALTER gives the table partitions (`PARTITION BY`), which a temporary table cannot have. */
+export function partitionsTable(alter: string): boolean {
+  return splitClauses(alter.trim().replace(/;\s*$/, '')).some((clause) => {
+    const t = tokenize(clause);
+    return t.some((tok, i) => kw(tok, 'PARTITION') && kw(t[i + 1], 'BY'));
+  });
 }

@@ -11,16 +11,28 @@
 // (in this batch or a later one) writes it back. With a new unique key, a conflict
 // can be real data loss, so upserts become DELETE + plain INSERT: a duplicate on a
 // new unique key fails the job (DataLossError), one on an old key REPLACEs that row.
+// A key the ALTER makes compare less finely (a collation, a scale) counts as new:
+// the original does not keep its values apart, so REPLACE would delete another row.
+// When the ALTER widened the key (`DROP PRIMARY KEY, ADD PRIMARY KEY (id, i)`), rows
+// are matched on the original's key (id), which REPLACE does not see: DELETE + INSERT.
 
 import type { PoolConnection } from 'mysql2/promise';
 import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
 import type { MyContext } from './mysql-context.js';
+import { valueExpressions, zoneFor } from './mysql-conversions.js';
 import { keyString } from './mysql-keys.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
+import { collisionsOfChangedRow, weakeningOf } from './mysql-duplicates.js';
 
 /** Rows per multi-row statement; keeps each statement well under max_allowed_packet for ordinary rows. */
 const ROWS_PER_STATEMENT = 200;
+/**
+ * Bytes of values per multi-row statement: rows with multi-megabyte BLOBs go a few (or
+ * one) per statement, so the statement stays under max_allowed_packet (16 MB by default;
+ * a value is sent as hex or escaped text, up to twice its size).
+ */
+const BYTES_PER_STATEMENT = 1024 * 1024;
 
 type Final = { op: 'delete'; key: Value[] } | { op: 'upsert'; key: Value[]; values: Value[] };
 
@@ -80,7 +92,7 @@ export class MysqlApplier implements Applier {
     try {
       await conn.query('BEGIN');
       open = true;
-      await applyFinals(conn, plan, finals);
+      await applyFinals(conn, plan, finals, await zoneFor(this.ctx, plan));
       await conn.query('COMMIT');
       open = false;
     } catch (err) {
@@ -98,6 +110,31 @@ function chunks<T>(items: T[], n: number): T[][] {
   return out;
 }
 
+function valueBytes(v: Value): number {
+  if (Buffer.isBuffer(v)) return v.length * 2;
+  if (typeof v === 'string') return v.length * 2;
+  return 24;
+}
+
+/** Upserts in groups of at most ROWS_PER_STATEMENT rows and, beyond one row, BYTES_PER_STATEMENT bytes. */
+function upsertGroups<T extends { values: Value[] }>(items: T[]): T[][] {
+  const out: T[][] = [];
+  let group: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = item.values.reduce<number>((n, v) => n + valueBytes(v), 0);
+    if (group.length > 0 && (group.length >= ROWS_PER_STATEMENT || bytes + size > BYTES_PER_STATEMENT)) {
+      out.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(item);
+    bytes += size;
+  }
+  if (group.length > 0) out.push(group);
+  return out;
+}
+
 async function deleteKeys(conn: PoolConnection, plan: CopyPlan, keys: Value[][]): Promise<void> {
   const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
   const cols = plan.key.map((k) => quoteIdent(k.target));
@@ -108,10 +145,14 @@ async function deleteKeys(conn: PoolConnection, plan: CopyPlan, keys: Value[][])
   }
 }
 
-export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: Final[]): Promise<void> {
+/** `zone`: the server's time zone, for TIMESTAMP/DATETIME changes (mysql-conversions.ts). */
+export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: Final[], zone: string | null): Promise<void> {
   const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
   const columnList = plan.columns.map((c) => quoteIdent(c.target)).join(', ');
-  const rowPh = `(${plan.columns.map(() => '?').join(', ')})`;
+  const expressions = valueExpressions(plan, zone);
+  const rowPh = `(${expressions.map((e) => e.sql).join(', ')})`;
+  // A converting expression names its value more than once: repeat the parameter.
+  const params = (values: Value[]) => values.flatMap((v, i) => Array<Value>(expressions[i]!.uses).fill(v));
   const deletes = finals.filter((f) => f.op === 'delete').map((f) => f.key);
   const upserts = finals.filter((f): f is Extract<Final, { op: 'upsert' }> => f.op === 'upsert');
   const name = plan.original.ref.name;
@@ -121,21 +162,23 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
 
   const run = async (verb: 'REPLACE' | 'INSERT', rows: Value[][]) => {
     try {
-      await conn.query(`${verb} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}`, rows.flat());
+      await conn.query(`${verb} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}`, rows.flatMap(params));
     } catch (err) {
       if (isDataError(err)) throw dataLossForValue(name, (err as Error).message, 'applying a change');
       throw err;
     }
   };
 
-  if (plan.newUniqueIndexes.length === 0) {
-    for (const part of chunks(upserts, ROWS_PER_STATEMENT)) await run('REPLACE', part.map((u) => u.values));
+  // REPLACE matches on the shadow's unique indexes: with a wider one (keyWithin) an update of
+  // one of its other columns would leave the old row beside the new. Delete by key first.
+  if (plan.newUniqueIndexes.length === 0 && !plan.keyWithin) {
+    for (const part of upsertGroups(upserts)) await run('REPLACE', part.map((u) => u.values));
     return;
   }
 
   const newUnique = new Set(plan.newUniqueIndexes.map((n) => n.toLowerCase()));
   await deleteKeys(conn, plan, upserts.map((u) => u.key));
-  for (const part of chunks(upserts, ROWS_PER_STATEMENT)) {
+  for (const part of upsertGroups(upserts)) {
     try {
       await run('INSERT', part.map((u) => u.values));
       continue;
@@ -149,8 +192,11 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
       } catch (err) {
         if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
         const dup = duplicateOf((err as Error).message);
-        if (!dup || newUnique.has(dup.key.toLowerCase())) {
-          throw dataLossForDuplicate(name, dup?.key ?? '(unknown key)', dup?.value ?? '?', 'applying a change');
+        if (!dup) throw dataLossForDuplicate(name, '(unknown key)', '?', 'applying a change');
+        if (newUnique.has(dup.key.toLowerCase())) {
+          const valueOf = (target: string) => u.values[plan.columns.findIndex((c) => c.target.toLowerCase() === target.toLowerCase())];
+          const rows = await collisionsOfChangedRow(conn, plan, dup.key, u.key, valueOf);
+          throw dataLossForDuplicate(name, dup.key, dup.value, 'applying a change', { rows, change: weakeningOf(plan, dup.key) });
         }
         await run('REPLACE', [u.values]);
       }

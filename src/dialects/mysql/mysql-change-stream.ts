@@ -15,21 +15,32 @@
 //   stream records `file:pos` at each commit (XID, or a COMMIT query) and a batch
 //   carries the last commit it contains: resuming there replays at most a
 //   transaction, and replays are idempotent.
-// - The queue is bounded: above MAX_QUEUED events the binlog connection is paused
-//   (TCP backpressure to the server) and resumed below half of that.
+// - The queue (../change-queue.ts) is bounded: above MAX_QUEUED events the binlog
+//   connection is paused (TCP backpressure to the server) and resumed below half of that.
+// - Changes it cannot follow end it for good (mysql-stream-guard.ts): DDL on the table,
+//   DML logged as a statement, row images with columns left out. Nothing after such an
+//   event is delivered, so a cut-over marker written later never arrives.
+// - The job's own swap (the cut-over's RENAME) ends it too, as a batch flagged `swap`:
+//   a row event on the table between the cut-over's marker and the swap is a write that
+//   went into the old table after the drain, and the engine must see exactly those. So
+//   a batch also ends at every marker.
 
 import ZongJi from '@vlasky/zongji';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition, Value } from '../dialect.js';
+import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
+import { incompleteImage, judgeQuery } from './mysql-stream-guard.js';
+import { keepSpatialBytes, type TableMapColumn } from './mysql-binlog-geometry.js';
 
-export const MAX_QUEUED = 50_000;
+export const MAX_QUEUED = DEFAULT_MAX_QUEUED;
 
 type Item =
   | { t: 'event'; event: ChangeEvent; ts: number }
   | { t: 'marker'; id: string; ts: number }
+  | { t: 'swap'; ts: number }
   | { t: 'commit'; position: StreamPosition; ts: number };
 
 interface ZEvent {
@@ -37,8 +48,11 @@ interface ZEvent {
   timestamp: number;
   nextPosition: number;
   tableId?: number;
-  tableMap?: Record<number, { parentSchema: string; tableName: string }>;
+  tableMap?: Record<number, { parentSchema: string; tableName: string; columns?: TableMapColumn[] }>;
   rows?: Array<Record<string, unknown>>;
+  numberOfColumns?: number;
+  columns_present_bitmap?: Buffer;
+  columns_present_bitmap2?: Buffer;
   query?: string;
   schema?: string;
 }
@@ -77,6 +91,36 @@ export async function currentPosition(ctx: MyContext): Promise<StreamPosition> {
   return formatPosition(String(r.File), Number(r.Position));
 }
 
+/**
+ * Why the binlog cannot be read from `from`, or null when it can (or the server will not
+ * list its binary logs: then the dump connection's own error says it). Asked before a
+ * resume changes anything: the dump connection fails only once the job is under way, and
+ * with the server's words, which name no way out.
+ */
+export async function unreadablePosition(ctx: MyContext, from: StreamPosition): Promise<string | null> {
+  const { filename, position } = parsePosition(from);
+  let logs: RowDataPacket[];
+  try {
+    [logs] = await ctx.pool.query<RowDataPacket[]>('SHOW BINARY LOGS');
+  } catch (err) {
+    ctx.log.debug({ err: (err as Error).message }, 'SHOW BINARY LOGS refused: the binlog position is checked by the stream itself');
+    return null;
+  }
+  const files = logs.map((r) => ({ name: String(r.Log_name), size: Number(r.File_size) }));
+  const file = files.find((f) => f.name === filename);
+  if (file && position <= file.size) return null;
+  const retention =
+    'A job can resume only while the server keeps the binary log its checkpoint points at: keep binary logs longer than a job may stay stopped ' +
+    '(binlog_expire_logs_seconds; expire_logs_days on MariaDB before 10.6), and do not PURGE BINARY LOGS past a stopped job';
+  if (file) return `the binary log ${filename} on the server is ${file.size} bytes long, short of the checkpoint's position ${from} (the binary logs were reset, or this is another server)`;
+  const oldest = files[0]?.name;
+  const purged = oldest !== undefined && filename < oldest;
+  return (
+    `the binary log ${filename} that the checkpoint's position ${from} is in ${purged ? `was purged from the server (its oldest binary log is now ${oldest})` : `is not on the server (its binary logs are ${oldest ? `${oldest} to ${files[files.length - 1]!.name}` : 'none'})`}. ` +
+    retention
+  );
+}
+
 /** A value as shadowshift passes it on: exact, never a Date or a rounded number. */
 export function convertValue(v: unknown): Value {
   if (v === null || v === undefined) return null;
@@ -95,16 +139,17 @@ function toRow(raw: Record<string, unknown>): Row {
 
 export class MysqlChangeStream implements ChangeStream {
   readonly failed: Promise<never>;
-  private fail!: (err: Error) => void;
   private zongji: ZongJiInstance | null = null;
-  private readonly queue: Item[] = [];
-  private events = 0;
+  private readonly queue: ChangeQueue<Item>;
   private lastPosition: StreamPosition = '';
-  private paused = false;
-  private waiters: Array<() => void> = [];
   private lastTakenTs: number | null = null;
   private stopped = false;
+  /** Set once an event showed a change the stream cannot follow (mysql-stream-guard.ts). */
+  private refused: ShadowshiftError | null = null;
+  /** Set once the job's own swap is queued: what follows belongs to the new table. */
+  private swapSeen = false;
   readonly serverId: number;
+  readonly seesSwap = true;
 
   constructor(
     private readonly ctx: MyContext,
@@ -112,12 +157,10 @@ export class MysqlChangeStream implements ChangeStream {
     private readonly changelog: string,
     private readonly markerPrefix: string,
     /** Decoded events held at most (then the binlog connection is paused). */
-    private readonly maxQueued = MAX_QUEUED,
+    maxQueued = MAX_QUEUED,
   ) {
-    this.failed = new Promise<never>((_, reject) => {
-      this.fail = reject;
-    });
-    this.failed.catch(() => undefined);
+    this.queue = new ChangeQueue<Item>({ maxEvents: maxQueued, resumeBelow: 0.5 }, () => this.zongji?.connection ?? null);
+    this.failed = this.queue.failed;
     // A high random id: no real replica uses these, and two jobs are unlikely to meet.
     this.serverId = 0x40000000 + Math.floor(Math.random() * 0x3ffffff0);
   }
@@ -158,7 +201,7 @@ export class MysqlChangeStream implements ChangeStream {
         // A lost or refused binlog connection is worth a reconnect from the last applied position.
         const wrapped = new TransientDatabaseError(message, { cause: err });
         if (!ready) reject(wrapped);
-        if (!this.stopped) this.fail(wrapped);
+        if (!this.stopped) this.queue.fail(wrapped);
       });
       z.on('binlog', (ev: unknown) => this.onEvent(ev as ZEvent));
       z.start({
@@ -178,110 +221,83 @@ export class MysqlChangeStream implements ChangeStream {
     return formatPosition(o.filename, o.position);
   }
 
-  private push(item: Item): void {
-    this.queue.push(item);
-    if (item.t === 'event') this.events++;
-    if (this.events >= this.maxQueued && !this.paused && this.zongji?.connection) {
-      this.zongji.connection.pause();
-      this.paused = true;
-    }
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+  /** Ends the stream for good: nothing after the offending event is delivered, not even a marker. */
+  private refuse(err: ShadowshiftError): void {
+    if (this.stopped || this.refused) return;
+    this.refused = err;
+    this.queue.fail(err);
   }
 
   private onEvent(ev: ZEvent): void {
-    if (this.stopped) return;
+    if (this.stopped || this.refused || this.swapSeen) return;
     const name = ev.getEventName();
     const ts = ev.timestamp;
+    const original = this.plan.original.ref;
     if (name === 'xid') {
       const p = this.currentPositionString();
-      if (p) this.push({ t: 'commit', position: p, ts });
+      if (p) this.queue.push({ t: 'commit', position: p, ts });
       return;
     }
     if (name === 'query') {
-      const q = (ev.query ?? '').trim();
-      if (/^COMMIT$/i.test(q)) {
+      // Query events are not filtered by schema: every database's DDL (and statement-logged DML) comes here.
+      const verdict = judgeQuery(ev.query ?? '', ev.schema, original);
+      if (verdict.t === 'commit') {
         const p = this.currentPositionString();
-        if (p) this.push({ t: 'commit', position: p, ts });
-      } else if (/^TRUNCATE\b/i.test(q) && this.mentionsOriginal(q, ev.schema)) {
-        this.push({ t: 'event', event: { kind: 'truncate' }, ts });
-      } else if (/^(ALTER|DROP|RENAME)\b/i.test(q) && this.mentionsOriginal(q, ev.schema) && !/_ss(new|log|old_)/.test(q)) {
-        if (!this.stopped) this.fail(new ShadowshiftError(`someone else changed ${this.plan.original.ref.name} while the job ran ("${q.slice(0, 200)}"); the shadow no longer matches. Run the job again.`));
+        if (p) this.queue.push({ t: 'commit', position: p, ts });
+      } else if (verdict.t === 'truncate') this.queue.push({ t: 'event', event: { kind: 'truncate' }, ts });
+      else if (verdict.t === 'swap') {
+        this.swapSeen = true;
+        this.queue.push({ t: 'swap', ts });
       }
+      else if (verdict.t === 'fail') this.refuse(verdict.error);
+      return;
+    }
+    if (name === 'tablemap') {
+      const m = ev.tableMap?.[ev.tableId ?? -1];
+      if (m?.tableName === original.name) keepSpatialBytes(m);
       return;
     }
     if (name !== 'writerows' && name !== 'updaterows' && name !== 'deleterows') return;
-    const table = ev.tableMap?.[ev.tableId ?? -1]?.tableName;
+    const map = ev.tableMap?.[ev.tableId ?? -1];
+    const table = map?.tableName;
     if (table === this.changelog) {
       if (name !== 'writerows') return;
       for (const r of ev.rows ?? []) {
         if (r.kind === 'marker' && typeof r.value === 'string' && r.value.startsWith(this.markerPrefix)) {
-          this.push({ t: 'marker', id: r.value.slice(this.markerPrefix.length), ts });
+          this.queue.push({ t: 'marker', id: r.value.slice(this.markerPrefix.length), ts });
         }
       }
       return;
     }
-    if (table !== this.plan.original.ref.name) return;
+    if (table !== original.name) return;
+    const incomplete = incompleteImage(ev, name === 'updaterows', (map?.columns ?? []).map((c) => c.name), original);
+    if (incomplete) return this.refuse(incomplete);
     for (const r of ev.rows ?? []) {
-      if (name === 'writerows') this.push({ t: 'event', event: { kind: 'insert', after: toRow(r) }, ts });
-      else if (name === 'deleterows') this.push({ t: 'event', event: { kind: 'delete', before: toRow(r) }, ts });
+      if (name === 'writerows') this.queue.push({ t: 'event', event: { kind: 'insert', after: toRow(r) }, ts });
+      else if (name === 'deleterows') this.queue.push({ t: 'event', event: { kind: 'delete', before: toRow(r) }, ts });
       else {
         const u = r as { before: Record<string, unknown>; after: Record<string, unknown> };
-        this.push({ t: 'event', event: { kind: 'update', before: toRow(u.before), after: toRow(u.after) }, ts });
+        this.queue.push({ t: 'event', event: { kind: 'update', before: toRow(u.before), after: toRow(u.after) }, ts });
       }
     }
   }
 
-  /**
-   * True when the statement names the original table as an identifier (bare or
-   * backtick-quoted, schema-qualified or in the statement's default schema), not
-   * merely contains its name: `t` must not match `_shadowshift_checkpoints`, nor
-   * `otherdb.t`.
-   */
-  private mentionsOriginal(q: string, defaultSchema: string | undefined): boolean {
-    const { schema, name } = this.plan.original.ref;
-    const part = '`((?:[^`]|``)+)`|([A-Za-z0-9_$\\u0080-\\uffff]+)';
-    const qualified = new RegExp(`(?:(?:${part})\\s*\\.\\s*)?(?:${part})`, 'g');
-    const unquote = (quoted: string | undefined, bare: string | undefined) => (quoted !== undefined ? quoted.replace(/``/g, '`') : bare);
-    for (const m of q.matchAll(qualified)) {
-      const qualifier = unquote(m[1], m[2]);
-      const ident = unquote(m[3], m[4]);
-      if (ident?.toLowerCase() !== name.toLowerCase()) continue;
-      const inSchema = qualifier ?? defaultSchema;
-      if (inSchema === undefined || inSchema.toLowerCase() === schema.toLowerCase()) return true;
-    }
-    return false;
-  }
-
-
-
   take(maxEvents: number): ChangeBatch | null {
-    if (this.queue.length === 0) return null;
-    const events: ChangeEvent[] = [];
+    if (this.queue.waiting.length === 0) return null;
     const markers: string[] = [];
-    let taken = 0;
-    while (taken < this.queue.length) {
-      const item = this.queue[taken]!;
-      if (item.t === 'event') {
-        if (events.length >= maxEvents) break;
-        events.push(item.event);
-      } else if (item.t === 'marker') markers.push(item.id);
-      else this.lastPosition = item.position;
+    let swap = false;
+    const events = this.queue.take(maxEvents, (item) => {
+      if (item.t === 'marker') markers.push(item.id);
+      else if (item.t === 'swap') swap = true;
+      else if (item.t === 'commit') this.lastPosition = item.position;
       this.lastTakenTs = item.ts;
-      taken++;
-    }
-    this.queue.splice(0, taken);
-    this.events -= events.length;
-    if (this.paused && this.events < this.maxQueued / 2 && this.zongji?.connection) {
-      this.zongji.connection.resume();
-      this.paused = false;
-    }
-    return { events, markers, position: this.lastPosition };
+      return markers.length === 0 && !swap;
+    });
+    return { events, markers, position: this.lastPosition, ...(swap ? { swap } : {}) };
   }
 
   backlog(): number {
-    return this.events;
+    return this.queue.backlog();
   }
 
   /** The server's id for this stream's binlog dump connection (for diagnostics and tests). */
@@ -291,21 +307,11 @@ export class MysqlChangeStream implements ChangeStream {
 
   /** Whether the binlog connection is paused because the queue is full. */
   get isPaused(): boolean {
-    return this.paused;
+    return this.queue.isPaused;
   }
 
   waitForData(ms: number): Promise<void> {
-    if (this.queue.length > 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.waiters = self.waiters.filter((w) => w !== done);
-        resolve();
-      }
-      this.waiters.push(done);
-    });
+    return this.queue.waitForData(ms);
   }
 
   async acknowledge(): Promise<void> {
@@ -319,7 +325,7 @@ export class MysqlChangeStream implements ChangeStream {
   }
 
   lagSeconds(): number | null {
-    const first = this.queue[0];
+    const first = this.queue.waiting[0];
     if (first) return Math.max(0, (Date.now() - first.ts) / 1000);
     return this.lastTakenTs === null ? null : 0;
   }
@@ -329,9 +335,7 @@ export class MysqlChangeStream implements ChangeStream {
     this.stopped = true;
     const z = this.zongji;
     this.zongji = null;
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.queue.wake();
     if (!z) return;
     // zongji KILLs its dump thread from its control connection (1 s timeout) and emits 'stopped'.
     await new Promise<void>((resolve) => {

@@ -14,34 +14,62 @@
 // (NULL as '-'), which keeps the image unambiguous without HEX (HEX made the hash
 // 2.5x slower on 1M rows). Text is cast to utf8mb4 so columns of different character
 // sets can be concatenated; numbers, dates and binary strings go in as they are.
-// Only columns whose type is the same in both tables are hashed: a changed type renders
-// differently (DECIMAL scale, DATETIME precision, FLOAT to DOUBLE) while being a
-// faithful copy; those values were checked by the copier's warnings instead
-// (mysql-copier.ts).
+// A column whose type changed renders differently (DECIMAL scale, DATETIME precision,
+// a TIMESTAMP become local DATETIME) while being a faithful copy: the original's side
+// hashes its value converted to the shadow's type (mysql-conversions.ts). Columns
+// without an exact conversion (FLOAT to DOUBLE, say) are not hashed — the copier's
+// warnings checked their values — and the job logs once which ones and why.
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { Checksummer, ChecksumView, CopyPlan, KeyRange } from '../dialect.js';
 import { CutoverAttemptError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
-import { copyRange, rangeWhere } from './mysql-copier.js';
+import { copyRange, rangeWhere, shadowRangeWhere } from './mysql-copier.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { wrapError } from './mysql-errors.js';
+import { convertedForChecksum, typedColumns, zoneFor } from './mysql-conversions.js';
 
 const TEXT_TYPES = /^(char|varchar|tinytext|text|mediumtext|longtext|enum|set|json)\b/i;
 
-function columnImage(column: string, type: string): string {
-  const c = quoteIdent(column);
-  const v = TEXT_TYPES.test(type) ? `CAST(${c} AS CHAR CHARACTER SET utf8mb4)` : c;
+/** `value` (of a column of `type`) length-prefixed, text as utf8mb4 so any character sets concatenate. */
+function columnImage(value: string, type: string): string {
+  const v = TEXT_TYPES.test(type) ? `CAST(${value} AS CHAR CHARACTER SET utf8mb4)` : value;
   return `COALESCE(CONCAT(LENGTH(${v}), ':', ${v}), '-')`;
 }
 
-/** The columns compared: carried across with the same type on both sides. */
-export function comparedColumns(plan: CopyPlan): Array<{ source: string; target: string; type: string }> {
-  const typeOf = (cols: CopyPlan['original']['columns'], name: string) => cols.find((c) => c.name === name)?.type ?? '';
-  return plan.columns
-    .map((m) => ({ ...m, type: typeOf(plan.original.columns, m.source), targetType: typeOf(plan.shadow.columns, m.target) }))
-    .filter((m) => m.type.toLowerCase() === m.targetType.toLowerCase())
-    .map(({ source, target, type }) => ({ source, target, type }));
+export interface ComparedColumn {
+  source: string;
+  target: string;
+  /** The image hashed on each side; the original's is converted to the shadow's type. */
+  original: string;
+  shadow: string;
+}
+
+export interface SkippedColumn {
+  column: string;
+  from: string;
+  to: string;
+  reason: string;
+}
+
+/** Which carried columns are hashed, and which are not and why. `zone`: see mysql-conversions.ts. */
+export function checksumColumns(plan: CopyPlan, zone: string | null): { compared: ComparedColumn[]; skipped: SkippedColumn[] } {
+  const compared: ComparedColumn[] = [];
+  const skipped: SkippedColumn[] = [];
+  for (const c of typedColumns(plan)) {
+    const converted = convertedForChecksum(c, quoteIdent(c.source), zone);
+    if ('skip' in converted) {
+      skipped.push({ column: c.source, from: c.from.type, to: c.to.type, reason: converted.skip });
+      continue;
+    }
+    compared.push({ source: c.source, target: c.target, original: columnImage(converted.sql, c.to.type), shadow: columnImage(quoteIdent(c.target), c.to.type) });
+  }
+  return { compared, skipped };
+}
+
+/** The columns compared (carried across, with an exact conversion where the type changed). */
+export function comparedColumns(plan: CopyPlan, zone: string | null = null): ComparedColumn[] {
+  return checksumColumns(plan, zone).compared;
 }
 
 class MysqlChecksumView implements ChecksumView {
@@ -49,16 +77,15 @@ class MysqlChecksumView implements ChecksumView {
     private readonly original: Connection,
     private readonly shadow: Connection,
     private readonly plan: CopyPlan,
+    private readonly columns: ComparedColumn[],
   ) {}
 
   private async side(which: 'original' | 'shadow', range: KeyRange): Promise<{ n: number; h: string }> {
     const plan = this.plan;
     const t = which === 'original' ? plan.original.ref : plan.shadow.ref;
-    const keyCols = plan.key.map((k) => (which === 'original' ? k.source : k.target));
-    const columns = which === 'original' ? plan.original.columns : plan.shadow.columns;
-    const typeOf = (name: string) => columns.find((c) => c.name === name)?.type ?? '';
-    const images = [...keyCols.map((k) => columnImage(k, typeOf(k))), ...comparedColumns(plan).map((c) => columnImage(which === 'original' ? c.source : c.target, c.type))];
-    const where = rangeWhere(keyCols, range);
+    // Count and key range still compare rows when no column has an exact conversion.
+    const images = this.columns.length > 0 ? this.columns.map((c) => c[which]) : ["''"];
+    const where = which === 'original' ? rangeWhere(plan.key.map((k) => k.source), range) : shadowRangeWhere(plan, range);
     const [r] = await this[which].query<RowDataPacket[]>(
       `SELECT COUNT(*) AS n, CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT_WS('#', ${images.join(', ')})), 16), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS h
          FROM ${quoteTable(t.schema, t.name)} WHERE ${where.sql}`,
@@ -85,9 +112,16 @@ class MysqlChecksumView implements ChecksumView {
 }
 
 export class MysqlChecksummer implements Checksummer {
+  private readonly toldSkipped = new WeakSet<CopyPlan>();
+
   constructor(private readonly ctx: MyContext) {}
 
   async open(plan: CopyPlan, options: { lockTimeoutMs: number; drainUnderLock: () => Promise<void> }): Promise<ChecksumView> {
+    const { compared: columns, skipped } = checksumColumns(plan, await zoneFor(this.ctx, plan));
+    if (skipped.length > 0 && !this.toldSkipped.has(plan)) {
+      this.toldSkipped.add(plan);
+      this.ctx.log.info({ columns: skipped }, `checksum: not comparing ${skipped.map((c) => `${c.column} (${c.reason})`).join('; ')}`);
+    }
     const lock = await dedicatedConnection(this.ctx);
     const snaps = [await dedicatedConnection(this.ctx), await dedicatedConnection(this.ctx)] as const;
     let locked = false;
@@ -108,7 +142,7 @@ export class MysqlChecksummer implements Checksummer {
       }
       await lock.query('UNLOCK TABLES');
       locked = false;
-      return new MysqlChecksumView(snaps[0], snaps[1], plan);
+      return new MysqlChecksumView(snaps[0], snaps[1], plan, columns);
     } catch (err) {
       for (const snap of snaps) await snap.end().catch(() => snap.destroy());
       throw err;
@@ -126,9 +160,9 @@ export class MysqlChecksummer implements Checksummer {
       await conn.query('SET SESSION max_error_count = 65535');
       await conn.query('BEGIN');
       open = true;
-      const where = rangeWhere(plan.key.map((k) => k.target), range);
+      const where = shadowRangeWhere(plan, range);
       await conn.query(`DELETE FROM ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} WHERE ${where.sql}`, where.params);
-      await copyRange(conn, plan, range);
+      await copyRange(conn, plan, range, await zoneFor(this.ctx, plan));
       await conn.query('COMMIT');
       open = false;
     } catch (err) {

@@ -6,19 +6,21 @@ import type { ConnectionOptions, Pool, PoolConnection, Connection } from 'mysql2
 import { connect as netConnect, isIP } from 'node:net';
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
+import { wrapError } from './mysql-errors.js';
 
 /**
  * Pinned on every connection. time_zone +00:00: the binlog carries TIMESTAMP as
  * UTC epoch seconds and zongji renders it in UTC, so the session writing it back
- * must read and write TIMESTAMP text in UTC too. The sql_mode is strict so a bad
+ * must read and write TIMESTAMP text in UTC too (a type change between TIMESTAMP and
+ * DATETIME/DATE converts explicitly: mysql-conversions.ts). The sql_mode is strict so a bad
  * value is an error (or, under INSERT IGNORE, a warning the copier turns into one);
  * NO_AUTO_VALUE_ON_ZERO keeps a row whose AUTO_INCREMENT key is 0 as 0. Zero dates
  * are allowed (no NO_ZERO_DATE): the shadow must accept whatever the original holds.
+ * This relaxation is for rows only: the shadow's DDL runs under the server's own sql_mode
+ * (mysql-shadow.ts), so an ALTER the server would refuse is refused with its message.
  */
-export const SESSION_SQL =
-  "SET SESSION time_zone = '+00:00', " +
-  "SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', " +
-  'NAMES utf8mb4';
+export const SESSION_SQL_MODE = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
+export const SESSION_SQL = `SET SESSION time_zone = '+00:00', SESSION sql_mode = '${SESSION_SQL_MODE}', NAMES utf8mb4`;
 
 /**
  * The TCP socket for verify-full to an IP address. mysql2 gives tls.connect neither a
@@ -84,13 +86,22 @@ export interface MyContext {
   log: Logger;
   /** Set once the server version is known. */
   flavor?: 'mariadb' | 'mysql';
+  /** The server's time zone for TIMESTAMP/DATETIME conversions, read once (mysql-conversions.ts). */
+  timeZone?: Promise<{ zone: string; problem: string | null }>;
+  /** Connection ids of the job's own connections (pool and dedicated), for mysql-waits.ts. */
+  sessions?: Set<number>;
 }
 
 /** A connection of its own (job lock, cut-over, change stream control): closed by the caller. */
 export async function dedicatedConnection(ctx: MyContext): Promise<Connection> {
-  const conn = await mysql.createConnection(ctx.options);
+  const conn = await mysql.createConnection(ctx.options).catch((err: unknown) => Promise.reject(wrapError(err, 'connecting to the server')));
   conn.on('error', (err: Error) => ctx.log.debug({ err: err.message }, 'dedicated MySQL connection error'));
   await conn.query(SESSION_SQL);
+  const id = conn.threadId;
+  if (ctx.sessions && id) {
+    ctx.sessions.add(id);
+    conn.once('end', () => ctx.sessions?.delete(id));
+  }
   return conn;
 }
 
@@ -108,13 +119,21 @@ export function createPool(config: ConnectionConfig, log: Logger): MyContext {
   const options = connectionOptionsFor(config);
   const pool = mysql.createPool({ ...options, connectionLimit: 8, waitForConnections: true, maxIdle: 4, idleTimeout: 30_000 });
   // Runs before the connection is handed out: commands on a connection are queued in order.
-  (pool as unknown as { pool: { on(ev: string, fn: (c: { query(sql: string, cb: (err: Error | null) => void): void }) => void): void } }).pool.on(
+  const sessions = new Set<number>();
+  (pool as unknown as { pool: { on(ev: string, fn: (c: { threadId: number | null; query(sql: string, cb: (err: Error | null) => void): void }) => void): void } }).pool.on(
     'connection',
     (conn) => {
+      // Connection ids only grow: one left here after its connection closed names no other session.
+      if (conn.threadId) sessions.add(conn.threadId);
       conn.query(SESSION_SQL, (err) => {
         if (err) log.warn({ err: err.message }, 'could not set the session settings on a MySQL connection');
       });
     },
   );
-  return { pool, config, options, log };
+  // A connection that cannot be made (the server restarting: ECONNREFUSED, 1053) is a
+  // transient failure like a lost one: every caller gets it already classified, also
+  // where getConnection() sits outside the statement's own error handling.
+  const getConnection = pool.getConnection.bind(pool);
+  pool.getConnection = () => getConnection().catch((err: unknown) => Promise.reject(wrapError(err, 'connecting to the server')));
+  return { pool, config, options, log, sessions };
 }

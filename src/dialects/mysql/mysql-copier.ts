@@ -1,6 +1,6 @@
 // The chunked copy: gh-ost's `INSERT IGNORE INTO shadow SELECT ... LOCK IN SHARE MODE`.
 //
-// IGNORE keeps a row the change stream already wrote (DESIGN invariant 2: the
+// IGNORE keeps a row the change stream already wrote (invariant 2 in docs/ARCHITECTURE.md: the
 // stream's image wins). The shared locks make a write to a row being copied wait
 // until the chunk commits, so its binlog event comes after the copy and is
 // applied over it (invariant 3).
@@ -11,38 +11,83 @@
 // and fails the job with DataLossError (invariant 6). A duplicate on PRIMARY or on
 // a unique key the original also enforces is legitimate: the row was written by
 // the stream (its image wins) or is transient (its later event fixes it). A
-// duplicate on a unique key only the shadow has is real data loss.
+// duplicate on a unique key only the shadow has (or one the ALTER makes compare
+// less finely, engine/copy-plan.ts) is real data loss.
 
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, Value } from '../dialect.js';
+import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, TableInfo, Value } from '../dialect.js';
 import { DataLossError } from '../../util/errors.js';
-import type { MyContext } from './mysql-context.js';
+import { withConnection, type MyContext } from './mysql-context.js';
+import { copyExpressions, typedColumns, zoneFor, zoneShift, zoneShiftSql } from './mysql-conversions.js';
 import { keyCompare, orderBy } from './mysql-keys.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
-import { ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
+import { ER_DUP_ENTRY, columnOf, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
+import { collisionsInChunk, weakeningOf, wholeRangeInShadow } from './mysql-duplicates.js';
 
 /** MariaDB and MySQL cap max_error_count at 65535. */
 const MAX_ERROR_COUNT = 65535;
 
-export function rangeWhere(columns: string[], range: KeyRange): { sql: string; params: Value[] } {
-  const upper = keyCompare(columns, '<=', range.upTo);
-  if (!range.after) return upper;
-  const lower = keyCompare(columns, '>', range.after);
-  return { sql: `${lower.sql} AND ${upper.sql}`, params: [...lower.params, ...upper.params] };
+export function rangeWhere(columns: string[], range: KeyRange, collate?: ReadonlyArray<string | null>): { sql: string; params: Value[] } {
+  const conds: Array<{ sql: string; params: Value[] }> = [];
+  if (range.after) conds.push(keyCompare(columns, '>', range.after, undefined, collate));
+  if (range.upTo) conds.push(keyCompare(columns, '<=', range.upTo, undefined, collate));
+  if (conds.length === 0) return { sql: 'TRUE', params: [] };
+  return { sql: conds.map((c) => c.sql).join(' AND '), params: conds.flatMap((c) => c.params) };
+}
+
+/**
+ * The shadow's rows in `range`. Ranges are cut in the original's key order; a key column
+ * the ALTER gave a finer collation (utf8mb4_general_ci → utf8mb4_bin, copy-plan.ts) sorts
+ * differently in the shadow ('B' < 'a' under _bin), so there it compares in the original's
+ * collation, or the shadow's side of a range would hold other rows than the original's.
+ * That comparison cannot use the shadow's index: each range scans the shadow.
+ */
+export function shadowRangeWhere(plan: CopyPlan, range: KeyRange): { sql: string; params: Value[] } {
+  const collationOf = (table: TableInfo, name: string) => table.columns.find((c) => c.name.toLowerCase() === name.toLowerCase())?.collation ?? null;
+  const collate = plan.key.map((k) => {
+    const before = collationOf(plan.original, k.source);
+    return before && before !== collationOf(plan.shadow, k.target) ? before : null;
+  });
+  return rangeWhere(plan.key.map((k) => k.target), range, collate.some((c) => c !== null) ? collate : undefined);
 }
 
 export class MysqlCopier implements RowCopier {
   constructor(private readonly ctx: MyContext) {}
 
+  /**
+   * The ceiling is read with a locking read, not a consistent one. A transaction whose
+   * binlog events precede the stream's start position but whose InnoDB commit is not
+   * visible yet (two-phase commit: semi-sync AFTER_SYNC waiting for a replica's ACK, or
+   * the window inside group commit) is not streamed; if it inserted a new largest key, a
+   * plain MAX would miss it and no chunk would ever copy the row. Such a transaction
+   * still holds the row locks of its writes, so a locking read that walks down from the
+   * top of the key waits for it and then sees its row. Anything the walk does not meet
+   * was inserted after it began, so it commits (and is binlogged) after the stream's
+   * start and arrives through the stream. READ COMMITTED keeps the walk from taking the
+   * gap lock above the largest key, which would hold up the application's appends for as
+   * long as the read waits; it waits only for a writer of the top row, which the last
+   * chunk's LOCK IN SHARE MODE would wait for anyway. See ARCHITECTURE, "The copy's ceiling".
+   */
   async keyBounds(plan: CopyPlan): Promise<{ min: Value[]; max: Value[] } | null> {
     const cols = plan.key.map((k) => k.source);
     const table = quoteTable(plan.original.ref.schema, plan.original.ref.name);
     const select = cols.map(quoteIdent).join(', ');
     try {
+      const max = await withConnection(this.ctx, async (conn) => {
+        await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        await conn.query('START TRANSACTION');
+        try {
+          const [r] = await conn.query<RowDataPacket[]>({ sql: `SELECT ${select} FROM ${table} ORDER BY ${orderBy(cols, true)} LIMIT 1 LOCK IN SHARE MODE`, rowsAsArray: true });
+          await conn.query('COMMIT');
+          return r;
+        } catch (err) {
+          await conn.query('ROLLBACK').catch(() => conn.destroy());
+          throw err;
+        }
+      });
+      if (max.length === 0) return null;
       const [min] = await this.ctx.pool.query<RowDataPacket[]>({ sql: `SELECT ${select} FROM ${table} ORDER BY ${orderBy(cols)} LIMIT 1`, rowsAsArray: true });
-      if (min.length === 0) return null;
-      const [max] = await this.ctx.pool.query<RowDataPacket[]>({ sql: `SELECT ${select} FROM ${table} ORDER BY ${orderBy(cols, true)} LIMIT 1`, rowsAsArray: true });
-      return { min: min[0] as unknown as Value[], max: (max[0] ?? min[0]) as unknown as Value[] };
+      return { min: (min[0] ?? max[0]) as unknown as Value[], max: max[0] as unknown as Value[] };
     } catch (err) {
       throw wrapError(err, 'reading the key range');
     }
@@ -69,10 +114,11 @@ export class MysqlCopier implements RowCopier {
     const conn = await this.ctx.pool.getConnection();
     let open = false;
     try {
+      const zone = await zoneFor(this.ctx, plan);
       await conn.query(`SET SESSION max_error_count = ${MAX_ERROR_COUNT}`);
       await conn.query('BEGIN');
       open = true;
-      const rows = await copyRange(conn, plan, range);
+      const rows = await copyRange(conn, plan, range, zone);
       if (beforeCommit) await beforeCommit(range);
       await conn.query('COMMIT');
       open = false;
@@ -86,14 +132,17 @@ export class MysqlCopier implements RowCopier {
   }
 }
 
-/** Runs the INSERT IGNORE ... SELECT for `range` inside the caller's transaction and checks its warnings. */
-export async function copyRange(conn: PoolConnection, plan: CopyPlan, range: KeyRange): Promise<number> {
+/**
+ * Runs the INSERT IGNORE ... SELECT for `range` inside the caller's transaction and checks
+ * its warnings. `zone`: the server's time zone, for TIMESTAMP/DATETIME changes (mysql-conversions.ts).
+ */
+export async function copyRange(conn: PoolConnection, plan: CopyPlan, range: KeyRange, zone: string | null): Promise<number> {
   const { original, shadow } = plan;
   const keyCols = plan.key.map((k) => k.source);
   const where = rangeWhere(keyCols, range);
   const sql =
     `INSERT IGNORE INTO ${quoteTable(shadow.ref.schema, shadow.ref.name)} (${plan.columns.map((c) => quoteIdent(c.target)).join(', ')}) ` +
-    `SELECT ${plan.columns.map((c) => quoteIdent(c.source)).join(', ')} FROM ${quoteTable(original.ref.schema, original.ref.name)} ` +
+    `SELECT ${copyExpressions(plan, zone).join(', ')} FROM ${quoteTable(original.ref.schema, original.ref.name)} ` +
     `WHERE ${where.sql} LOCK IN SHARE MODE`;
   let result: ResultSetHeader;
   try {
@@ -102,15 +151,16 @@ export async function copyRange(conn: PoolConnection, plan: CopyPlan, range: Key
     if (isDataError(err)) throw dataLossForValue(original.ref.name, (err as Error).message, 'copying');
     throw err;
   }
-  if (result.warningStatus > 0) await checkWarnings(conn, plan, range);
+  if (result.warningStatus > 0) await checkWarnings(conn, plan, range, zone);
   return result.affectedRows;
 }
 
-async function checkWarnings(conn: PoolConnection, plan: CopyPlan, range: KeyRange): Promise<void> {
+async function checkWarnings(conn: PoolConnection, plan: CopyPlan, range: KeyRange, zone: string | null): Promise<void> {
   const [warnings] = await conn.query<RowDataPacket[]>('SHOW WARNINGS');
   const name = plan.original.ref.name;
   const newUnique = new Set(plan.newUniqueIndexes.map((n) => n.toLowerCase()));
-  const where = `copying the chunk of ${name} after ${JSON.stringify(range.after)} up to ${JSON.stringify(range.upTo)}`;
+  const where = `copying the chunk of ${name} after ${JSON.stringify(range.after)} up to ${range.upTo ? JSON.stringify(range.upTo) : 'the end'}`;
+  let wholeRange: boolean | null = null;
   for (const w of warnings) {
     const code = Number(w.Code);
     const message = String(w.Message);
@@ -118,12 +168,41 @@ async function checkWarnings(conn: PoolConnection, plan: CopyPlan, range: KeyRan
     if (code === ER_DUP_ENTRY) {
       const dup = duplicateOf(message);
       if (dup && !newUnique.has(dup.key.toLowerCase())) continue; // PRIMARY / a key the original enforces: the stream's row wins
-      throw dataLossForDuplicate(name, dup?.key ?? '(unknown key)', dup?.value ?? '?', where);
+      wholeRange ??= await wholeRangeInShadow(conn, plan, range);
+      if (wholeRange) continue; // the stream's row again, met first on a weakened PRIMARY KEY
+      if (!dup) throw dataLossForDuplicate(name, '(unknown key)', '?', where);
+      const rows = await collisionsInChunk(conn, plan, range, dup.key).catch(() => null);
+      throw dataLossForDuplicate(name, dup.key, dup.value, where, { rows, change: weakeningOf(plan, dup.key) });
     }
-    throw dataLossForValue(name, `${w.Level} ${code}: ${message}`, where);
+    throw dataLossForValue(name, `${w.Level} ${code}: ${message}${await unconvertible(conn, plan, range, zone, columnOf(message))}`, where);
   }
   if (warnings.length === 0) {
     // warningStatus said there were warnings but none could be read: refuse rather than guess.
     throw new DataLossError(`${where}: the server reported warnings that could not be read; refusing to continue. Check max_error_count.`);
   }
+}
+
+/**
+ * Under IGNORE a value the time zone conversion refused is only "Data truncated": name
+ * the first such value of the range, and why, so the user can find and fix it.
+ */
+async function unconvertible(conn: PoolConnection, plan: CopyPlan, range: KeyRange, zone: string | null, column: string | null): Promise<string> {
+  const c = typedColumns(plan).find((x) => x.target === column);
+  const shift = c && zoneShift(c.from.type, c.to.type);
+  if (!c || !shift || !zone) return '';
+  const keyCols = plan.key.map((k) => k.source);
+  const where = rangeWhere(keyCols, range);
+  const col = quoteIdent(c.source);
+  const [r] = await conn.query<RowDataPacket[]>({
+    sql: `SELECT ${keyCols.map(quoteIdent).join(', ')}, ${col} FROM ${quoteTable(plan.original.ref.schema, plan.original.ref.name)}
+           WHERE ${where.sql} AND ${zoneShiftSql(shift, zone, col, col)} LIKE 'not convertible%' ORDER BY ${orderBy(keyCols)} LIMIT 1`,
+    values: where.params,
+    rowsAsArray: true,
+  });
+  const row = r[0] as unknown as Value[] | undefined;
+  const example = row ? `; e.g. key (${row.slice(0, -1).map(String).join(', ')}) holds '${String(row[row.length - 1])}'` : '';
+  return (
+    `. ${c.source} is converted from ${c.from.type} to ${c.to.type} in the server's time zone ${zone}: values outside TIMESTAMP's range in that zone, ` +
+    `local times a DST change skips and invalid dates cannot be converted, and a native ALTER in strict mode refuses them too${example}`
+  );
 }

@@ -3,54 +3,89 @@
 //   A: CREATE TABLE <backup name> (the sentry); LOCK TABLES original WRITE, sentry WRITE
 //   A: drainUnderLock(): a marker goes through the binlog and everything up to it is
 //      applied, so every write committed before the lock is in the shadow
-//   B: RENAME TABLE original TO backup, shadow TO original      -- blocks on A's locks
-//   A: sees B waiting for the metadata lock in the processlist
+//   B: RENAME TABLE original TO backup, shadow TO original      -- blocks on A's lock
+//   A: proves B waits on the original (below)
+//   A: MariaDB: no backup (FTWRL, BACKUP STAGE) waits to be let in by the unlock
 //   A: DROP TABLE sentry; UNLOCK TABLES                          -- B's RENAME runs
 //
 // Why this is atomic to clients: from the LOCK until the RENAME completes, the name
 // `original` always exists and every client statement on it waits on its metadata
-// lock. B's RENAME is queued before the UNLOCK, and a pending exclusive metadata lock
-// (RENAME) is granted before pending shared-write locks (the application's DML), so
-// when A unlocks, the RENAME runs first and the waiting DML then opens the new table:
-// no client sees "table doesn't exist", and none writes to the old table after the
-// drain. RENAME TABLE with two pairs is a single atomic DDL. If A dies before
-// unlocking, its locks go but the sentry stays: B's RENAME then fails (the target
-// name exists) instead of swapping in a shadow that missed writes.
+// lock. If B's RENAME is queued on the original before the UNLOCK, its pending
+// exclusive lock is granted before the application's pending shared-write locks, so
+// the RENAME runs first and the waiting DML then opens the new table: no client sees
+// "table doesn't exist", and none writes to the old table after the drain. RENAME TABLE
+// with two pairs is a single atomic DDL. If A dies before unlocking, its locks go but
+// the sentry stays: B's RENAME then fails (the target name exists) instead of swapping
+// in a shadow that missed writes.
+//
+// The proof that B is queued on the original, not timed and not guessed from a
+// processlist state alone: RENAME takes its table metadata locks one at a time in
+// sorted name order, and every other name in the statement sorts after the original
+// (mysql-names.ts; checked again here, and at preflight). So B's first table lock is
+// the original's, which A holds: while B's state is "Waiting for table metadata lock"
+// (the server names the lock namespace it waits in: backup and schema waits read
+// differently), B waits on the original. A session holding a lock on the shadow (an
+// open transaction that read it) cannot fool this: B reaches the shadow only after it
+// holds the original, and the application waits behind B meanwhile. Where the
+// metadata_lock_info plugin is installed, A also checks that B holds no table lock yet
+// and, before B is even sent, that nobody else holds the shadow, so such a reader
+// fails the attempt (and it is retried) instead of stalling the application behind B.
 //
 // On MySQL 8.0.13+ (not MariaDB: ERROR 1192) RENAME TABLE is allowed under LOCK TABLES,
 // which is also atomic and simpler (Spirit uses it). It is not used: it cannot be
 // tested here, and the sentry algorithm is correct on MySQL 5.7/8 and MariaDB alike.
 //
+// On MariaDB a backup lock request (FLUSH TABLES WITH READ LOCK, BACKUP STAGE) waiting
+// behind A breaks the argument: granted at the unlock, it makes B give the original up
+// again (mysql-backup-locks.ts). A refuses the attempt when it can see one, and the
+// engine checks the binlog after every swap for writes that reached the old table
+// (engine/swap-proof.ts).
+//
 // Any failure before the unlock: B's query is KILLed first (before anything is
 // unlocked, so it can never run early), then the sentry is dropped and the tables
 // unlocked; the original and the shadow are exactly as before, and the engine retries.
+// If B's connection is lost after the unlock, the catalog says whether the swap
+// happened (RENAME is atomic: either both names moved or neither).
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions } from '../dialect.js';
+import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions, CutoverTiming } from '../dialect.js';
 import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
+import { raiseShadowCounter } from './mysql-auto-increment.js';
 import { SENTRY_COMMENT } from './mysql-shadow.js';
+import { canOrderNamesAfter, cannotOrderMessage, sortsAfter } from './mysql-names.js';
+import { isConnectionLost } from './mysql-errors.js';
+import { metadataLocksOf, otherHoldersOf } from './mysql-metadata-locks.js';
+import { backupBlockers, describeBackupBlockers } from './mysql-backup-locks.js';
+import { mysqlLockBlockers } from './mysql-lock-blockers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** How long B gets, after the sentry is dropped, to queue its RENAME on the original (see swap()). */
-const RENAME_QUEUE_GRACE_MS = 50;
+/** The processlist state of a session waiting in the table namespace (MDL_key's wait state name). */
+const WAITING_ON_A_TABLE = 'Waiting for table metadata lock';
+
+/** Refuses (for good, not per attempt) a swap whose other names do not all sort after the table. */
+export function assertSwapOrder(table: string, names: ArtefactNames): void {
+  const misplaced = [names.shadow, names.backup].filter((n) => !sortsAfter(n, table));
+  if (misplaced.length > 0) {
+    throw new ShadowshiftError(
+      `cannot prove the cut-over safe: ${misplaced.join(', ')} sort${misplaced.length === 1 ? 's' : ''} before ${table}, so the RENAME could wait on ` +
+        (misplaced.length === 1 ? 'it' : 'them') + ' instead of on the table. ' +
+        (canOrderNamesAfter(table) ? 'These names come from an earlier shadowshift (a resumed job?): run `shadowshift cleanup --execute` and start again.' : cannotOrderMessage(table)),
+    );
+  }
+}
 
 export class MysqlCutover implements Cutover {
   constructor(private readonly ctx: MyContext) {}
 
-  async swap(plan: CopyPlan, names: ArtefactNames, options: CutoverOptions): Promise<void> {
+  async swap(plan: CopyPlan, names: ArtefactNames, options: CutoverOptions): Promise<CutoverTiming> {
     const { schema, name } = plan.original.ref;
+    assertSwapOrder(name, names);
     const original = quoteTable(schema, name);
     const shadow = quoteTable(schema, names.shadow);
-    const sentryName = names.extra.sentry ?? names.backup;
+    const sentryName = names.backup;
     const sentry = quoteTable(schema, sentryName);
-    // With a fence (a sentry that sorts after the original), the RENAME also moves a
-    // dummy onto the sentry's name: it still fails while the sentry exists, and its
-    // first blocking lock is now the original's.
-    const sourceName = names.extra.sentrySource;
-    const source = sourceName ? quoteTable(schema, sourceName) : null;
-    const backup = quoteTable(schema, names.backup);
     const lockSeconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
     const log = options.log;
 
@@ -75,44 +110,39 @@ export class MysqlCutover implements Cutover {
         }
         await a.query(`DROP TABLE IF EXISTS ${sentry}`);
       }
-      if (source) {
-        const [prev] = await a.query<RowDataPacket[]>('SELECT TABLE_COMMENT AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, sourceName]);
-        if (prev[0] && String(prev[0].c) !== SENTRY_COMMENT) {
-          throw new ShadowshiftError(`cannot cut over: a table named ${sourceName} already exists in ${schema}; rename or drop it and run again`);
-        }
-        await a.query(`DROP TABLE IF EXISTS ${source}`);
-        await a.query(`CREATE TABLE ${source} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='${SENTRY_COMMENT}'`);
-      }
       await a.query(`CREATE TABLE ${sentry} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='${SENTRY_COMMENT}'`);
       sentryCreated = true;
       const [aid] = await a.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
-      const lock = a.query(`LOCK TABLES ${original} WRITE, ${sentry} WRITE`);
-      let killer: ReturnType<typeof setTimeout> | null = null;
-      if (options.killBlockersAfterMs !== undefined && options.killBlockersAfterMs < options.lockTimeoutMs) {
-        let lockDone = false;
-        lock.then(
-          () => (lockDone = true),
-          () => (lockDone = true),
-        );
-        killer = setTimeout(() => {
-          if (!lockDone) void killBlockers(this.ctx, schema, name, Number(aid[0]!.id), log);
-        }, options.killBlockersAfterMs);
-      }
+      const aId = Number(aid[0]!.id);
+      // Application writes queue from this request until the RENAME (queued first) is done.
+      const requestedAt = Date.now();
+      const watch = options.killBlockers?.watch(mysqlLockBlockers(this.ctx, schema, name, aId));
       try {
-        await lock;
+        await a.query(`LOCK TABLES ${original} WRITE, ${sentry} WRITE`);
       } finally {
-        if (killer) clearTimeout(killer);
+        await watch?.stop();
       }
       locked = true;
       const lockedAt = Date.now();
 
       await options.drainUnderLock();
 
+      // A reader holding the shadow would make B wait there after it takes the original,
+      // with the application queued behind it: give up this attempt instead.
+      const holders = await otherHoldersOf(a, schema, names.shadow, [aId]);
+      if (holders && holders.length > 0) {
+        throw new CutoverAttemptError(
+          `session${holders.length === 1 ? '' : 's'} ${holders.map((h) => `${h.id} (${h.user}, ${h.seconds}s)`).join(', ')} hold${holders.length === 1 ? 's' : ''} a lock on the shadow ${names.shadow}; ` +
+            'the swap would wait for it while blocking the table. Retrying once it is released',
+        );
+      }
+
       b = await dedicatedConnection(this.ctx);
-      await b.query(`SET SESSION lock_wait_timeout = ${lockSeconds + 5}`);
+      await b.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
+      if (options.raiseCounter) await raiseShadowCounter(a, b, schema, name, names.shadow);
       const [idRows] = await b.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
       bId = Number(idRows[0]!.id);
-      rename = b.query(`RENAME TABLE ${original} TO ${backup}, ${shadow} TO ${original}${source ? `, ${source} TO ${sentry}` : ''}`).then(
+      rename = b.query(`RENAME TABLE ${original} TO ${sentry}, ${shadow} TO ${original}`).then(
         () => {
           renameSettled = true;
         },
@@ -122,43 +152,37 @@ export class MysqlCutover implements Cutover {
         },
       );
 
-      // B must be waiting on our locks before we let go; otherwise it has not been queued yet.
-      const deadline = Date.now() + Math.max(1000, options.lockTimeoutMs);
-      for (;;) {
-        if (renameSettled) {
-          throw new CutoverAttemptError(`the RENAME failed before the tables were unlocked: ${(renameError as Error | null)?.message ?? 'it finished early'}`);
+      await this.proveQueuedOnOriginal(a, bId, () => renameSettled, () => renameError, options.lockTimeoutMs);
+      if (this.ctx.flavor === 'mariadb') {
+        // A backup granted at the unlock would make the RENAME give the table back to the queued writes (mysql-backup-locks.ts).
+        const backups = await backupBlockers(a, [aId, bId]);
+        if (backups.length > 0) {
+          throw new CutoverAttemptError(
+            `${describeBackupBlockers(backups)}. Swapping now would let that backup in ahead of the RENAME, and the writes queued on ${name} into the old table; ` +
+              'retrying once the backup is done',
+          );
         }
-        const [pl] = await a.query<RowDataPacket[]>('SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE ID = ?', [bId]);
-        const state = String(pl[0]?.STATE ?? '');
-        if (/metadata lock/i.test(state) && /^\s*RENAME/i.test(String(pl[0]?.INFO ?? ''))) break;
-        if (Date.now() > deadline) throw new CutoverAttemptError(`the RENAME did not queue behind the lock within ${options.lockTimeoutMs} ms (state "${state}")`);
-        await sleep(10);
       }
 
       await a.query(`DROP TABLE ${sentry}`);
       sentryCreated = false;
-      // RENAME takes its metadata locks one at a time in sorted name order. With the fence
-      // (`<table>~ssf`, sorting after `<table>`), B's first blocking request is on the
-      // original, so once we unlock it is granted before the application's queued DML.
-      // Without it (a table name too long for the fence) B may still be waiting on the
-      // sentry `_<table>_ssold_…`, which sorts first: after the DROP it must wake up and
-      // queue on the original before our UNLOCK, or queued DML would write into the old
-      // table after the drain (test/mysql/cutover-queue-order.test.ts). No statement can see
-      // a pending lock while we hold WRITE, so that fallback only gets a grace period.
-      if (!source) await sleep(RENAME_QUEUE_GRACE_MS);
       await a.query('UNLOCK TABLES');
       locked = false;
       await rename;
       if (renameError) {
-        throw new CutoverAttemptError(`the RENAME failed: ${(renameError as Error).message}; the original table is as it was`);
+        if (!isConnectionLost(renameError)) {
+          throw new CutoverAttemptError(`the RENAME failed: ${(renameError as Error).message}; the original table is as it was`);
+        }
+        if (!(await this.swapHappened(plan, names))) {
+          throw new CutoverAttemptError(`the RENAME's connection was lost (${(renameError as Error).message}) and the swap did not happen; the original table is as it was`);
+        }
+        log.warn({ err: (renameError as Error).message }, "the RENAME's connection was lost, but the catalog shows the swap happened");
       }
-      log.info({ blockedMs: Date.now() - lockedAt }, 'tables swapped');
-      // The dummy now sits under the sentry's name.
-      if (source) await a.query(`DROP TABLE IF EXISTS ${sentry}`).catch((e: Error) => log.warn({ err: e.message }, 'could not drop the cut-over sentry'));
+      const lockedMs = Date.now() - requestedAt;
+      log.info({ blockedMs: Date.now() - lockedAt, lockedMs }, 'tables swapped');
+      return { lockedMs };
     } catch (err) {
       await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log);
-      // Not under LOCK TABLES any more: the dummy can go (and the sentry, if the RENAME moved it there).
-      if (source) await a.query(`DROP TABLE IF EXISTS ${source}`).catch((e: Error) => log.warn({ err: e.message }, 'could not drop the cut-over dummy'));
       if (err instanceof CutoverAttemptError) throw err;
       if (err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError)) throw err;
       const e = err as { errno?: number; message: string };
@@ -170,6 +194,54 @@ export class MysqlCutover implements Cutover {
       await a.end().catch(() => a.destroy());
       if (b) await b.end().catch(() => b?.destroy());
     }
+  }
+
+  /**
+   * Returns once B is seen waiting in the table namespace (so, by the name order, on
+   * the original); throws CutoverAttemptError if it finishes, waits elsewhere, or does
+   * not queue in time.
+   */
+  private async proveQueuedOnOriginal(a: Connection, bId: number, settled: () => boolean, error: () => unknown, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + Math.max(1000, timeoutMs);
+    for (;;) {
+      if (settled()) {
+        throw new CutoverAttemptError(`the RENAME failed before the tables were unlocked: ${(error() as Error | null)?.message ?? 'it finished early'}`);
+      }
+      const [pl] = await a.query<RowDataPacket[]>('SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE ID = ?', [bId]);
+      const state = String(pl[0]?.STATE ?? '');
+      if (state === WAITING_ON_A_TABLE && /^\s*RENAME/i.test(String(pl[0]?.INFO ?? ''))) break;
+      if (Date.now() > deadline) throw new CutoverAttemptError(`the RENAME did not queue behind the lock within ${timeoutMs} ms (state "${state}")`);
+      await sleep(5);
+    }
+    // Where the server can show it: B holds no table lock yet, i.e. the one it waits for is its first, the original's.
+    const held = await metadataLocksOf(a, bId);
+    const tables = held?.filter((l) => l.type === 'Table metadata lock') ?? [];
+    if (tables.length > 0) {
+      throw new CutoverAttemptError(`the RENAME already holds ${tables.map((t) => t.name).join(', ')} while it waits: it is not queued on the table itself`);
+    }
+  }
+
+  /** After B's connection was lost: true when the backup name holds the old table and the shadow's name is gone. */
+  private async swapHappened(plan: CopyPlan, names: ArtefactNames): Promise<boolean> {
+    const schema = plan.original.ref.schema;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const [rows] = await this.ctx.pool.query<RowDataPacket[]>(
+          'SELECT TABLE_NAME AS name, TABLE_COMMENT AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)',
+          [schema, names.shadow, names.backup],
+        );
+        const backup = rows.find((r) => String(r.name) === names.backup);
+        const shadowThere = rows.some((r) => String(r.name) === names.shadow);
+        if (!shadowThere && backup && String(backup.c) !== SENTRY_COMMENT) return true;
+        if (shadowThere) return false;
+        break;
+      } catch {
+        await sleep(200 * (attempt + 1));
+      }
+    }
+    throw new ShadowshiftError(
+      `the cut-over's RENAME connection was lost and the outcome cannot be told: check whether ${names.shadow} still exists (not swapped) or ${names.backup} holds the old rows (swapped)`,
+    );
   }
 
   /** Puts everything back: B killed before anything is unlocked, then the sentry dropped and the tables unlocked. */
@@ -202,51 +274,4 @@ export class MysqlCutover implements Cutover {
     }
     if (b && !settled()) b.destroy();
   }
-}
-
-/**
- * Ends the sessions holding a metadata lock on the table (each one logged), so the
- * cut-over's LOCK TABLES need not wait out lock_wait_timeout. Sessions are found in
- * information_schema.METADATA_LOCK_INFO (MariaDB, metadata_lock_info plugin) or
- * performance_schema.metadata_locks (MySQL 8); without either, nothing is killed.
- */
-export async function killBlockers(ctx: MyContext, schema: string, table: string, self: number, log: CutoverOptions['log']): Promise<number[]> {
-  const queries: Array<[string, unknown[]]> = [
-    [
-      `SELECT DISTINCT m.THREAD_ID AS id, p.USER AS user, p.TIME AS seconds, p.INFO AS info FROM information_schema.METADATA_LOCK_INFO m
-         LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID
-        WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> ? AND m.THREAD_ID <> CONNECTION_ID()`,
-      [schema, table, self],
-    ],
-    [
-      `SELECT DISTINCT t.PROCESSLIST_ID AS id, t.PROCESSLIST_USER AS user, t.PROCESSLIST_TIME AS seconds, t.PROCESSLIST_INFO AS info
-         FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID
-        WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? AND m.LOCK_STATUS = 'GRANTED'
-          AND t.PROCESSLIST_ID IS NOT NULL AND t.PROCESSLIST_ID <> ? AND t.PROCESSLIST_ID <> CONNECTION_ID()`,
-      [schema, table, self],
-    ],
-  ];
-  for (const [sql, params] of queries) {
-    let rows: RowDataPacket[];
-    try {
-      [rows] = await ctx.pool.query<RowDataPacket[]>(sql, params);
-    } catch {
-      continue; // that source does not exist on this server
-    }
-    const killed: number[] = [];
-    for (const r of rows) {
-      const id = Number(r.id);
-      log.warn({ connection: id, user: r.user, seconds: r.seconds, query: r.info }, `ending the session that blocks the cut-over on ${table}`);
-      await ctx.pool.query(`KILL ${id}`).then(
-        () => killed.push(id),
-        (err: Error) => log.warn({ connection: id, err: err.message }, 'could not end the blocking session'),
-      );
-    }
-    return killed;
-  }
-  log.warn(
-    { table },
-    'cannot see who holds the lock (no information_schema.METADATA_LOCK_INFO: INSTALL SONAME \'metadata_lock_info\' on MariaDB; no performance_schema.metadata_locks on MySQL): waiting out the lock timeout instead',
-  );
-  return [];
 }

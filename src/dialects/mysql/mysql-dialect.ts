@@ -2,9 +2,10 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import type {
-  AlterAnalysis, ArtefactNames, ChangeStream, CopyPlan, DialectFactory, DialectSession, Leftover,
-  LoadProbes, PreflightCheck, ServerInfo, TableInfo, TableRef,
+  AlterAnalysis, ArtefactLeft, ArtefactNames, ChangeStream, CopyPlan, DialectFactory, DialectSession, Leftover, StreamPosition, StreamPositionProblem,
+  LoadProbes, ObservedWait, PreflightCheck, ServerInfo, TableInfo, TableRef,
 } from '../dialect.js';
+import { observeWaits } from './mysql-waits.js';
 import { createMysqlProbes } from './mysql-probes.js';
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
@@ -16,17 +17,21 @@ import { analyzeAlter } from './mysql-alter-analysis.js';
 import { mysqlArtefactNames } from './mysql-names.js';
 import { MysqlJobLocks } from './mysql-job-lock.js';
 import { createShadow, dropArtefacts, previewShadow } from './mysql-shadow.js';
-import { MysqlChangeStream } from './mysql-change-stream.js';
+import { MysqlChangeStream, unreadablePosition } from './mysql-change-stream.js';
 import { MysqlCopier } from './mysql-copier.js';
 import { MysqlApplier } from './mysql-applier.js';
 import { MysqlCutover } from './mysql-cutover.js';
-import { listLeftovers, removeLeftover } from './mysql-leftovers.js';
+import { endStoppedRun, listLeftovers, removeLeftover } from './mysql-leftovers.js';
 import { mysqlChecks } from './checks/index.js';
 import { MysqlCheckpointStore } from './mysql-checkpoints.js';
 import { MysqlChecksummer } from './mysql-checksum.js';
 
 export class MysqlSession implements DialectSession {
   readonly name = 'mysql' as const;
+  /** The applier deletes by key before inserting when the shadow's unique index is wider (mysql-applier.ts). */
+  readonly matchesByContainedKey = true;
+  readonly columnNamesIgnoreCase = true;
+  readonly streamHoldsServerLog = false;
   readonly copier: MysqlCopier;
   readonly applier: MysqlApplier;
   readonly cutover: MysqlCutover;
@@ -67,7 +72,8 @@ export class MysqlSession implements DialectSession {
     return mysqlChecks(this.ctx, this.server.flavor === 'mariadb' ? 'mariadb' : 'mysql');
   }
 
-  artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames {
+  /** Index names are per table in MySQL: only the table names matter (`alter` is not needed). */
+  artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean; alter?: string }): ArtefactNames {
     return mysqlArtefactNames(table, jobId, options);
   }
 
@@ -91,7 +97,7 @@ export class MysqlSession implements DialectSession {
     return createShadow(this.ctx, original, alter, names);
   }
 
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void> {
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     return dropArtefacts(this.ctx, names, names.extra.schema ?? this.ctx.config.database, opts);
   }
 
@@ -117,6 +123,19 @@ export class MysqlSession implements DialectSession {
 
   removeLeftover(item: Leftover): Promise<void> {
     return removeLeftover(this.ctx, item);
+  }
+
+  observeWaits(tables: TableRef[]): Promise<ObservedWait | null> {
+    return observeWaits(this.ctx, tables);
+  }
+
+  endStoppedRun(names: ArtefactNames): Promise<number[]> {
+    return endStoppedRun(this.ctx, names);
+  }
+
+  async streamPositionProblem(position: StreamPosition, names: ArtefactNames): Promise<StreamPositionProblem | null> {
+    const problem = await unreadablePosition(this.ctx, position);
+    return problem === null ? null : { problem, left: [names.shadow, names.changelog] };
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,8 @@ export const ER_LOCK_DEADLOCK = 1213;
 export const ER_LOCK_WAIT_TIMEOUT = 1205;
 export const ER_QUERY_INTERRUPTED = 1317;
 export const ER_CONNECTION_KILLED = 1927;
+/** Multi-statement transaction required more than 'max_binlog_cache_size' bytes of storage. */
+export const ER_TRANS_CACHE_FULL = 1197;
 
 const TRANSIENT_ERRNOS = new Set([ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, 2006, 2013, ER_CONNECTION_KILLED, 1053 /* server shutdown */, 1040 /* too many connections */]);
 const TRANSIENT_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'PROTOCOL_SEQUENCE_TIMEOUT']);
@@ -35,10 +37,21 @@ const DATA_ERRNOS = new Set([
 export function isTransient(err: unknown): boolean {
   const e = err as MysqlError;
   return (
+    err instanceof TransientDatabaseError ||
     (e.errno !== undefined && TRANSIENT_ERRNOS.has(e.errno)) ||
     (e.code !== undefined && TRANSIENT_CODES.has(e.code)) ||
     e.fatal === true ||
     // mysql2 after the server closed the connection: no code, only this message.
+    /connection is in closed state|Connection lost/i.test(e.message ?? '')
+  );
+}
+
+/** The connection is gone (so a statement sent on it may or may not have run). */
+export function isConnectionLost(err: unknown): boolean {
+  const e = err as MysqlError;
+  return (
+    e.errno === 2006 || e.errno === 2013 || e.errno === ER_CONNECTION_KILLED ||
+    (e.code !== undefined && ['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(e.code)) ||
     /connection is in closed state|Connection lost/i.test(e.message ?? '')
   );
 }
@@ -77,9 +90,28 @@ export function dataLossForValue(table: string, message: string, where: string):
   );
 }
 
-export function dataLossForDuplicate(table: string, key: string, value: string, where: string): DataLossError {
+/**
+ * `rows` names the colliding rows where they could be found. `change` is set when
+ * the original has the key too and the ALTER makes it compare less finely (a
+ * collation, a scale): the user did not add a key, so say what made it new.
+ */
+export function dataLossForDuplicate(
+  table: string,
+  key: string,
+  value: string,
+  where: string,
+  detail: { rows?: string | null; change?: string | null } = {},
+): DataLossError {
+  const rows = detail.rows ? `; ${detail.rows}` : '';
+  if (detail.change) {
+    return new DataLossError(
+      `${where}: unique key ${key} would hold the same value twice in the new table ('${value}'${rows}), so a row would be lost. ` +
+        `${table} has ${key} too, but the ALTER changes ${detail.change}: values the original keeps apart are equal in the new table. ` +
+        `The original table is untouched. Make those rows differ under the new rules first, or leave the key's columns comparing as they do now.`,
+    );
+  }
   return new DataLossError(
-    `${where}: the new unique key ${key} has duplicate values in ${table} (e.g. '${value}'), so rows would be lost. ` +
+    `${where}: the new unique key ${key} has duplicate values in ${table} (e.g. '${value}'${rows}), so rows would be lost. ` +
       `The original table is untouched. Remove the duplicates first (find them with GROUP BY over the key's columns HAVING COUNT(*) > 1), or do not make ${key} UNIQUE.`,
   );
 }
@@ -89,5 +121,12 @@ export function wrapError(err: unknown, what: string): Error {
   if (err instanceof ShadowshiftError) return err;
   const e = err as MysqlError;
   if (isTransient(e)) return new TransientDatabaseError(`${what}: ${e.message}`, { cause: err });
+  if (e.errno === ER_TRANS_CACHE_FULL) {
+    return new ShadowshiftError(
+      `${what}: one transaction's binary log events outgrew the server's max_binlog_cache_size (${e.message}). Nothing was lost and the original table is untouched. ` +
+        'Copy smaller chunks (--chunk-size, or a shorter --chunk-time), or raise the limit (SET GLOBAL max_binlog_cache_size = ...; new sessions get it), then run again.',
+      { cause: err },
+    );
+  }
   return err as Error;
 }

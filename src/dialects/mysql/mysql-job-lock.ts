@@ -7,7 +7,8 @@
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { TableRef } from '../dialect.js';
-import { ShadowshiftError } from '../../util/errors.js';
+import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
+import { RetryBudget } from '../../util/reconnect.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { jobLockName } from './mysql-names.js';
 
@@ -48,9 +49,13 @@ export class MysqlJobLocks {
   private async retake(ref: TableRef, name: string, why: string): Promise<void> {
     this.ctx.log.warn({ lock: name, err: why }, 'the connection holding the job lock ended; taking the lock again');
     let last = why;
-    for (let attempt = 1; attempt <= RETAKE_ATTEMPTS; attempt++) {
+    // The server unreachable (a restart) is waited out (util/reconnect.ts); the lock held
+    // by someone else only for RETAKE_ATTEMPTS.
+    const budget = new RetryBudget(RETAKE_ATTEMPTS);
+    let held = 0;
+    for (let attempt = 1; held < RETAKE_ATTEMPTS; attempt++) {
       if (!this.held.has(name)) return; // released meanwhile
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
       try {
         const conn = await this.lockOn(ref, name);
         if (!this.held.has(name)) {
@@ -64,6 +69,8 @@ export class MysqlJobLocks {
       } catch (err) {
         // The killed session may still hold it while the server tears it down: try again.
         last = (err as Error).message;
+        if (!(err instanceof TransientDatabaseError)) held++;
+        else if (!budget.retryAfter(attempt)) break;
       }
     }
     this.held.delete(name);
@@ -124,4 +131,14 @@ export class MysqlJobLocks {
 export async function jobLockHeld(ctx: MyContext, ref: TableRef): Promise<boolean> {
   const [r] = await ctx.pool.query<RowDataPacket[]>('SELECT IS_USED_LOCK(?) AS holder', [jobLockName(ref)]);
   return r[0]?.holder !== null && r[0]?.holder !== undefined;
+}
+
+/** Whether a shadowshift job holds the job lock of any of `tables` (the shared tables are in use then). */
+export async function anyJobLockHeld(ctx: MyContext, schema: string, tables: string[]): Promise<boolean> {
+  for (let i = 0; i < tables.length; i += 200) {
+    const names = tables.slice(i, i + 200).map((name) => jobLockName({ schema, name }));
+    const [r] = await ctx.pool.query<RowDataPacket[]>(`SELECT ${names.map((_, j) => `IS_USED_LOCK(?) AS h${j}`).join(', ')}`, names);
+    if (Object.values(r[0] ?? {}).some((h) => h !== null && h !== undefined)) return true;
+  }
+  return false;
 }

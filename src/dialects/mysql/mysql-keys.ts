@@ -5,10 +5,23 @@
 import type { Value } from '../dialect.js';
 import { quoteIdent } from './mysql-quote.js';
 
-/** `(cols) > (values)` / `>=` / `<=` / `<` over a composite key, with its parameters. */
-export function keyCompare(columns: string[], op: '>' | '<=' | '<' | '>=', values: Value[], alias?: string): { sql: string; params: Value[] } {
+/**
+ * `(cols) > (values)` / `>=` / `<=` / `<` over a composite key, with its parameters.
+ * `collate[i]`: the collation column i compares in, when not its own.
+ */
+export function keyCompare(
+  columns: string[],
+  op: '>' | '<=' | '<' | '>=',
+  values: Value[],
+  alias?: string,
+  collate?: ReadonlyArray<string | null>,
+): { sql: string; params: Value[] } {
   if (columns.length !== values.length) throw new Error(`key has ${columns.length} columns but ${values.length} values were given`);
-  const col = (c: string) => (alias ? `${alias}.` : '') + quoteIdent(c);
+  const collated = new Map(columns.map((c, i) => [c, collate?.[i] ?? null]));
+  const col = (c: string) => {
+    const as = collated.get(c);
+    return (alias ? `${alias}.` : '') + quoteIdent(c) + (as && /^[a-z0-9_]+$/i.test(as) ? ` COLLATE ${as}` : '');
+  };
   const strict = op === '>' || op === '<' ? op : op === '>=' ? '>' : '<';
   const params: Value[] = [];
   const ors: string[] = [];

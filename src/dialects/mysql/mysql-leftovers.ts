@@ -1,61 +1,119 @@
-// What `shadowshift cleanup` finds: shadow, changelog, backup and sentry tables of
-// shadowshift in the URL's database. One is in use while the job lock of the table it
-// belongs to is held (a job is running).
+// What `shadowshift cleanup` finds: shadow, changelog, backup, sentry and preview tables of
+// shadowshift in the URL's database, checkpoints of resumable jobs, and the checkpoint
+// and heartbeat tables every job shares. One is in use while the job lock of the table
+// it belongs to is held (a job is running); a shared table while any job of the
+// database runs (it may write there at any moment).
 
 import type { RowDataPacket } from 'mysql2/promise';
-import type { Leftover } from '../dialect.js';
+import type { ArtefactNames, Leftover } from '../dialect.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
-import { jobLockHeld } from './mysql-job-lock.js';
-import { baseName, parseArtefactName } from './mysql-names.js';
+import { anyJobLockHeld, jobLockHeld } from './mysql-job-lock.js';
+import { baseName, canOrderNamesAfter, legacyBaseName, parseArtefactName, previewLockName } from './mysql-names.js';
 import { quoteTable } from './mysql-quote.js';
 import { SENTRY_COMMENT } from './mysql-shadow.js';
-import { CHECKPOINT_TABLE } from './mysql-checkpoints.js';
+import { CHECKPOINT_TABLE, MysqlCheckpointStore } from './mysql-checkpoints.js';
+import { HEARTBEAT_TABLE } from './mysql-probes.js';
 
-export async function listLeftovers(ctx: MyContext): Promise<Leftover[]> {
-  const schema = ctx.config.database;
+/** In `schema`, by default the URL's database. */
+export async function listLeftovers(ctx: MyContext, schema = ctx.config.database): Promise<Leftover[]> {
   const [tables] = await ctx.pool.query<RowDataPacket[]>(
     `SELECT TABLE_NAME AS name, TABLE_COMMENT AS comment FROM information_schema.TABLES
       WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`,
     [schema],
   );
-  // base name -> the user tables it may belong to (a cut name maps back through its hash).
+  // base name -> the user tables it may belong to (a cut name maps back through its hash;
+  // artefacts of earlier versions have a base of their own).
   const owners = new Map<string, string[]>();
   for (const t of tables) {
     const name = String(t.name);
     if (parseArtefactName(name)) continue;
-    const base = baseName(name);
-    owners.set(base, [...(owners.get(base) ?? []), name]);
+    for (const base of new Set([...(canOrderNamesAfter(name) ? [baseName(name)] : []), legacyBaseName(name)])) {
+      owners.set(base, [...(owners.get(base) ?? []), name]);
+    }
   }
   // Tables whose resumable job kept its state on purpose (a checkpoint row exists).
   const resumableOwners = new Set<string>();
-  if (tables.some((t) => String(t.name) === CHECKPOINT_TABLE)) {
-    const [cps] = await ctx.pool.query<RowDataPacket[]>(`SELECT table_name AS t FROM ${quoteTable(schema, CHECKPOINT_TABLE)} WHERE table_schema = ?`, [schema]);
-    for (const c of cps) resumableOwners.add(String(c.t));
+  const sharedOut: Leftover[] = [];
+  const shared = tables.map((t) => String(t.name)).filter((n) => n === CHECKPOINT_TABLE || n === HEARTBEAT_TABLE);
+  const anyJob = shared.length > 0 && (await anyJobLockHeld(ctx, schema, [...owners.values()].flat()));
+  for (const name of shared) {
+    if (name === HEARTBEAT_TABLE) {
+      sharedOut.push({ kind: 'heartbeat-table', name, inUse: anyJob });
+      continue;
+    }
+    const [cps] = await ctx.pool.query<RowDataPacket[]>(`SELECT table_schema AS s, table_name AS t FROM ${quoteTable(schema, CHECKPOINT_TABLE)} ORDER BY 1, 2`);
+    if (cps.length === 0) sharedOut.push({ kind: 'checkpoint-table', name, inUse: anyJob });
+    for (const c of cps) {
+      const table = { schema: String(c.s), name: String(c.t) };
+      if (table.schema === schema) resumableOwners.add(table.name);
+      sharedOut.push({ kind: 'checkpoint', name: `${table.schema}.${table.name}`, table, inUse: await jobLockHeld(ctx, table), resumable: true });
+    }
   }
   const out: Leftover[] = [];
   for (const t of tables) {
     const name = String(t.name);
     const parsed = parseArtefactName(name);
     if (!parsed) continue;
-    // A `<t>~ssf` / `<t>~ssd` that is not our sentry (no sentry comment) is a user's table.
+    // A `<t>~ssf` / `<t>~ssd` (the fence of an earlier version) without the sentry comment is a user's table.
     if (/~ss[fd]$/u.test(name) && String(t.comment) !== SENTRY_COMMENT) continue;
     let inUse = false;
     // After a cut-over the original name holds the new table; before it, the original. Either way
     // the job lock is on that name. A base without an owner belongs to a table that is gone.
-    const candidates = owners.get(parsed.base) ?? [];
-    if (candidates.length === 0 && !parsed.base.includes('~')) candidates.push(parsed.base.slice(1));
+    const candidates = [...(owners.get(parsed.base) ?? [])];
+    if (candidates.length === 0 && !parsed.base.includes('~')) candidates.push(parsed.base, ...(parsed.base.startsWith('_') ? [parsed.base.slice(1)] : []));
     for (const owner of candidates) if (await jobLockHeld(ctx, { schema, name: owner })) inUse = true;
+    // A preview belongs to a run that holds no job lock yet: its own lock says it is live.
+    const previewLock = parsed.kind === 'preview' ? previewLockName(name) : null;
+    if (previewLock) {
+      const [held] = await ctx.pool.query<RowDataPacket[]>('SELECT IS_USED_LOCK(?) AS id', [previewLock]);
+      if (held[0]?.id !== null && held[0]?.id !== undefined) inUse = true;
+    }
     const kind: Leftover['kind'] = parsed.kind === 'backup' && String(t.comment) === SENTRY_COMMENT ? 'sentry' : parsed.kind;
     const resumable = candidates.some((o) => resumableOwners.has(o));
-    out.push({ kind, name, inUse, ...(resumable ? { resumable: true } : {}) });
+    // The table whose name is the base itself, the usual case; a cut or legacy base maps back through owners.
+    const table = { schema, name: candidates.includes(parsed.base) ? parsed.base : (candidates[0] ?? parsed.base) };
+    out.push({ kind, name, table, inUse, ...(resumable ? { resumable: true } : {}) });
   }
-  return out;
+  return [...out, ...sharedOut];
 }
 
 export async function removeLeftover(ctx: MyContext, item: Leftover): Promise<void> {
   if (item.inUse) throw new ShadowshiftError(`${item.kind} ${item.name} belongs to a job that is still running; stop that job first`);
+  const schema = ctx.config.database;
+  switch (item.kind) {
+    case 'checkpoint':
+      if (!item.table) throw new ShadowshiftError(`checkpoint ${item.name} does not say which table it belongs to`);
+      await new MysqlCheckpointStore(ctx).remove(item.table);
+      return;
+    case 'checkpoint-table': {
+      // Only while it is still empty: a job may have saved its first checkpoint since it was listed.
+      const [n] = await ctx.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteTable(schema, CHECKPOINT_TABLE)}`);
+      if (Number(n[0]?.n) === 0) await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(schema, CHECKPOINT_TABLE)}`);
+      return;
+    }
+    case 'heartbeat-table':
+      await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(schema, HEARTBEAT_TABLE)}`);
+      return;
+    default:
+  }
   if (!parseArtefactName(item.name)) throw new ShadowshiftError(`${item.name} is not a shadowshift table; refusing to drop it`);
-  if (!['shadow', 'changelog', 'backup', 'sentry'].includes(item.kind)) throw new ShadowshiftError(`MySQL has no ${item.kind} artefacts`);
-  await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(ctx.config.database, item.name)}`);
+  if (!['shadow', 'changelog', 'backup', 'sentry', 'preview'].includes(item.kind)) throw new ShadowshiftError(`MySQL has no ${item.kind} artefacts`);
+  await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(schema, item.name)}`);
+}
+
+/** Sessions other than ours whose statement names the job's shadow or backup/sentry: a stopped run's, ended with KILL. */
+export async function endStoppedRun(ctx: MyContext, names: ArtefactNames): Promise<number[]> {
+  const find = async () => {
+    const [rows] = await ctx.pool.query<RowDataPacket[]>(
+      `SELECT ID AS id FROM information_schema.PROCESSLIST
+        WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL AND COMMAND <> 'Binlog Dump' AND (INSTR(INFO, ?) > 0 OR INSTR(INFO, ?) > 0)`,
+      [names.shadow, names.backup],
+    );
+    return rows.map((r) => Number(r.id));
+  };
+  const ended = await find();
+  for (const id of ended) await ctx.pool.query(`KILL ${id}`).catch(() => undefined);
+  for (let i = 0; i < 100 && ended.length > 0 && (await find()).some((id) => ended.includes(id)); i++) await new Promise((r) => setTimeout(r, 100));
+  return ended;
 }

@@ -1,13 +1,13 @@
 // MySQL/MariaDB SQL for the migration runner: the history table, the runner
 // lock (GET_LOCK), table statistics, DDL under a short lock_wait_timeout,
-// ALGORITHM=INSTANT / INPLACE attempts, and the triggers that keep two columns
-// in sync during an expand/contract operation.
+// ALGORITHM=INSTANT / INPLACE attempts, statements made atomic under LOCK TABLES,
+// and the triggers that keep two columns in sync during an expand/contract operation.
 
 import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import mysql from 'mysql2/promise';
 import type { ConnectionConfig } from '../../util/connection-url.js';
-import { quoteIdent } from './mysql-quote.js';
+import { quoteIdent, quoteTable } from './mysql-quote.js';
 import type {
   AlgorithmAttempt,
   ColumnDetail,
@@ -18,7 +18,7 @@ import type {
   TableStats,
 } from '../../migrations/migration-store.js';
 import { connectionOptionsFor } from './mysql-context.js';
-import { historyRecordFromRow } from '../../migrations/migration-store.js';
+import { historyRecordFromRow, lockRetries, type LockTimeoutSession } from '../../migrations/migration-store.js';
 
 export const HISTORY_TABLE = 'shadowshift_migrations';
 
@@ -27,10 +27,6 @@ const LOCK_WAIT_TIMEOUT = 1205;
 
 function errno(err: unknown): number | undefined {
   return (err as { errno?: number }).errno;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function utcText(iso: string | null): string | null {
@@ -163,26 +159,14 @@ class MysqlMigrationStore implements MigrationStore {
     return { schema, name, rows: Number(t[0]!.rows ?? 0), bytes: Number(t[0]!.bytes ?? 0), columns, primaryKey: pk.map((p) => p.name) };
   }
 
-  private async withLockWait<T>(options: DdlOptions, run: () => Promise<T>): Promise<T> {
-    const seconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
-    await this.exec(`SET SESSION lock_wait_timeout = ${seconds}`);
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await run();
-        } catch (err) {
-          if (errno(err) !== LOCK_WAIT_TIMEOUT || attempt >= options.retries) throw err;
-          options.onRetry?.(attempt + 1, (err as Error).message);
-          await sleep(Math.min(200 * 2 ** attempt, 5000) + Math.random() * 100);
-        }
-      }
-    } finally {
-      await this.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
-    }
-  }
+  private readonly lockWait: LockTimeoutSession = {
+    setLockTimeout: (ms) => this.exec(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(ms / 1000))}`),
+    resetLockTimeout: () => this.exec('SET SESSION lock_wait_timeout = DEFAULT'),
+    isLockTimeout: (err) => errno(err) === LOCK_WAIT_TIMEOUT,
+  };
 
   async runDdl(sql: string, options: DdlOptions): Promise<void> {
-    await this.withLockWait(options, () => this.exec(sql));
+    await lockRetries(this.lockWait, options, () => this.exec(sql));
   }
 
   async tryAlgorithm(sql: string, algorithm: 'INSTANT' | 'INPLACE', options: DdlOptions): Promise<AlgorithmAttempt> {
@@ -190,7 +174,7 @@ class MysqlMigrationStore implements MigrationStore {
     const suffix = algorithm === 'INSTANT' ? 'ALGORITHM=INSTANT' : 'ALGORITHM=INPLACE, LOCK=NONE';
     const text = isCreateIndex ? `${sql} ${suffix.replace(',', '')}` : `${sql}, ${suffix}`;
     try {
-      await this.withLockWait(options, () => this.exec(text));
+      await lockRetries(this.lockWait, options, () => this.exec(text));
       return { ok: true };
     } catch (err) {
       const e = err as Error;
@@ -198,6 +182,17 @@ class MysqlMigrationStore implements MigrationStore {
         return { ok: false, unsupported: true, message: e.message };
       }
       throw err;
+    }
+  }
+
+  async runAtomically(table: string, statements: string[], options: DdlOptions): Promise<void> {
+    const dot = table.indexOf('.');
+    const t = dot > 0 ? quoteTable(table.slice(0, dot), table.slice(dot + 1)) : quoteIdent(table);
+    await this.runDdl(`LOCK TABLES ${t} WRITE`, options);
+    try {
+      for (const s of statements) await this.exec(s);
+    } finally {
+      await this.exec('UNLOCK TABLES');
     }
   }
 

@@ -13,8 +13,8 @@ interface Token {
   other: boolean;
 }
 
-/** Splits SQL text at top-level commas. */
-export function splitTopLevel(sql: string): string[] {
+/** Splits SQL text at top-level commas (or at `separator`, e.g. ';' to find statements). */
+export function splitTopLevel(sql: string, separator = ','): string[] {
   const parts: string[] = [];
   let depth = 0;
   let start = 0;
@@ -75,7 +75,7 @@ export function splitTopLevel(sql: string): string[] {
     }
     if (c === '(' || c === '[') depth++;
     else if (c === ')' || c === ']') depth--;
-    else if (c === ',' && depth === 0) {
+    else if (c === separator && (depth === 0 || separator === ';')) {
       parts.push(sql.slice(start, i));
       start = i + 1;
     }
@@ -160,6 +160,8 @@ export function analyzeAlter(alter: string): AlterAnalysis {
     addedColumns: new Set(),
     renamesTable: false,
   };
+  const statements = splitTopLevel(alterClauses(alter), ';');
+  if (statements.length > 1) result.secondStatement = statements[1]!;
   const clauses = splitTopLevel(alterClauses(alter));
   if (clauses.length === 0) throw new UsageError('the ALTER is empty: give the clauses, e.g. "ADD COLUMN note text"');
   const NON_COLUMN_ADD = ['constraint', 'primary', 'unique', 'check', 'foreign', 'exclude'];

@@ -1,73 +1,28 @@
 // The change stream: pgoutput over a logical replication slot, read with
 // pg-logical-replication 2.5. See FIELD-NOTES for the library's traps; each is
-// handled here:
+// handled here or in the files this one uses:
 //  - acknowledge.auto false, timeoutSeconds 0: the library never acks on its own;
 //    only acknowledge(position), called by the engine after applying, moves the slot.
 //  - keepalives are answered here (with the last applied LSN), and a status update
-//    is sent every 10 s even while reading is paused by a full queue.
+//    is sent every 10 s even while reading is paused by a full queue (../change-queue.ts).
 //  - a new LogicalReplicationService for every (re)connection; after a reconnect,
-//    transactions already queued are skipped by their commit LSN.
-//  - LSNs are compared as BigInt.
-//  - values stay text: the parser's per-type conversion (dates, JSON.parse, …) and its
-//    BOM-stripping text decoder are replaced by a pass-through of the raw text.
-//  - unchanged TOAST columns stay `undefined`.
+//    transactions already queued are skipped by their commit LSN (postgres-pgoutput.ts,
+//    which also keeps values as the server's text).
 //
-// Slot and publication are created in start(), publication first (pgoutput reads it
-// through the historic catalog snapshot, so it must exist before the slot's start).
+// Slot and publication are created in start() (postgres-slot.ts).
 
-import pg from 'pg';
+import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import type { ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition } from '../dialect.js';
+import type { ChangeBatch, ChangeStream, CopyPlan, StreamPosition } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
-import { quoteIdent, quoteQualified } from './postgres-quote.js';
+import { quoteQualified } from './postgres-quote.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
-import { pgCode } from './postgres-errors.js';
+import { isTransient, pgCode } from './postgres-errors.js';
+import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
+import { formatLsn, parseLsn, patchParser, PgoutputDecoder, type PgItem } from './postgres-pgoutput.js';
+import { createSlotAndPublication, dropSlotAndPublication, takeOverKeptSlot } from './postgres-slot.js';
 
-export function parseLsn(lsn: string): bigint {
-  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
-  if (!m) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt('0x' + m[1]) << 32n) | BigInt('0x' + m[2]);
-}
-
-export function formatLsn(v: bigint): string {
-  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
-}
-
-const exactDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
-
-/** Replaces the parser's tuple reader: raw text, no type parsers, BOM kept, unchanged TOAST = undefined. */
-function patchParser(plugin: PgoutputPlugin): void {
-  const parser = (plugin as unknown as { parser: Record<string, unknown> }).parser;
-  parser.readTuple = function readTuple(
-    reader: { readInt16(): number; readUint8(): number; readInt32(): number; read(n: number): Uint8Array },
-    relation: { columns: Array<{ name: string }> },
-    unchangedToastFallback?: Record<string, unknown> | null,
-  ) {
-    const n = reader.readInt16();
-    const tuple: Record<string, unknown> = Object.create(null);
-    for (let i = 0; i < n; i++) {
-      const name = relation.columns[i]!.name;
-      const kind = reader.readUint8();
-      if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
-        const size = reader.readInt32();
-        const buf = reader.read(size);
-        tuple[name] = kind === 0x74 ? exactDecoder.decode(buf) : Buffer.from(buf);
-      } else if (kind === 0x6e /* n */) {
-        tuple[name] = null;
-      } else if (kind === 0x75 /* u */) {
-        tuple[name] = unchangedToastFallback?.[name];
-      } else {
-        throw new Error(`unknown pgoutput attribute kind ${String.fromCharCode(kind)}`);
-      }
-    }
-    return tuple;
-  };
-}
-
-type Item =
-  | { t: 'event'; e: ChangeEvent; bytes: number }
-  | { t: 'marker'; id: string }
-  | { t: 'commit'; position: StreamPosition; commitTimeMs: number };
+export { formatLsn, parseLsn } from './postgres-pgoutput.js';
 
 export interface PostgresChangeStreamOptions {
   slot: string;
@@ -82,40 +37,34 @@ export interface PostgresChangeStreamOptions {
 
 export class PostgresChangeStream implements ChangeStream {
   private service: LogicalReplicationService | null = null;
-  private readonly items: Item[] = [];
-  private pending: Item[] = [];
-  private queuedEvents = 0;
-  private queuedBytes = 0;
-  private inTx = false;
-  private skipTx = false;
-  /** Commit LSN (end) of the last transaction queued; a reconnect skips up to it. */
-  private lastQueued = 0n;
+  private readonly queue: ChangeQueue<PgItem>;
+  private readonly decoder: PgoutputDecoder;
   /** Position of the last batch taken. */
   private lastTaken: StreamPosition | null = null;
   private acked: bigint = 0n;
   private startLsn: string | null = null;
   private stopping = false;
-  private paused = false;
   private reconnects = 0;
   private statusTimer: NodeJS.Timeout | null = null;
-  private waiters: Array<() => void> = [];
-  private rejectFailed!: (err: Error) => void;
   readonly failed: Promise<never>;
   private lastCommitTimeMs: number | null = null;
-  private readonly maxEvents: number;
-  private readonly maxBytes: number;
 
   constructor(
     private readonly ctx: PgContext,
     private readonly plan: CopyPlan,
     private readonly opts: PostgresChangeStreamOptions,
   ) {
-    this.failed = new Promise<never>((_, reject) => {
-      this.rejectFailed = reject;
-    });
-    this.failed.catch(() => undefined);
-    this.maxEvents = opts.maxQueuedEvents ?? 50_000;
-    this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
+    const maxEvents = opts.maxQueuedEvents ?? DEFAULT_MAX_QUEUED;
+    // Stop reading the socket while the queue is full. Keepalive replies still go out
+    // from the status timer, so the server does not time us out.
+    const socket = () => (this.service as unknown as { _connection?: { stream?: { pause?(): void; resume?(): void } } } | null)?._connection?.stream;
+    this.queue = new ChangeQueue<PgItem>({ maxEvents, maxBytes: opts.maxQueuedBytes ?? 256 * 1024 * 1024 }, () => ({
+      pause: () => socket()?.pause?.(),
+      resume: () => socket()?.resume?.(),
+    }));
+    this.failed = this.queue.failed;
+    this.decoder = new PgoutputDecoder(this.queue, plan, opts.markerPrefix, maxEvents, (err) => this.fail(err));
+    ctx.serverAway?.add(this.onServerAway);
   }
 
   /**
@@ -128,43 +77,13 @@ export class PostgresChangeStream implements ChangeStream {
     const { pool } = this.ctx;
     const table = quoteQualified(this.plan.original.ref.schema, this.plan.original.ref.name);
     if (from) {
-      const r = await pool.query<{ slot: string | null; pub: string | null }>(
-        `SELECT (SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1) AS slot, (SELECT pubname FROM pg_publication WHERE pubname = $2) AS pub`,
-        [this.opts.slot, this.opts.publication],
-      );
-      if (!r.rows[0]?.slot || !r.rows[0]?.pub) {
-        throw new ShadowshiftError(
-          `cannot resume: the replication slot ${this.opts.slot} or publication ${this.opts.publication} kept by the earlier run is gone, so changes since then are lost to the job. Run \`shadowshift cleanup\` and start the job again without --resume.`,
-        );
-      }
-      await releaseSlotOfDeadRun(pool, this.opts.slot);
+      await takeOverKeptSlot(pool, this.opts.slot, this.opts.publication);
       this.startLsn = formatLsn(parseLsn(from));
     } else {
-      // Publishing a table without a replica identity makes the application's UPDATE and
-      // DELETE on it fail: never do that, whatever the preflight said.
-      const ri = await pool.query<{ ok: string }>(
-        `SELECT (c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-                 OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))::text AS ok
-           FROM pg_class c WHERE c.oid = $1::regclass`,
-        [table],
-      );
-      if (ri.rows[0]?.ok !== 'true') {
-        throw new ShadowshiftError(`${table} has no replica identity (no primary key); publishing it would make the application's UPDATE and DELETE fail. Add a primary key first.`);
-      }
-      try {
-        await pool.query(`CREATE PUBLICATION ${quoteIdent(this.opts.publication)} FOR TABLE ${table}`);
-        const r = await pool.query<{ lsn: string }>(
-          `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`,
-          [this.opts.slot],
-        );
-        this.startLsn = r.rows[0]!.lsn;
-      } catch (err) {
-        await this.dropArtefacts().catch(() => undefined);
-        throw new ShadowshiftError(`cannot create the replication slot and publication for ${table}: ${(err as Error).message}`, { cause: err });
-      }
+      this.startLsn = await createSlotAndPublication(pool, table, this.opts.slot, this.opts.publication);
     }
     this.acked = parseLsn(this.startLsn);
-    this.lastQueued = this.acked;
+    this.decoder.lastQueued = this.acked;
     try {
       await this.connect();
     } catch (err) {
@@ -191,9 +110,8 @@ export class PostgresChangeStream implements ChangeStream {
     this.service = service;
     // Anything already received but not committed is discarded; a transaction already
     // queued (commit LSN <= lastQueued) is skipped when the server sends it again.
-    this.pending = [];
-    this.inTx = false;
-    this.paused = false;
+    this.decoder.reconnected();
+    this.queue.sourceReplaced();
     return new Promise<void>((resolve, reject) => {
       let started = false;
       service.on('start', () => {
@@ -201,10 +119,10 @@ export class PostgresChangeStream implements ChangeStream {
         this.reconnects = 0;
         resolve();
       });
-      service.on('data', (lsn: string, msg: Pgoutput.Message) => {
+      service.on('data', (_lsn: string, msg: Pgoutput.Message) => {
         if (service !== this.service) return;
         try {
-          this.onMessage(lsn, msg);
+          this.decoder.onMessage(msg);
         } catch (err) {
           this.fail(err as Error);
         }
@@ -255,7 +173,8 @@ export class PostgresChangeStream implements ChangeStream {
         this.service = null;
         await s?.destroy().catch(() => undefined);
         // 55006: the old walsender still holds the slot; wait and retry.
-        if (pgCode(err) && pgCode(err) !== '55006' && pgCode(err)?.startsWith('08') === false) {
+        // A server still away (ECONNREFUSED, 57P03 shutting down) is not final: keep reconnecting.
+        if (pgCode(err) && pgCode(err) !== '55006' && !isTransient(err)) {
           this.fail(new ShadowshiftError(`cannot resume reading slot ${this.opts.slot}: ${cause.message}`, { cause }));
           return;
         }
@@ -266,177 +185,31 @@ export class PostgresChangeStream implements ChangeStream {
   private fail(err: Error): void {
     if (this.stopping) return;
     this.ctx.log.error({ err: err.message }, 'change stream failed');
-    this.rejectFailed(err);
-    this.wake();
+    this.queue.fail(err);
   }
 
-  private onMessage(_lsn: string, msg: Pgoutput.Message): void {
-    switch (msg.tag) {
-      case 'begin': {
-        this.inTx = true;
-        this.pending = [];
-        // Already queued before a reconnect: skip it.
-        this.skipTx = msg.commitLsn !== null && parseLsn(msg.commitLsn) < this.lastQueued;
-        return;
-      }
-      case 'commit': {
-        this.inTx = false;
-        const end = parseLsn(msg.commitEndLsn ?? msg.commitLsn ?? '0/0');
-        if (!this.skipTx) {
-          const commitTimeMs = Number((msg.commitTime as bigint) / 1000n);
-          this.pushAll(this.pending);
-          this.push({ t: 'commit', position: formatLsn(end), commitTimeMs });
-          this.lastQueued = end;
-        }
-        this.pending = [];
-        this.skipTx = false;
-        this.wake();
-        return;
-      }
-      case 'insert':
-        this.add({ kind: 'insert', after: this.row(msg.new) });
-        return;
-      case 'update': {
-        const before = msg.key ?? msg.old;
-        this.add({ kind: 'update', before: before ? this.row(before) : null, after: this.row(msg.new) });
-        return;
-      }
-      case 'delete': {
-        const before = msg.key ?? msg.old;
-        if (before) this.add({ kind: 'delete', before: this.row(before) });
-        return;
-      }
-      case 'truncate':
-        this.add({ kind: 'truncate' });
-        return;
-      case 'message': {
-        if (msg.prefix !== this.opts.markerPrefix) return;
-        const id = exactDecoder.decode(msg.content);
-        if (!this.inTx) {
-          this.push({ t: 'marker', id });
-          this.wake();
-        } else if (!this.skipTx) this.pending.push({ t: 'marker', id });
-        return;
-      }
-      case 'relation': {
-        // Someone altered the original while the job runs: the copy plan no longer fits.
-        const expected = this.plan.original.columns.filter((c) => !c.generated).map((c) => c.name);
-        const got = msg.columns.map((c) => c.name);
-        if (msg.schema === this.plan.original.ref.schema && msg.name === this.plan.original.ref.name && got.join('\u0000') !== expected.join('\u0000')) {
-          this.fail(
-            new ShadowshiftError(
-              `the columns of ${msg.name} changed while the job ran (now: ${got.join(', ')}; at the start: ${expected.join(', ')}). ` +
-                `Someone else altered the table; the job stops and the original is as that ALTER left it. Run the job again.`,
-            ),
-          );
-        }
-        return;
-      }
-      default:
-        return; // type, origin
-    }
-  }
-
-  private row(tuple: Record<string, unknown>): Row {
-    const row: Row = {};
-    for (const [k, v] of Object.entries(tuple)) row[k] = v as Row[string];
-    return row;
-  }
-
-  private add(e: ChangeEvent): void {
-    if (this.skipTx) return;
-    let bytes = 64;
-    if (e.kind !== 'truncate') {
-      for (const r of [e.kind === 'delete' ? e.before : e.after, e.kind === 'update' ? e.before : null]) {
-        if (r) for (const v of Object.values(r)) if (typeof v === 'string') bytes += v.length;
-      }
-    }
-    this.pending.push({ t: 'event', e, bytes });
-    // A very large transaction: make its events takeable before its commit arrives
-    // (the position only moves at the commit, and re-applying is idempotent).
-    if (this.pending.length >= this.maxEvents / 2) {
-      this.pushAll(this.pending);
-      this.pending = [];
-      this.wake();
-    }
-  }
-
-  private push(item: Item): void {
-    this.items.push(item);
-    if (item.t === 'event') {
-      this.queuedEvents++;
-      this.queuedBytes += item.bytes;
-    }
-    this.updatePause();
-  }
-
-  private pushAll(items: Item[]): void {
-    for (const i of items) this.push(i);
-  }
-
-  private updatePause(): void {
-    // Bound the queue: stop reading the socket while it is full. Keepalive replies
-    // still go out from the status timer, so the server does not time us out.
-    const full = this.queuedEvents >= this.maxEvents || this.queuedBytes >= this.maxBytes;
-    const stream = (this.service as unknown as { _connection?: { stream?: { pause?(): void; resume?(): void } } } | null)?._connection?.stream;
-    if (full && !this.paused) {
-      stream?.pause?.();
-      this.paused = true;
-    } else if (!full && this.paused) {
-      stream?.resume?.();
-      this.paused = false;
-    }
-  }
 
   take(maxEvents: number): ChangeBatch | null {
-    if (this.items.length === 0) return null;
-    const events: ChangeEvent[] = [];
+    if (this.queue.waiting.length === 0) return null;
     const markers: string[] = [];
-    let position = this.lastTaken ?? formatLsn(this.acked);
-    let commitTime: number | null = null;
-    let n = 0;
-    while (n < this.items.length) {
-      const item = this.items[n]!;
-      if (item.t === 'event') {
-        if (events.length >= Math.max(1, maxEvents)) break;
-        events.push(item.e);
-        this.queuedEvents--;
-        this.queuedBytes -= item.bytes;
-      } else if (item.t === 'marker') {
-        markers.push(item.id);
-      } else {
-        position = item.position;
-        commitTime = item.commitTimeMs;
+    const events = this.queue.take(maxEvents, (item) => {
+      if (item.t === 'marker') markers.push(item.id);
+      else if (item.t === 'commit') {
+        this.lastTaken = item.position;
+        this.lastCommitTimeMs = item.commitTimeMs;
       }
-      n++;
-    }
-    this.items.splice(0, n);
-    this.lastTaken = position;
-    if (commitTime !== null) this.lastCommitTimeMs = commitTime;
-    this.updatePause();
-    return { events, position, markers };
+      return true;
+    });
+    this.lastTaken ??= formatLsn(this.acked);
+    return { events, position: this.lastTaken, markers };
   }
 
   backlog(): number {
-    return this.queuedEvents;
+    return this.queue.backlog();
   }
 
   waitForData(ms: number): Promise<void> {
-    if (this.items.length > 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.waiters.push(done);
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    return this.queue.waitForData(ms);
   }
 
   async acknowledge(position: StreamPosition): Promise<void> {
@@ -454,7 +227,7 @@ export class PostgresChangeStream implements ChangeStream {
     const lastTaken = this.lastTaken ? parseLsn(this.lastTaken) : this.acked;
     let lsn = this.acked;
     const serverLsn = (s as unknown as { _lastLsn: string | null })._lastLsn;
-    if (!this.inTx && this.items.length === 0 && lastTaken <= this.acked && serverLsn) {
+    if (!this.decoder.inTx && this.queue.waiting.length === 0 && lastTaken <= this.acked && serverLsn) {
       const sent = parseLsn(serverLsn);
       // The walsender sends a transaction when it decodes its commit, so every
       // transaction of our table committed before `sent` has reached us.
@@ -481,21 +254,34 @@ export class PostgresChangeStream implements ChangeStream {
   }
 
   lagSeconds(): number | null {
-    const first = this.items.find((i): i is Extract<Item, { t: 'commit' }> => i.t === 'commit');
+    const first = this.queue.waiting.find((i): i is Extract<PgItem, { t: 'commit' }> => i.t === 'commit');
     if (first) return Math.max(0, (Date.now() - first.commitTimeMs) / 1000);
     if (this.lastCommitTimeMs === null) return null;
     return 0;
   }
 
+  /**
+   * The server refused a new connection of the job (it is shutting down, or down): close the
+   * replication connection, which would hold a fast shutdown until the job gives up (its
+   * walsender waits for the job to confirm what it sent), and reconnect at the confirmed
+   * position like after a drop.
+   */
+  private readonly onServerAway = (err: Error): void => {
+    if (!this.service || this.stopping) return;
+    this.ctx.log.warn({ slot: this.opts.slot, err: err.message }, 'the server refuses new connections: closing the replication connection until it is back');
+    void this.reconnect(err);
+  };
+
   /** Stops reading; drops the slot and publication unless they are kept for a resume. */
   async stop(options?: { keepForResume?: boolean }): Promise<void> {
     this.stopping = true;
+    this.ctx.serverAway?.delete(this.onServerAway);
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
     const s = this.service;
     this.service = null;
     await s?.destroy().catch(() => undefined);
-    this.wake();
+    this.queue.wake();
     if (!options?.keepForResume) await this.dropArtefacts();
   }
 
@@ -553,42 +339,3 @@ export function guardService(service: LogicalReplicationService, onError: (err: 
   }) as typeof service.removeAllListeners;
 }
 
-/**
- * A run killed a moment ago can leave its walsender holding the slot until the server
- * notices the client is gone; reading the slot then fails (55006). The resuming job
- * holds the table's job lock, so no live job reads this slot: wait briefly, then end
- * that walsender.
- */
-async function releaseSlotOfDeadRun(pool: pg.Pool, slot: string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const r = await pool.query<{ active_pid: string | null }>(`SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
-    const pid = r.rows[0]?.active_pid;
-    if (!pid) return;
-    if (attempt >= 10) await pool.query(`SELECT pg_terminate_backend($1::int)`, [pid]).catch(() => undefined);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new ShadowshiftError(`cannot resume: replication slot ${slot} is still in use by another session; stop it (see pg_replication_slots.active_pid) and run again`);
-}
-
-/** Drops the slot (waiting for, then ending, a walsender still holding it) and the publication. */
-export async function dropSlotAndPublication(pool: pg.Pool, slot: string, publication: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const r = await pool.query<{ active_pid: string | null }>(`SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
-    if (r.rows.length === 0) break;
-    const pid = r.rows[0]!.active_pid;
-    if (pid === null) {
-      try {
-        await pool.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
-        break;
-      } catch (err) {
-        if (pgCode(err) === '42704') break; // gone meanwhile
-        if (pgCode(err) !== '55006' || attempt > 50) throw err;
-      }
-    } else if (attempt >= 10) {
-      // Our own walsender lingering after its client went away.
-      await pool.query(`SELECT pg_terminate_backend($1::int)`, [pid]).catch(() => undefined);
-    }
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  if (publication) await pool.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(publication)}`);
-}

@@ -47,8 +47,8 @@ function rangeWhere(p: PlanSql, range: KeyRange, params: unknown[], side: 'sourc
   const k = rowOf(p.key.map((x) => x[side]));
   const conds: string[] = [];
   if (range.after) conds.push(`${k} > ${keyParams(p.key, range.after, params, side === 'target')}`);
-  conds.push(`${k} <= ${keyParams(p.key, range.upTo, params, side === 'target')}`);
-  return conds.join(' AND ');
+  if (range.upTo) conds.push(`${k} <= ${keyParams(p.key, range.upTo, params, side === 'target')}`);
+  return conds.length ? conds.join(' AND ') : 'TRUE';
 }
 
 /** The compared columns: the key first when the copied columns lack it (every image must name its row). */

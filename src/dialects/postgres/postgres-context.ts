@@ -4,6 +4,8 @@
 import pg from 'pg';
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
+import type { ShadowReads } from './postgres-original-reads.js';
+import { classify } from './postgres-errors.js';
 
 /**
  * Every value is handed over as the text the server sent: no int8/numeric/json/date
@@ -59,13 +61,44 @@ export interface PgContext {
   config: ConnectionConfig;
   clientConfig: pg.ClientConfig;
   log: Logger;
+  /** Snapshots of the reads that put the original's rows into the shadow (copier, applier). */
+  reads: ShadowReads;
+  /** Backend pids of the job's own connections (pool and dedicated), for postgres-waits.ts. */
+  sessions?: Set<number>;
+  /** Told when the server refuses a new connection (noteConnectFailure): the change stream closes its own. */
+  serverAway?: Set<(err: Error) => void>;
+}
+
+/** Counts `client` among the job's own sessions until its connection ends. */
+export function trackSession(ctx: Pick<PgContext, 'sessions'>, client: pg.Client | pg.PoolClient): void {
+  const pid = (client as unknown as { processID: number | null }).processID;
+  if (!ctx.sessions || pid === null || pid === undefined) return;
+  ctx.sessions.add(pid);
+  client.once('end', () => ctx.sessions?.delete(pid));
+}
+
+/** Refused at connect: the server is down or shutting down (57P03 "the database system is shutting down"). */
+const AWAY = new Set(['57P03', 'ECONNREFUSED']);
+
+/**
+ * A failed connect, classified (a transient failure for the engine to retry). When the server
+ * refuses new sessions, the listeners hear of it: an open replication connection would hold a
+ * fast shutdown (its walsender waits for the job to confirm what it sent, and the job confirms
+ * only what it applied, over connections the server now refuses), so the stream closes it.
+ */
+export function noteConnectFailure(ctx: PgContext, err: unknown): unknown {
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code && AWAY.has(code)) for (const l of [...(ctx.serverAway ?? [])]) l(err as Error);
+  return classify(err, 'connecting to the server');
 }
 
 /** A connection of its own (job lock, cut-over): not from the pool, closed by the caller. */
 export async function dedicatedClient(ctx: PgContext, applicationName = 'shadowshift'): Promise<pg.Client> {
   const client = new pg.Client({ ...ctx.clientConfig, application_name: applicationName });
   client.on('error', (err) => ctx.log.warn({ err: err.message }, 'dedicated connection error'));
-  await client.connect();
+  // A server that cannot be reached (restarting) is a transient failure for the engine to retry.
+  await client.connect().catch((err: unknown) => Promise.reject(noteConnectFailure(ctx, err)));
+  trackSession(ctx, client);
   return client;
 }
 

@@ -30,7 +30,9 @@
 //     cannot exist yet, because the deleting transaction is blocked by the share lock.
 //
 // ON CONFLICT names the key columns, so a duplicate on any other unique index of the
-// shadow (a new UNIQUE over duplicate data) raises instead of dropping the row.
+// shadow (a new UNIQUE over duplicate data) raises instead of dropping the row. The
+// key itself compares in the shadow as it does in the original (engine/copy-plan.ts
+// never picks one the ALTER weakens), so DO NOTHING never takes two rows for one.
 
 import type pg from 'pg';
 import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, Value } from '../dialect.js';
@@ -117,6 +119,11 @@ export class PostgresCopier implements RowCopier {
       if (beforeInsert) await beforeInsert(client);
       const r = await client.query(sql, params);
       await this.checkLossy(client, p, plan, where, params);
+      // Rows copied here may be newer than events still to be applied; a key change with
+      // unchanged TOAST values among those must not take them from this chunk's rows
+      // (postgres-original-reads.ts). Taken after the INSERT: at READ COMMITTED that
+      // snapshot also covers the versions FOR SHARE waited for and then read.
+      await this.ctx.reads.recordCurrent(client);
       if (beforeCommit) await beforeCommit(range);
       await client.query('COMMIT');
       ok = true;

@@ -2,32 +2,40 @@
 
 import pg from 'pg';
 import type {
-  AlterAnalysis, ArtefactNames, ChangeStream, CopyPlan, DialectFactory, DialectSession, Leftover, LoadProbes,
-  PreflightCheck, ServerInfo, TableInfo, TableRef,
+  AlterAnalysis, ArtefactLeft, ArtefactNames, ChangeStream, CopyPlan, DialectFactory, DialectSession, Leftover, LoadProbes, ObservedWait,
+  PreflightCheck, ServerInfo, StreamPosition, StreamPositionProblem, TableInfo, TableRef,
 } from '../dialect.js';
 import type { ConnectionConfig } from '../../util/connection-url.js';
 import type { Logger } from '../../util/logger.js';
 import { ShadowshiftError } from '../../util/errors.js';
-import { clientConfigFor, retryEndedConnections, type PgContext } from './postgres-context.js';
+import { clientConfigFor, noteConnectFailure, retryEndedConnections, trackSession, type PgContext } from './postgres-context.js';
+import { observeWaits } from './postgres-waits.js';
 import { quoteIdent } from './postgres-quote.js';
 import { inspectTable, loadVisibleTables, resolveTableName } from './postgres-inspector.js';
 import { analyzeAlter } from './postgres-alter-analysis.js';
 import { postgresArtefactNames } from './postgres-names.js';
+import { jobIndexNames, namedIndexes } from './postgres-index-names.js';
 import { PostgresJobLocks } from './postgres-job-lock.js';
 import { previewShadow, createShadow, dropArtefacts } from './postgres-shadow.js';
 import { PostgresChangeStream } from './postgres-change-stream.js';
+import { keptSlotProblem, readKeptSlot } from './postgres-slot.js';
 import { PostgresCopier } from './postgres-copier.js';
 import { PostgresApplier } from './postgres-applier.js';
-import { PostgresCutover } from './postgres-cutover.js';
-import { listLeftovers, removeLeftover } from './postgres-leftovers.js';
+import { PostgresCutover } from './cutover/swap-transaction.js';
+import { listLeftovers, removeLeftover, endStoppedRun } from './postgres-leftovers.js';
 import { postgresChecks } from './checks/index.js';
 import { PostgresChecksummer } from './postgres-checksum.js';
 import { PostgresCheckpointStore } from './postgres-checkpoints.js';
 import { PostgresProbes } from './postgres-probes.js';
 import { finishShadow } from './postgres-deferred-indexes.js';
+import { ShadowReads } from './postgres-original-reads.js';
 
 export class PostgresSession implements DialectSession {
   readonly name = 'postgres' as const;
+  readonly columnNamesIgnoreCase = false;
+  /** The applier matches rows on a key the shadow holds unique on its own only. */
+  readonly matchesByContainedKey = false;
+  readonly streamHoldsServerLog = true;
   readonly copier: PostgresCopier;
   readonly applier: PostgresApplier;
   readonly cutover: PostgresCutover;
@@ -63,15 +71,17 @@ export class PostgresSession implements DialectSession {
   }
 
   analyzeAlter(alter: string): AlterAnalysis {
-    return analyzeAlter(alter);
+    return { ...analyzeAlter(alter), namedIndexes: namedIndexes(alter) };
   }
 
   preflightChecks(): PreflightCheck[] {
     return postgresChecks(this.ctx);
   }
 
-  artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames {
-    return postgresArtefactNames(table, jobId, options);
+  artefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean; alter?: string }): ArtefactNames {
+    const names = postgresArtefactNames(table, jobId, options);
+    const indexNames = options?.alter ? jobIndexNames(options.alter, names.extra.tag!) : null;
+    return indexNames ? { ...names, extra: { ...names.extra, ...indexNames } } : names;
   }
 
   acquireJobLock(table: TableRef): Promise<void> {
@@ -83,8 +93,7 @@ export class PostgresSession implements DialectSession {
   }
 
   /**
-   * Not in dialect.ts yet (for the lead to hook): rejects with a ShadowshiftError when the
-   * job lock of `table` is lost for good — its connection ended (pg_terminate_backend,
+   * Rejects with a ShadowshiftError when the job lock of `table` is lost for good — its connection ended (pg_terminate_backend,
    * restart) and it could not be taken again, or another job took it meanwhile. A lost
    * connection alone is repaired silently (the lock is taken again on a new one).
    * Race it against the job's work like ChangeStream.failed.
@@ -112,14 +121,14 @@ export class PostgresSession implements DialectSession {
     return createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } }, options);
   }
 
-  async finishShadow(shadow: TableRef): Promise<TableInfo> {
-    await finishShadow(this.ctx, shadow);
+  async finishShadow(shadow: TableRef, options?: { signal?: AbortSignal }): Promise<TableInfo> {
+    await finishShadow(this.ctx, shadow, options?.signal);
     const info = await inspectTable(this.ctx.pool, shadow);
     if (!info) throw new ShadowshiftError(`the shadow table ${shadow.name} is gone`);
     return info;
   }
 
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void> {
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     return dropArtefacts(this.ctx, names, opts);
   }
 
@@ -144,12 +153,27 @@ export class PostgresSession implements DialectSession {
     return new PostgresProbes(this.ctx, names);
   }
 
+  observeWaits(): Promise<ObservedWait | null> {
+    return observeWaits(this.ctx);
+  }
+
   listLeftovers(): Promise<Leftover[]> {
     return listLeftovers(this.ctx);
   }
 
   removeLeftover(item: Leftover): Promise<void> {
     return removeLeftover(this.ctx, item);
+  }
+
+  endStoppedRun(names: ArtefactNames, table: TableRef): Promise<number[]> {
+    return endStoppedRun(this.ctx, names, table);
+  }
+
+  async streamPositionProblem(position: StreamPosition, names: ArtefactNames): Promise<StreamPositionProblem | null> {
+    const slot = names.extra.slot;
+    if (!slot) return null;
+    const state = await readKeptSlot(this.ctx.pool, slot, names.changelog);
+    return keptSlotProblem(state, { shadow: names.shadow, slot, publication: names.changelog }, position);
   }
 
   async close(): Promise<void> {
@@ -170,11 +194,22 @@ export const postgresDialect: DialectFactory = {
     // pool listener: a connection ended by the server (pg_terminate_backend, restart)
     // would emit an unhandled 'error'. Every pool client gets one for its whole life;
     // the failed query itself still rejects, and the pool discards the broken client.
+    const sessions = new Set<number>();
     pool.on('connect', (client) => {
       client.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection error'));
+      trackSession({ sessions }, client);
     });
     retryEndedConnections(pool, log);
-    const ctx: PgContext = { pool, config, clientConfig, log };
+    const ctx: PgContext = { pool, config, clientConfig, log, reads: new ShadowReads(), sessions, serverAway: new Set() };
+    // Every checkout that cannot connect is a transient failure, also where connect() sits
+    // outside a statement's own error handling; a refusal is passed on (noteConnectFailure).
+    type Callback = (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void;
+    const connect = pool.connect.bind(pool) as (cb?: Callback) => Promise<pg.PoolClient> | void;
+    (pool as unknown as { connect: (cb?: Callback) => Promise<pg.PoolClient> | void }).connect = (cb?: Callback) => {
+      // pool.query() checks out with a callback and reports the error itself.
+      if (cb) return connect((err, client, done) => (err && noteConnectFailure(ctx, err), cb(err, client, done)));
+      return (connect() as Promise<pg.PoolClient>).catch((err: unknown) => Promise.reject(noteConnectFailure(ctx, err)));
+    };
     try {
       const v = await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
       const server: ServerInfo = { dialect: 'postgres', version: v.rows[0]!.v.split(' ')[0]!, flavor: 'postgres' };

@@ -30,9 +30,13 @@ export function pgCode(err: unknown): string | undefined {
   return (err as PgError | undefined)?.code;
 }
 
+/** Node's socket errors carry their own `code` (not a SQLSTATE): a server going away mid-statement. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 export function isTransient(err: unknown): boolean {
+  if (err instanceof TransientDatabaseError) return true;
   const code = pgCode(err);
-  if (code && TRANSIENT_CODES.has(code)) return true;
+  if (code && (TRANSIENT_CODES.has(code) || NETWORK_CODES.has(code))) return true;
   const msg = (err as Error | undefined)?.message ?? '';
   return !code && TRANSIENT_MESSAGES.test(msg);
 }

@@ -3,6 +3,7 @@
 import type pg from 'pg';
 import type { ColumnInfo, IndexInfo, TableInfo, TableRef } from '../dialect.js';
 import { UsageError } from '../../util/errors.js';
+import { postgresComparison } from './postgres-comparison.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'> | Pick<pg.Pool, 'query'>;
 
@@ -12,6 +13,8 @@ export interface ColumnDetail extends ColumnInfo {
   identity: '' | 'a' | 'd';
   /** Type without modifier, e.g. `numeric` for `numeric(12,2)`. */
   baseType: string;
+  /** The column's collation when equality depends on it (nondeterministic, or any collation of citext); else null. */
+  comparedByCollation: string | null;
 }
 
 /** The relation's oid, or null when there is no such table. */
@@ -25,10 +28,15 @@ export async function tableOid(db: Queryable, ref: TableRef): Promise<string | n
 }
 
 export async function columnDetails(db: Queryable, oid: string): Promise<ColumnDetail[]> {
-  const r = await db.query<{ attname: string; type: string; base: string; notnull: string; generated: string; identity: string; attnum: string }>(
+  // collisdeterministic exists from PostgreSQL 12 on, and before it every collation
+  // was deterministic: read it through to_jsonb so older servers answer too.
+  const r = await db.query<{ attname: string; type: string; base: string; notnull: string; generated: string; identity: string; attnum: string; collation: string | null }>(
     `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS base,
-            a.attnotnull::text AS notnull, a.attgenerated::text AS generated, a.attidentity::text AS identity, a.attnum
+            a.attnotnull::text AS notnull, a.attgenerated::text AS generated, a.attidentity::text AS identity, a.attnum,
+            CASE WHEN to_jsonb(co) ->> 'collisdeterministic' = 'false' OR t.typname = 'citext' THEN co.collname END AS collation
        FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_collation co ON co.oid = a.attcollation
       WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
     [oid],
@@ -41,13 +49,20 @@ export async function columnDetails(db: Queryable, oid: string): Promise<ColumnD
     generated: row.generated !== '',
     identity: row.identity as ColumnDetail['identity'],
     attnum: Number(row.attnum),
+    comparedByCollation: row.collation,
   }));
 }
 
 export async function inspectTable(db: Queryable, ref: TableRef): Promise<TableInfo | null> {
   const oid = await tableOid(db, ref);
   if (oid === null) return null;
-  const columns = (await columnDetails(db, oid)).map(({ name, type, nullable, generated }) => ({ name, type, nullable, generated }));
+  const columns: ColumnInfo[] = (await columnDetails(db, oid)).map(({ name, type, baseType, nullable, generated, comparedByCollation }) => ({
+    name,
+    type,
+    nullable,
+    generated,
+    comparison: postgresComparison(type, baseType, comparedByCollation),
+  }));
 
   const idx = await db.query<{ name: string; unique: string; primary: string; cols: string[] | string }>(
     `SELECT ic.relname AS name, i.indisunique::text AS unique, i.indisprimary::text AS primary,
@@ -82,8 +97,14 @@ export async function inspectTable(db: Queryable, ref: TableRef): Promise<TableI
     `SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY tgname`,
     [oid],
   );
+  // The size from the statistics, like the row estimate: pg_table_size() opens the table, so it
+  // queues behind any lock request waiting there (a stopped run's cut-over, whose LOCK a resume
+  // must find and end first), and this is the first thing every job reads.
   const size = await db.query<{ reltuples: string; bytes: string }>(
-    `SELECT c.reltuples::bigint::text AS reltuples, pg_table_size(c.oid)::text AS bytes FROM pg_class c WHERE c.oid = $1`,
+    `SELECT c.reltuples::bigint::text AS reltuples,
+            ((GREATEST(c.relpages, 0) + COALESCE((SELECT GREATEST(t.relpages, 0) FROM pg_class t WHERE t.oid = c.reltoastrelid), 0))::bigint
+              * current_setting('block_size')::bigint)::text AS bytes
+       FROM pg_class c WHERE c.oid = $1`,
     [oid],
   );
   const reltuples = Number(size.rows[0]?.reltuples ?? 0);

@@ -10,7 +10,8 @@
 import type pg from 'pg';
 import type { TableRef } from '../dialect.js';
 import { dedicatedClient, type PgContext } from './postgres-context.js';
-import { ShadowshiftError } from '../../util/errors.js';
+import { RetryBudget } from '../../util/reconnect.js';
+import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 
 /** First half of every shadowshift advisory lock key (hashtext('shadowshift')). */
 export const LOCK_CLASS_SQL = `hashtext('shadowshift')`;
@@ -130,7 +131,9 @@ export class PostgresJobLocks {
     this.ctx.log.warn({ table, err: why }, 'the connection holding the job lock ended; taking the lock again');
     await h.client.end().catch(() => undefined);
     let last: Error = new Error(why);
-    for (let attempt = 1; attempt <= attempts && !h.released; attempt++) {
+    // At least `attempts`, and through a database restart (util/reconnect.ts).
+    const budget = new RetryBudget(attempts);
+    for (let attempt = 1; !h.released; attempt++) {
       try {
         const c = await this.lockOn(ref);
         if (h.released) {
@@ -146,13 +149,14 @@ export class PostgresJobLocks {
         last = err as Error;
         // The terminated backend can hold the lock for a moment while it exits:
         // only a lock still held after a few tries belongs to another job.
-        if (err instanceof ShadowshiftError && attempt < HELD_RETRIES) {
+        const heldByOther = err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError);
+        if (heldByOther && attempt < HELD_RETRIES) {
           this.ctx.log.warn({ table, attempt }, 'the job lock is still held (the old connection may be exiting); trying again');
           await new Promise((r) => setTimeout(r, delay));
           delay = Math.min(5000, delay * 2);
           continue;
         }
-        if (err instanceof ShadowshiftError) {
+        if (heldByOther) {
           // Another job holds it now: this job must not go on.
           this.lose(h, new ShadowshiftError(
             `lost the job lock on ${table} (its connection ended: ${why}) and another shadowshift job took it meanwhile; ` +
@@ -162,13 +166,14 @@ export class PostgresJobLocks {
           return;
         }
         this.ctx.log.warn({ table, attempt, err: last.message }, 'could not take the job lock again yet');
+        if (!budget.retryAfter(attempt)) break;
         await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(5000, delay * 2);
+        delay = Math.min(2000, delay * 2);
       }
     }
     if (h.released) return;
     this.lose(h, new ShadowshiftError(
-      `lost the job lock on ${table} (its connection ended: ${why}) and could not take it again after ${attempts} attempts (${last.message}); ` +
+      `lost the job lock on ${table} (its connection ended: ${why}) and could not take it again (${attempts} attempts or more) (${last.message}); ` +
         'this job stops, since another job could start on the table',
       { cause: last },
     ));
@@ -211,6 +216,16 @@ export async function jobLockHeld(db: Pick<pg.Pool, 'query'>, ref: TableRef): Pr
         AND classid = ((${LOCK_CLASS_SQL})::bigint & 4294967295)::text::oid
         AND objid = (hashtext($1)::bigint & 4294967295)::text::oid)::text AS held`,
     [lockKeyText(ref)],
+  );
+  return r.rows[0]?.held === 'true';
+}
+
+/** Whether any shadowshift job of this database holds its job lock (the shared tables are in use then). */
+export async function anyJobLockHeld(db: Pick<pg.Pool, 'query'>): Promise<boolean> {
+  const r = await db.query<{ held: string }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND classid = ((${LOCK_CLASS_SQL})::bigint & 4294967295)::text::oid)::text AS held`,
   );
   return r.rows[0]?.held === 'true';
 }

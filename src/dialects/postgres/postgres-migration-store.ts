@@ -1,8 +1,8 @@
 // PostgreSQL SQL for the migration runner: the history table, the runner lock
 // (session-level pg_advisory_lock), table statistics, DDL under a short
 // lock_timeout with retries, clean-up of an INVALID index left by a failed
-// CREATE INDEX CONCURRENTLY, and the triggers that keep two columns in sync
-// during an expand/contract operation.
+// CREATE INDEX CONCURRENTLY, statements made atomic as one implicit transaction,
+// and the triggers that keep two columns in sync during an expand/contract operation.
 
 import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -18,7 +18,7 @@ import type {
 } from '../../migrations/migration-store.js';
 import { clientConfigFor } from './postgres-context.js';
 import { quoteIdent, quoteQualified } from './postgres-quote.js';
-import { historyRecordFromRow } from '../../migrations/migration-store.js';
+import { historyRecordFromRow, lockRetries, type LockTimeoutSession } from '../../migrations/migration-store.js';
 
 export const HISTORY_TABLE = 'shadowshift_migrations';
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -171,23 +171,14 @@ class PostgresMigrationStore implements MigrationStore {
     return { schema, name, rows, bytes: Number(t[0]!.bytes), columns, primaryKey: pk.map((p) => p.name) };
   }
 
+  private readonly lockWait: LockTimeoutSession = {
+    setLockTimeout: (ms) => this.exec(`SET lock_timeout = '${Math.max(1, Math.round(ms))}ms'`),
+    resetLockTimeout: () => this.exec('RESET lock_timeout'),
+    isLockTimeout: (err) => (err as { code?: string }).code === LOCK_NOT_AVAILABLE,
+  };
+
   async runDdl(sql: string, options: DdlOptions): Promise<void> {
-    const ms = Math.max(1, Math.round(options.lockTimeoutMs));
-    await this.exec(`SET lock_timeout = '${ms}ms'`);
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.exec(sql);
-          return;
-        } catch (err) {
-          if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= options.retries) throw err;
-          options.onRetry?.(attempt + 1, (err as Error).message);
-          await sleep(Math.min(200 * 2 ** attempt, 5000) + Math.random() * 100);
-        }
-      }
-    } finally {
-      await this.exec('RESET lock_timeout').catch(() => undefined);
-    }
+    await lockRetries(this.lockWait, options, () => this.exec(sql));
   }
 
   async dropInvalidIndex(name: string): Promise<boolean> {
@@ -199,6 +190,11 @@ class PostgresMigrationStore implements MigrationStore {
     if (rows.length === 0) return false;
     await this.exec(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteQualified(this.schema, name)}`);
     return true;
+  }
+
+  async runAtomically(_table: string, statements: string[], options: DdlOptions): Promise<void> {
+    // One simple-protocol message without BEGIN/COMMIT runs as one implicit transaction.
+    await this.runDdl(statements.join(';\n'), options);
   }
 
   syncTriggers(spec: SyncTriggerSpec): { create: string[]; drop: string[] } {

@@ -68,3 +68,6 @@ export function isResumableArtefact(name: string): boolean {
   const p = parseArtefactName(name);
   return p !== null && (p.kind === 'rslot' || p.kind === 'rpub');
 }
+
+/** The cut-over connection's application_name: a resume tells a stopped run's queued lock request by it. */
+export const CUTOVER_APPLICATION_NAME = 'shadowshift cut-over';

@@ -140,6 +140,15 @@ export function dataLossFrom(err: unknown, plan: CopyPlan, where: string): unkno
   const e = err as PgError;
   const code = e?.code;
   const table = plan.original.ref.name;
+  const weakened = code === '23505' ? plan.weakenedUniqueIndexes?.find((w) => w.name === e.constraint) : undefined;
+  if (weakened) {
+    return new DataLossError(
+      `${where}: a duplicate value violates unique index ${weakened.name} of the new table (${e.detail ?? e.message}), so a row would be lost. ` +
+        `${table} has it as ${weakened.originalName}, but the ALTER changes ${weakened.change}: values the original keeps apart are equal in the new table. ` +
+        `Make those rows differ under the new rules first, or leave the key's columns comparing as they do now. The original table is untouched.`,
+      { cause: err },
+    );
+  }
   if (code === '23505') {
     return new DataLossError(
       `${where}: a duplicate value violates unique index ${e.constraint ?? '(unknown)'} of the new table (${e.detail ?? e.message}). ` +

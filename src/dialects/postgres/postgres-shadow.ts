@@ -2,15 +2,17 @@
 // table comment and storage options), then the user's ALTER.
 
 import type pg from 'pg';
-import type { ArtefactNames, TableInfo } from '../dialect.js';
+import type { ArtefactLeft, ArtefactNames, TableInfo } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { inspectTable, tableOid } from './postgres-inspector.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
 import { alterClauses, alterStatements, unsupportedUsing } from './postgres-alter-analysis.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import { pgCode, type PgError } from './postgres-errors.js';
-import { dropSlotAndPublication } from './postgres-change-stream.js';
+import { dropSlotAndPublication } from './postgres-slot.js';
 import { deferIndexes } from './postgres-deferred-indexes.js';
+import { withJobIndexNames } from './postgres-index-names.js';
+import { readDefinitions } from './postgres-definitions.js';
 
 function alterError(err: unknown, alter: string): ShadowshiftError {
   const e = err as PgError;
@@ -71,7 +73,7 @@ export async function previewShadow(ctx: PgContext, original: TableInfo, alter: 
     }
     const info = await inspectTable(c, ref);
     if (!info) throw new ShadowshiftError('the preview table vanished');
-    return info;
+    return { ...info, definitions: await readDefinitions(c, ref) };
   } catch (err) {
     if (err instanceof ShadowshiftError) throw err;
     throw alterError(err, clauses);
@@ -89,7 +91,8 @@ export async function createShadow(
   options: { deferIndexes?: boolean } = {},
 ): Promise<TableInfo> {
   checkUsing(alter);
-  const clauses = alterClauses(alter);
+  // The shadow's new indexes get the job's own names; the cut-over gives them the asked ones.
+  const clauses = withJobIndexNames(alterClauses(alter), names.extra);
   const source = quoteQualified(original.ref.schema, original.ref.name);
   const target = quoteQualified(original.ref.schema, names.shadow);
   const c = await ctx.pool.connect();
@@ -117,9 +120,36 @@ export async function createShadow(
   return info;
 }
 
-export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: { keepBackup: boolean }): Promise<void> {
+/**
+ * Each artefact on its own, so one that another session holds does not keep the rest:
+ * the slot first (it holds WAL on the server), then the publication and the tables, each
+ * waiting at most `lockTimeoutMs` for its lock.
+ */
+export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
   const schema = names.extra.schema ?? 'public';
-  if (names.extra.slot) await dropSlotAndPublication(ctx.pool, names.extra.slot, names.changelog);
-  await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.shadow)}`);
-  if (!opts.keepBackup) await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.backup)}`);
+  const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs ?? 5000));
+  const left: ArtefactLeft[] = [];
+  const attempt = async (kind: ArtefactLeft['kind'], name: string, drop: () => Promise<unknown>) => {
+    try {
+      await drop();
+    } catch (err) {
+      left.push({ kind, name, reason: (err as Error).message });
+    }
+  };
+  const underTimeout = (sql: string) => async () => {
+    const c = await ctx.pool.connect();
+    try {
+      await c.query(`BEGIN; SET LOCAL lock_timeout = ${lockTimeoutMs}; ${sql}; COMMIT`);
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  };
+  if (names.extra.slot) await attempt('slot', names.extra.slot, () => dropSlotAndPublication(ctx.pool, names.extra.slot!, ''));
+  await attempt('publication', names.changelog, underTimeout(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.changelog)}`));
+  await attempt('shadow', `${schema}.${names.shadow}`, underTimeout(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.shadow)}`));
+  if (!opts.keepBackup) await attempt('backup', `${schema}.${names.backup}`, underTimeout(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.backup)}`));
+  return left;
 }

@@ -1,5 +1,6 @@
 import type { LintRule } from '../rule.js';
 import { tableKey } from '../rule.js';
+import { syntaxOf } from '../../dialects/registry.js';
 
 export const missingLockTimeout: LintRule = {
   id: 'missing-lock-timeout',
@@ -11,7 +12,7 @@ export const missingLockTimeout: LintRule = {
     const p = ctx.parsed;
     const ddl = p.kind === 'alter-table' || p.kind === 'create-index' || p.kind === 'drop-index' || p.kind === 'drop-table';
     if (!ddl || ctx.createdHere.has(tableKey(p.table))) return null;
-    const pattern = ctx.dialect === 'postgres' ? /^set\s+(session\s+|local\s+)?lock_timeout\b/i : /^set\s+(session\s+|@@session\.)?lock_wait_timeout\b/i;
+    const { pattern, setting } = syntaxOf(ctx.dialect).lockTimeout;
     for (let i = ctx.position - 1; i >= 0; i--) {
       const s = ctx.all[i]!;
       if (s.phase !== ctx.phase) continue;
@@ -20,6 +21,6 @@ export const missingLockTimeout: LintRule = {
       const k = s.parsed.kind;
       if ((k === 'alter-table' || k === 'create-index' || k === 'drop-index' || k === 'drop-table') && !ctx.createdHere.has(tableKey(s.parsed.table))) return null;
     }
-    return { message: `no ${ctx.dialect === 'postgres' ? 'lock_timeout' : 'lock_wait_timeout'} is set before this DDL on ${p.table ?? 'an existing table'}` };
+    return { message: `no ${setting} is set before this DDL on ${p.table ?? 'an existing table'}` };
   },
 };

@@ -1,6 +1,6 @@
 import type { LintRule } from '../rule.js';
 import { tableKey } from '../rule.js';
-import { classifyMysqlClause } from '../../migrations/alter-classes.js';
+import { classifyMysqlClause } from '../../dialects/mysql/mysql-alter-classes.js';
 
 export const mysqlNonInstantAlter: LintRule = {
   id: 'mysql-non-instant-alter',

@@ -12,7 +12,7 @@ export function binlogFormatCheck(ctx: MyContext): PreflightCheck {
         return {
           ok: true,
           message:
-            'binlog_format is ROW. A session that sets binlog_format=STATEMENT or MIXED still writes no row events, so its changes would be missed: make sure the application does not.',
+            'binlog_format is ROW. A session that sets binlog_format=STATEMENT or MIXED logs its writes as statements, which cannot be applied: if one writes the table the job fails before the cut-over, so make sure the application does not.',
         };
       }
       return {

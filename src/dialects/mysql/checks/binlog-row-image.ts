@@ -11,7 +11,7 @@ export function binlogRowImageCheck(ctx: MyContext): PreflightCheck {
       if (v === null || v.toUpperCase() === 'FULL') {
         return {
           ok: true,
-          message: 'binlog_row_image is FULL. A session that sets binlog_row_image=MINIMAL would send rows whose unchanged columns arrive as NULL: make sure the application does not.',
+          message: 'binlog_row_image is FULL. A session that sets binlog_row_image=MINIMAL or NOBLOB logs rows with columns left out: if one writes the table the job fails before the cut-over, so make sure the application does not.',
         };
       }
       return {

@@ -6,13 +6,19 @@ import { logBinCheck } from './log-bin.js';
 import { binlogFormatCheck } from './binlog-format.js';
 import { binlogRowImageCheck } from './binlog-row-image.js';
 import { binlogRowMetadataCheck } from './binlog-row-metadata.js';
+import { binlogDecodableCheck } from './binlog-decodable.js';
 import { privilegesCheck } from './privileges.js';
 import { tableExistsCheck } from './table-exists.js';
 import { noForeignKeysCheck } from './no-foreign-keys.js';
 import { noTriggersCheck } from './no-triggers.js';
 import { hasKeyCheck } from './has-key.js';
 import { noTableRenameCheck } from './no-table-rename.js';
+import { noPartitionMaintenanceCheck } from './no-partition-maintenance.js';
 import { sharedKeyCheck } from './shared-key.js';
+import { cutoverNamesCheck } from './cutover-names.js';
+import { timeZonesCheck } from './time-zones.js';
+import { cutoverBackupVisibilityCheck } from './cutover-backup-visibility.js';
+import { noLeftoversCheck } from './no-leftovers.js';
 
 export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): PreflightCheck[] {
   return [
@@ -20,12 +26,18 @@ export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): Prefli
     binlogFormatCheck(ctx),
     binlogRowImageCheck(ctx),
     binlogRowMetadataCheck(ctx),
+    binlogDecodableCheck(ctx),
     privilegesCheck(ctx, flavor),
+    cutoverBackupVisibilityCheck(ctx, flavor),
     tableExistsCheck(),
     noForeignKeysCheck(),
     noTriggersCheck(),
     hasKeyCheck(),
+    cutoverNamesCheck(),
     noTableRenameCheck(),
+    noPartitionMaintenanceCheck(),
+    noLeftoversCheck(ctx),
     sharedKeyCheck(),
+    timeZonesCheck(ctx),
   ];
 }

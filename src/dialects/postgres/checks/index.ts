@@ -2,6 +2,7 @@
 
 import type { PreflightCheck } from '../../dialect.js';
 import type { PgContext } from '../postgres-context.js';
+import { serverVersionCheck } from './server-version.js';
 import { walLevelCheck } from './wal-level.js';
 import { replicationCapacityCheck } from './replication-capacity.js';
 import { notPartitionedCheck } from './not-partitioned.js';
@@ -11,8 +12,12 @@ import { alterSupportedCheck } from './alter-supported.js';
 import { loggedTableCheck } from './logged-table.js';
 import { replicaIdentityCheck } from './replica-identity.js';
 import { dependentsCheck } from './dependents.js';
+import { noLeftoversCheck } from './no-leftovers.js';
+import { newIndexNamesCheck } from './new-index-names.js';
 
 export const POSTGRES_CHECKS: Array<(pg: PgContext) => PreflightCheck> = [
+  // First: on an older server the other checks' catalog queries may fail.
+  serverVersionCheck,
   walLevelCheck,
   replicationCapacityCheck,
   privilegesCheck,
@@ -22,6 +27,8 @@ export const POSTGRES_CHECKS: Array<(pg: PgContext) => PreflightCheck> = [
   loggedTableCheck,
   replicaIdentityCheck,
   dependentsCheck,
+  noLeftoversCheck,
+  newIndexNamesCheck,
 ];
 
 export function postgresChecks(pg: PgContext): PreflightCheck[] {

@@ -1,7 +1,5 @@
-// Built-in expand/contract operations for TS migrations, on both dialects.
-//
-//   renameColumn({ table, from, to })
-//   changeColumnType({ table, column, newColumn, type, toNew?, toOld? })
+// The column swap both built-in operations are made of (rename-column.ts,
+// change-column-type.ts), on both dialects:
 //
 // expand    adds the new column (nullable, no default), and BEFORE INSERT/UPDATE
 //           triggers that keep old and new in sync both ways: a write of the old
@@ -19,11 +17,12 @@
 // Not carried over: indexes, foreign keys and CHECK constraints on the old column
 // (create them on the new column in the migration's own expand phase).
 
-import { UsageError } from '../util/errors.js';
-import type { MigrationDb, Operation } from './define-migration.js';
-import type { ColumnDetail } from './migration-store.js';
+import { UsageError } from '../../util/errors.js';
+import type { MigrationDb, Operation } from '../define-migration.js';
+import type { ColumnDetail } from '../migration-store.js';
+import { syntaxOf } from '../../dialects/registry.js';
 
-interface ColumnSwap {
+export interface ColumnSwap {
   kind: 'rename' | 'type';
   table: string;
   oldColumn: string;
@@ -61,7 +60,7 @@ function convert(expr: string | null, db: MigrationDb, column: string): string {
   return expr ? expr.split('{{value}}').join(db.quote(column)) : db.quote(column);
 }
 
-function swapOperation(s: ColumnSwap): Operation {
+export function swapOperation(s: ColumnSwap): Operation {
   const description =
     s.kind === 'rename' ? `rename column ${s.table}.${s.oldColumn} to ${s.newColumn}` : `change type of ${s.table}.${s.oldColumn} into ${s.newColumn} ${s.type}`;
   const spec = (db: MigrationDb, oldType: string | null) => ({
@@ -69,8 +68,8 @@ function swapOperation(s: ColumnSwap): Operation {
     name: triggerBase(s),
     oldColumn: s.oldColumn,
     newColumn: s.newColumn,
-    toNew: s.toNew ?? (s.kind === 'type' && db.dialect === 'postgres' && s.type ? `CAST({{value}} AS ${s.type})` : null),
-    toOld: s.toOld ?? (s.kind === 'type' && db.dialect === 'postgres' && oldType ? `CAST({{value}} AS ${oldType})` : null),
+    toNew: s.toNew ?? (s.kind === 'type' && syntaxOf(db.dialect).assignmentNeedsCast && s.type ? `CAST({{value}} AS ${s.type})` : null),
+    toOld: s.toOld ?? (s.kind === 'type' && syntaxOf(db.dialect).assignmentNeedsCast && oldType ? `CAST({{value}} AS ${oldType})` : null),
   });
   return {
     description,
@@ -111,13 +110,9 @@ function swapOperation(s: ColumnSwap): Operation {
       }
       const now = await columnOf(db, s.table, s.newColumn);
       if (!now) throw new UsageError(`${description}: column ${s.newColumn} is missing; was it dropped by hand?`);
-      if (old && !old.nullable && now.nullable) {
-        if (db.dialect === 'postgres') await db.ddl(`ALTER TABLE ${t} ALTER COLUMN ${db.quote(s.newColumn)} SET NOT NULL`);
-        else await db.ddl(`ALTER TABLE ${t} MODIFY COLUMN ${db.quote(s.newColumn)} ${now.type} NOT NULL`);
-      }
+      if (old && !old.nullable && now.nullable) await db.ddl(syntaxOf(db.dialect).setNotNull(t, db.quote(s.newColumn), now.type));
       if (old && old.defaultExpr !== null && s.kind === 'rename') {
-        const def = db.dialect === 'mysql' && !/^[-\d.]+$|^current_timestamp/i.test(old.defaultExpr) && !/^'/.test(old.defaultExpr) ? `'${old.defaultExpr.replace(/'/g, "''")}'` : old.defaultExpr;
-        await db.ddl(`ALTER TABLE ${t} ALTER COLUMN ${db.quote(s.newColumn)} SET DEFAULT ${def}`);
+        await db.ddl(`ALTER TABLE ${t} ALTER COLUMN ${db.quote(s.newColumn)} SET DEFAULT ${syntaxOf(db.dialect).defaultSql(old.defaultExpr)}`);
       }
     },
     async down(db) {
@@ -131,33 +126,7 @@ function swapOperation(s: ColumnSwap): Operation {
   };
 }
 
-function requireName(v: unknown, what: string, op: string): string {
+export function requireName(v: unknown, what: string, op: string): string {
   if (typeof v !== 'string' || !v.trim()) throw new UsageError(`${op}: ${what} is required (a name)`);
   return v;
-}
-
-/** Renames a column without breaking the running application (expand/contract). */
-export function renameColumn(args: { table: string; from: string; to: string }): Operation {
-  const table = requireName(args?.table, 'table', 'renameColumn');
-  const from = requireName(args?.from, 'from', 'renameColumn');
-  const to = requireName(args?.to, 'to', 'renameColumn');
-  if (from === to) throw new UsageError(`renameColumn: from and to are both "${from}"`);
-  return swapOperation({ kind: 'rename', table, oldColumn: from, newColumn: to, type: null, toNew: null, toOld: null });
-}
-
-/**
- * Moves a column's data into a new column of another type (expand/contract).
- * `toNew` / `toOld` are SQL expressions converting a value written `{{value}}`
- * (default: a plain CAST on PostgreSQL, the server's assignment conversion on MySQL).
- */
-export function changeColumnType(args: { table: string; column: string; newColumn: string; type: string; toNew?: string; toOld?: string }): Operation {
-  const table = requireName(args?.table, 'table', 'changeColumnType');
-  const column = requireName(args?.column, 'column', 'changeColumnType');
-  const newColumn = requireName(args?.newColumn, 'newColumn', 'changeColumnType');
-  const type = requireName(args?.type, 'type', 'changeColumnType');
-  if (column === newColumn) throw new UsageError('changeColumnType: newColumn must differ from column (contract drops the old column; the new one keeps its name)');
-  for (const [k, v] of [['toNew', args.toNew], ['toOld', args.toOld]] as const) {
-    if (v !== undefined && !v.includes('{{value}}')) throw new UsageError(`changeColumnType: ${k} must use {{value}} for the value being converted, e.g. "CAST({{value}} AS BIGINT)"`);
-  }
-  return swapOperation({ kind: 'type', table, oldColumn: column, newColumn, type, toNew: args.toNew ?? null, toOld: args.toOld ?? null });
 }

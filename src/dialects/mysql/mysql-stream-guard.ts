@@ -1,0 +1,98 @@
+// What the binlog stream must refuse: changes to the migrated table that it cannot
+// turn into full row images. The global settings are checked at preflight, but a
+// session can still log differently (a pooled connection opened before SET GLOBAL, a
+// SET SESSION): with binlog_format STATEMENT or MIXED its DML reaches the binlog as
+// query text, which the applier cannot replay; with binlog_row_image MINIMAL or
+// NOBLOB its row events leave columns out, and zongji fills them with NULL. Either
+// way the shadow would silently differ from the original, so the job must end
+// before the cut-over. These verdicts are final (ShadowshiftError, never
+// TransientDatabaseError): reading the binlog again would meet the same events.
+
+import type { TableRef } from '../dialect.js';
+import { ShadowshiftError } from '../../util/errors.js';
+import { classifyStatement, type Statement, type TableName } from './mysql-statement.js';
+import { baseName, parseArtefactName } from './mysql-names.js';
+
+export type QueryVerdict = { t: 'commit' } | { t: 'truncate' } | { t: 'swap' } | { t: 'fail'; error: ShadowshiftError } | { t: 'ignore' };
+
+const FIX_FORMAT = 'Make every client use binlog_format=ROW (and binlog_row_image=FULL), then run the job again. The original is untouched.';
+const FIX_IMAGE = 'Make every client use binlog_row_image=FULL (and binlog_format=ROW), then run the job again. The original is untouched.';
+
+/** Names compare case-insensitively: a false alarm ends a job, a missed write corrupts its result. */
+function same(a: string | null, b: string): boolean {
+  return a === null || a.toLowerCase() === b.toLowerCase();
+}
+
+export function isTable(t: TableName, ref: TableRef): boolean {
+  return same(t.name, ref.name) && same(t.schema, ref.schema);
+}
+
+function isArtefact(t: TableName, ref: TableRef, kind: 'shadow' | 'backup'): boolean {
+  const a = parseArtefactName(t.name);
+  return a !== null && a.kind === kind && a.base.toLowerCase() === baseName(ref.name).toLowerCase() && same(t.schema, ref.schema);
+}
+
+/** The job's own swap: the original goes to its backup name and the shadow takes its place. */
+function isOwnSwap(s: Statement, ref: TableRef): boolean {
+  if (s.verb !== 'RENAME TABLE') return false;
+  return s.renames.every(
+    (r) => (!isTable(r.from, ref) || isArtefact(r.to, ref, 'backup')) && (!isTable(r.to, ref) || isArtefact(r.from, ref, 'shadow')),
+  );
+}
+
+function excerpt(sql: string): string {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat;
+}
+
+/** What a query event means for a job on `ref`; `defaultSchema` is the event's schema. */
+export function judgeQuery(sql: string, defaultSchema: string | undefined, ref: TableRef): QueryVerdict {
+  const s = classifyStatement(sql, defaultSchema);
+  if (s.kind === 'transaction') return s.verb === 'COMMIT' ? { t: 'commit' } : { t: 'ignore' };
+  if (!s.tables.some((t) => isTable(t, ref))) return { t: 'ignore' };
+  const table = `${ref.schema}.${ref.name}`;
+  if (s.kind === 'dml') {
+    return {
+      t: 'fail',
+      error: new ShadowshiftError(`a session wrote ${table} with binlog_format=STATEMENT/MIXED: '${excerpt(sql)}'; the shadow cannot follow it. ${FIX_FORMAT}`),
+    };
+  }
+  if (s.kind !== 'ddl') return { t: 'ignore' };
+  if (s.verb === 'TRUNCATE') return { t: 'truncate' };
+  // The end of the job's stream: what the engine checks reached the old table lies before it.
+  if (isOwnSwap(s, ref)) return { t: 'swap' };
+  return {
+    t: 'fail',
+    error: new ShadowshiftError(`someone else changed ${table} while the job ran ("${excerpt(sql)}"); the shadow no longer matches. Run the job again.`),
+  };
+}
+
+export interface RowsEventImage {
+  numberOfColumns?: number;
+  /** The (before, for updates and deletes) image's columns; zongji exposes the raw bitmaps. */
+  columns_present_bitmap?: Buffer;
+  /** An update's after image. */
+  columns_present_bitmap2?: Buffer;
+}
+
+function absent(bitmap: Buffer | undefined, count: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) if (!bitmap || !(bitmap[i >> 3]! & (1 << (i & 7)))) out.push(i);
+  return out;
+}
+
+/**
+ * A final error when a row event on `ref` leaves columns out of any of its images
+ * (both images for an update), else null. `columns` are the table map's names.
+ */
+export function incompleteImage(ev: RowsEventImage, update: boolean, columns: string[], ref: TableRef): ShadowshiftError | null {
+  const count = ev.numberOfColumns ?? columns.length;
+  const missing = new Set(absent(ev.columns_present_bitmap, count));
+  if (update) for (const i of absent(ev.columns_present_bitmap2, count)) missing.add(i);
+  if (missing.size === 0) return null;
+  const names = [...missing].sort((a, b) => a - b).map((i) => columns[i] ?? `#${i + 1}`);
+  return new ShadowshiftError(
+    `a session wrote ${ref.schema}.${ref.name} with binlog_row_image=MINIMAL/NOBLOB: its row event leaves out ${names.join(', ')}, ` +
+      `which would reach the shadow as NULL; the shadow cannot follow it. ${FIX_IMAGE}`,
+  );
+}

@@ -1,0 +1,22 @@
+// The checksum's seam: one consistent view over both tables.
+// Part of the seam between the engine and a database: see ../dialect.ts.
+
+import type { CopyPlan, KeyRange } from './copy.js';
+
+/** One consistent snapshot over the original and the shadow. */
+export interface ChecksumView {
+  /** Compares the rows of `range` in both tables over the copied columns. */
+  compare(range: KeyRange): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
+  close(): Promise<void>;
+}
+
+export interface Checksummer {
+  /**
+   * Blocks writes to the original only while `drainUnderLock` brings the shadow
+   * up to date (bounded by lockTimeoutMs), then opens one snapshot that sees
+   * both tables at that same moment, and releases the lock.
+   */
+  open(plan: CopyPlan, options: { lockTimeoutMs: number; drainUnderLock: () => Promise<void> }): Promise<ChecksumView>;
+  /** Replaces the shadow's rows in `range` with a fresh copy of the original's (same locking as copyChunk). */
+  recopy(plan: CopyPlan, range: KeyRange): Promise<void>;
+}

@@ -1,0 +1,134 @@
+// The copy: one loop, one writer (docs/ARCHITECTURE.md, "One job", step 4). Before every
+// chunk the event pump applies what the stream has delivered, so events have priority;
+// then one chunk `(after, upTo]` is copied, its size adapted to the chunk time. Where the
+// copy stands (range, watermark, rows) is what a checkpoint records and a resume takes back.
+
+import type { Checkpoint, CopyPlan, DialectSession, Value } from '../dialects/dialect.js';
+import type { JobControls } from '../control/job-controls.js';
+import { CopyRate } from '../control/progress.js';
+import type { Throttler } from '../control/throttler.js';
+import type { Logger } from '../util/logger.js';
+import { TransientDatabaseError } from '../util/errors.js';
+import { RetryBudget, backoffMs } from '../util/reconnect.js';
+import { APPLY_BUDGET_MS, type EventPump } from './event-pump.js';
+import type { ChunkSizer } from './chunk-sizer.js';
+import type { WaitWatcher } from './wait-watcher.js';
+import type { Checkpointer } from './checkpointing.js';
+import type { AlterJobOptions } from './job.js';
+import { decodeKey, encodeKey } from './checkpoint-codec.js';
+import { sameKey } from './keys.js';
+
+const CHUNK_RETRIES = 5;
+
+/** Transient failures are retried for a few attempts and through a database restart (util/reconnect.ts). */
+export async function withRetries<T>(
+  what: string,
+  work: () => Promise<T>,
+  job: { log: Logger; controls: JobControls; pump: EventPump | null },
+): Promise<T> {
+  const budget = new RetryBudget(CHUNK_RETRIES);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof TransientDatabaseError) || !budget.retryAfter(attempt)) throw err;
+      job.log.warn({ err: err.message, attempt }, `${what} failed; retrying`);
+      if (attempt >= 2) await job.pump?.suspend(err, `${what} keeps failing`);
+      await job.controls.sleep(backoffMs(attempt, 400));
+      job.controls.throwIfAborted();
+    }
+  }
+}
+
+/** What the copy takes from the job. */
+export interface CopyJob {
+  log: Logger;
+  controls: JobControls;
+  sizer: ChunkSizer;
+  waits: WaitWatcher;
+  options: Pick<AlterJobOptions, 'observer' | 'testHooks'>;
+  /** Null until the throttle has started. */
+  throttler(): Throttler | null;
+  checkpointer(): Checkpointer | null;
+}
+
+export class CopyLoop {
+  readonly rate = new CopyRate();
+  rowsCopied = 0;
+  ceiling: Value[] | null = null;
+  watermark: Value[] | null = null;
+  /** Ceiling and watermark mean something (read, or from the checkpoint): before, a checkpoint would say "empty table". */
+  rangeKnown = false;
+
+  constructor(private readonly job: CopyJob) {}
+
+  /** Range, watermark and counters from the checkpoint, before anything can save one. */
+  takeProgressFrom(cp: Checkpoint): void {
+    this.ceiling = decodeKey(cp.ceiling);
+    this.watermark = decodeKey(cp.watermark);
+    this.rangeKnown = true;
+    this.rowsCopied = cp.rowsCopied;
+  }
+
+  /** Where the copy stands, as a checkpoint records it; null until the range is known. */
+  position(): Pick<Checkpoint, 'watermark' | 'ceiling' | 'rowsCopied'> | null {
+    if (!this.rangeKnown) return null;
+    return { watermark: encodeKey(this.watermark), ceiling: encodeKey(this.ceiling), rowsCopied: this.rowsCopied };
+  }
+
+  /** Copies every chunk after the watermark (all of them unless `resumed`), applying the stream before each. */
+  async run(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number): Promise<void> {
+    const { log, controls, sizer, options } = this.job;
+    const retrying = <T>(what: string, work: () => Promise<T>) => withRetries(what, work, { log, controls, pump });
+    let ceiling: Value[] | null;
+    let after: Value[] | null = null;
+    if (resumed) {
+      // takeProgressFrom() set the range and the counters when the job started.
+      ceiling = this.ceiling;
+      after = this.watermark;
+      log.info({ rowsCopied: this.rowsCopied, watermark: resumed.watermark }, 'resuming the copy after the checkpoint\'s watermark, not from the start');
+    } else {
+      ceiling = (await retrying('reading the key range', () => session.copier.keyBounds(plan)))?.max ?? null;
+      this.ceiling = ceiling;
+      this.watermark = after;
+      this.rangeKnown = true;
+    }
+    if (!ceiling || (after && sameKey(after, ceiling))) {
+      log.info(ceiling ? 'the copy was already complete' : 'the table is empty; nothing to copy');
+      return;
+    }
+    this.rate.record(this.rowsCopied);
+    for (;;) {
+      controls.throwIfAborted();
+      await this.job.checkpointer()?.maybe();
+      if (this.job.throttler()?.hibernating()) {
+        // Critical load with --critical-load-hibernate: even the stream rests.
+        await controls.sleep(250);
+        continue;
+      }
+      await pump.applyAvailable(APPLY_BUDGET_MS);
+      if (this.job.throttler()?.reason()) {
+        await controls.sleep(100);
+        continue;
+      }
+      const from = after;
+      const end = await retrying('finding the end of a chunk', () => session.copier.chunkEnd(plan, from, sizer.size, ceiling));
+      const range = { after, upTo: end };
+      const started = Date.now();
+      const { rowsCopied } = await retrying('copying a chunk', () =>
+        this.job.waits.during('copying', () => session.copier.copyChunk(plan, range, options.testHooks?.beforeChunkCommit)),
+      );
+      const elapsed = Date.now() - started;
+      sizer.observe(Math.max(rowsCopied, 1), elapsed);
+      options.observer?.chunkCopied?.(rowsCopied, elapsed / 1000);
+      this.rowsCopied += rowsCopied;
+      this.rate.record(this.rowsCopied);
+      after = this.watermark = end;
+      await this.job.checkpointer()?.maybe();
+      // The chunk in flight when an abort came has committed: no further step of the copy.
+      controls.throwIfAborted();
+      if (sameKey(end, ceiling)) break;
+    }
+    log.info({ rowsCopied: this.rowsCopied, seconds: Math.round((Date.now() - startedAt) / 1000) }, 'copy complete');
+  }
+}

@@ -39,7 +39,12 @@ afterAll(async () => {
 
 async function startMidCopy(socket: string, extra: string[] = []) {
   const job = start(['alter', '--url', url, '--table', 'big', '--alter', 'ADD COLUMN w int', '--execute', '--control-socket', socket, '--chunk-size', '200', ...extra]);
-  await waitUntil(() => existsSync(socket), 'the control socket', 30_000);
+  let exited: string | null = null;
+  void job.done.then((r) => (exited = `the job exited early (${r.code}): ${r.stderr.slice(-2000)}`));
+  await waitUntil(() => {
+    if (exited) throw new Error(exited);
+    return existsSync(socket);
+  }, 'the control socket', 30_000);
   await waitUntil(async () => (await snapshot()).slots.length > 0 && (await client.query("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE '\\_ss\\_%'")).rows[0].n !== '0', 'the copy to start', 30_000);
   return job;
 }

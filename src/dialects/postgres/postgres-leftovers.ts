@@ -20,6 +20,10 @@ export interface PgLeftover extends Leftover {
 
 export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
   const { pool } = ctx;
+  // Statements first: a killed job's CREATE of its shadow that commits between two reads is
+  // then seen running or seen as the table it made. Read after the tables, it could be
+  // neither (the table not there yet, the statement already over) and the shadow missed.
+  const statements = await runningStatements(pool);
   const out: PgLeftover[] = [];
   const activeTags = new Set<string>();
   /** Tags of resumable jobs (their slot or publication is `_ss_<tag>_rslot` / `_rpub`). */
@@ -87,7 +91,7 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
     out.push({ kind: 'publication', name: p.pubname, ...tableOf(parsed.tag), inUse: activeTags.has(parsed.tag) || lockedTags.has(parsed.tag), resumable: isResumableArtefact(p.pubname) });
   }
   out.push(...(await sharedTables(pool)));
-  out.push(...(await runningStatements(pool)));
+  out.push(...statements);
   return out;
 }
 

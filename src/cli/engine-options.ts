@@ -35,7 +35,7 @@ export interface EngineWording {
 }
 
 const ENGINE_FLAGS = [
-  'chunk-time', 'chunk-size', 'defer-indexes', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
+  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
   'drop-old-table', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
 ];
 
@@ -45,6 +45,7 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
     .option('chunk-time', { type: 'number', default: 500, describe: 'target milliseconds per copy chunk (the chunk size adapts)' })
     .option('chunk-size', { type: 'number', describe: 'fixed rows per chunk (turns adaptation off)' })
     .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
+    .option('copy-snapshot-max', { type: 'number', default: 600, describe: 'PostgreSQL: seconds the copy may read the table as of the job\'s start, without row locks (this holds back vacuum); then it locks rows as it copies. 0: always lock rows' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'seconds the cut-over may block writes per attempt' })
     .option('cutover-retries', { type: 'number', default: 10, describe: 'cut-over attempts before giving up' })
     .option('cutover-snapshot-wait', { type: 'number', default: 60, describe: 'PostgreSQL: seconds a cut-over attempt waits for transactions whose snapshot is older than the new table\'s rows (they would read it empty); 0 only warns' })
@@ -79,6 +80,7 @@ export interface EngineArgs {
   chunkTime: number;
   chunkSize?: number;
   deferIndexes: boolean;
+  copySnapshotMax: number;
   cutoverLockTimeout: number;
   cutoverRetries: number;
   cutoverSnapshotWait: number;
@@ -117,6 +119,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('chunk-time', args.chunkTime, 'positive');
   checkNumber('chunk-size', args.chunkSize, 'positive');
   checkNumber('chunk-size', args.chunkSize, 'whole', 'rows');
+  checkNumber('copy-snapshot-max', args.copySnapshotMax, 'zero-or-more', 'seconds');
   checkNumber('cutover-lock-timeout', args.cutoverLockTimeout, 'positive');
   checkNumber('cutover-retries', args.cutoverRetries, 'positive');
   checkNumber('kill-blockers-after', args.killBlockersAfter, 'positive');
@@ -138,7 +141,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('heartbeat-interval', args.heartbeatInterval, 'positive');
   checkNumber('critical-load-hibernate', args.criticalLoadHibernate, 'positive');
   return engineSettings({
-    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes },
+    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax },
     cutover: {
       lockTimeoutMs: ms(args.cutoverLockTimeout),
       retries: args.cutoverRetries,

@@ -109,7 +109,11 @@ export interface DialectSession {
    * does not throw for a drop that failed.
    */
   dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]>;
-  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream;
+  /**
+   * With `exportCopySnapshot`, where the dialect can: a new stream exports the snapshot of
+   * its start for the copy (ChangeStream.copySnapshotState).
+   */
+  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string, options?: { exportCopySnapshot?: boolean }): ChangeStream;
   /** Throttle probes for one job. */
   openProbes(names: ArtefactNames): LoadProbes;
   copier: RowCopier;

@@ -2,6 +2,12 @@
 // chunk the event pump applies what the stream has delivered, so events have priority;
 // then one chunk `(after, upTo]` is copied, its size adapted to the chunk time. Where the
 // copy stands (range, watermark, rows) is what a checkpoint records and a resume takes back.
+//
+// Where the stream exported the snapshot of its start (PostgreSQL), the chunks read in it
+// and nothing is applied until the copy is done (invariant 3): the snapshot phase. It ends
+// early when it has lasted --copy-snapshot-max, when the slot holds more WAL than the
+// slot-lag limit (applying is the only way to free it), or when the snapshot is lost; the
+// rest of the copy then locks rows while the stream is applied.
 
 import type { Checkpoint, CopyPlan, DialectSession, Value } from '../dialects/dialect.js';
 import type { JobControls } from '../control/job-controls.js';
@@ -17,6 +23,7 @@ import type { Checkpointer } from './checkpointing.js';
 import type { AlterJobOptions } from './job.js';
 import { decodeKey, encodeKey } from './checkpoint-codec.js';
 import { sameKey } from './keys.js';
+import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
 
 const CHUNK_RETRIES = 5;
 
@@ -46,7 +53,7 @@ export interface CopyJob {
   controls: JobControls;
   sizer: ChunkSizer;
   waits: WaitWatcher;
-  options: Pick<AlterJobOptions, 'observer' | 'testHooks'>;
+  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copySnapshotMaxSeconds'>;
   /** Null until the throttle has started. */
   throttler(): Throttler | null;
   checkpointer(): Checkpointer | null;
@@ -78,6 +85,25 @@ export class CopyLoop {
 
   /** Copies every chunk after the watermark (all of them unless `resumed`), applying the stream before each. */
   async run(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number): Promise<void> {
+    const snapshotSince = Date.now();
+    if (pump.copySnapshotState()) this.job.log.info("copying the table as of the job's start, without row locks; the changes since then are applied after the copy");
+    await this.copyAll(session, plan, pump, resumed, startedAt, snapshotSince);
+    await pump.endCopySnapshot('the copy is complete');
+  }
+
+  /** Why the snapshot phase must end before the next chunk, or null. */
+  private snapshotPhaseOver(pump: EventPump, since: number): string | null {
+    const state = pump.copySnapshotState();
+    if (!state) return null;
+    if (state === 'lost') return "the connection holding the copy's snapshot ended";
+    const max = this.job.options.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS;
+    if (Date.now() - since >= max * 1000) return `the copy has read at the snapshot for --copy-snapshot-max (${max} s), which holds back vacuum`;
+    const throttle = this.job.throttler()?.active();
+    if (throttle?.signal === 'slot-lag') return `${throttle.reason}: only applying the changes frees it`;
+    return null;
+  }
+
+  private async copyAll(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number, snapshotSince: number): Promise<void> {
     const { log, controls, sizer, options } = this.job;
     const retrying = <T>(what: string, work: () => Promise<T>) => withRetries(what, work, { log, controls, pump });
     let ceiling: Value[] | null;
@@ -106,7 +132,9 @@ export class CopyLoop {
         await controls.sleep(250);
         continue;
       }
-      await pump.applyAvailable(APPLY_BUDGET_MS);
+      const over = this.snapshotPhaseOver(pump, snapshotSince);
+      if (over) await pump.endCopySnapshot(over);
+      if (!pump.copySnapshotState()) await pump.applyAvailable(APPLY_BUDGET_MS);
       if (this.job.throttler()?.reason()) {
         await controls.sleep(100);
         continue;

@@ -100,6 +100,24 @@ export class EventPump {
     return this.stream?.backlog() ?? 0;
   }
 
+  /** Whether the copy reads at the stream's start, and nothing is applied meanwhile (ChangeStream.copySnapshotState). */
+  copySnapshotState(): 'held' | 'lost' | null {
+    return this.stream?.copySnapshotState?.() ?? null;
+  }
+
+  /** Ends the copy's snapshot: the rest of the copy locks rows, and the stream is applied from its start. */
+  async endCopySnapshot(why: string): Promise<void> {
+    const stream = this.stream;
+    if (!stream?.copySnapshotState?.()) return;
+    this.log.info({ why }, "the copy stops reading at the stream's snapshot; applying the changes since the job's start");
+    try {
+      await stream.endCopySnapshot!();
+    } catch (err) {
+      // The slot is kept: the next apply reopens the stream at its start (recoverStream).
+      this.streamError ??= err as Error;
+    }
+  }
+
   lagSeconds(): number | null {
     return this.stream?.lagSeconds() ?? null;
   }

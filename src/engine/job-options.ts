@@ -57,6 +57,8 @@ export interface AlterJobOptions {
   checksumIntervalSeconds?: number;
   /** Build the shadow's secondary indexes after the copy (default on where the dialect supports it). */
   deferIndexes?: boolean;
+  /** PostgreSQL: seconds the copy may read at the stream's snapshot without row locks (CopySettings.snapshotMaxSeconds; 0: never). */
+  copySnapshotMaxSeconds?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariants 2 and 3). */

@@ -42,6 +42,7 @@ import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_SECONDS, loadCheckpoint } fro
 import { liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
 import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEFORE_THE_STOP } from './resume.js';
 import type { AlterJobOptions, AlterResult } from './job-options.js';
+import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
 
 export type { AlterJobOptions, AlterResult, JobObserver } from './job-options.js';
 export type { AlterPlanReport };
@@ -279,7 +280,9 @@ export class AlterJob {
       const plan = built.plan;
 
       const streamJobId = resumed?.jobId ?? this.id;
-      this.pump = new EventPump(() => session.openChangeStream(plan, names, streamJobId), session.applier, plan, this.log, () => this.controls.wake());
+      // A resume has no snapshot of the stream's start to copy at (CopyLoop.run).
+      const exportCopySnapshot = !resumed && (this.options.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS) > 0;
+      this.pump = new EventPump(() => session.openChangeStream(plan, names, streamJobId, { exportCopySnapshot }), session.applier, plan, this.log, () => this.controls.wake());
       // Wherever the job applies the stream, a checkpoint every interval; not under the cut-over's lock.
       this.pump.afterBatch = () => (this.state === 'cutting-over' ? Promise.resolve() : checkpointer.maybe());
       await this.options.testHooks?.beforeStreamStart?.();

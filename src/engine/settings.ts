@@ -17,6 +17,12 @@ export interface CopySettings {
   chunkSize?: number;
   /** Build the shadow's secondary indexes after the copy, where the dialect can. */
   deferIndexes: boolean;
+  /**
+   * PostgreSQL: how long the copy may read at the stream's snapshot, without row locks,
+   * before the rest reads current data under them (the snapshot holds back vacuum); 0:
+   * never. Also ended when the slot holds more than the slot-lag limit.
+   */
+  snapshotMaxSeconds: number;
 }
 
 export interface CutoverSettings {
@@ -76,10 +82,13 @@ export interface EngineSettings {
 /** Any part of any group; what is left out takes its default. */
 export type EngineSettingsInput = { [G in keyof EngineSettings]?: Partial<EngineSettings[G]> };
 
+/** Also the default of a job built without settings (AlterJobOptions.copySnapshotMaxSeconds absent). */
+export const DEFAULT_COPY_SNAPSHOT_MAX_SECONDS = 600;
+
 /** A new object each time: the maxLoad map is live state a caller may change. */
 export function defaultEngineSettings(): EngineSettings {
   return {
-    copy: { chunkTimeMs: 500, deferIndexes: true },
+    copy: { chunkTimeMs: 500, deferIndexes: true, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS },
     cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {
@@ -122,6 +131,7 @@ export function alterJobOptions(settings: EngineSettings, target: JobTarget): Al
     chunkTimeMs: copy.chunkTimeMs,
     chunkSize: copy.chunkSize,
     deferIndexes: copy.deferIndexes,
+    copySnapshotMaxSeconds: copy.snapshotMaxSeconds,
     cutoverLockTimeoutMs: cutover.lockTimeoutMs,
     cutoverRetries: cutover.retries,
     killBlockersAfterMs: cutover.killBlockersAfterMs,

@@ -11,7 +11,9 @@ import type { AlterJobOptions } from './job.js';
 /**
  * PostgreSQL: WAL the job's slot may hold back before the copy pauses (`--max-slot-lag`).
  * A running job keeps its slot near the server's position (it acknowledges what it applied,
- * and what the server sent while nothing was pending), so only a stalled apply gets here.
+ * and what the server sent while nothing was pending), so only a stalled apply gets here,
+ * or a long copy at the stream's snapshot, which applies nothing: reaching the limit ends
+ * that phase (copy-loop.ts).
  */
 export const DEFAULT_MAX_SLOT_LAG_BYTES = 1024 ** 3;
 

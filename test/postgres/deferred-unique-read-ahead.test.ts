@@ -47,6 +47,8 @@ describe('postgres: deferred UNIQUE index after rows read ahead of the stream', 
       checksum: false,
       postponeCutoverFlagFile: flag,
       chunkSize: 2,
+      // A read ahead of the stream happens only under row locks (at the copy's snapshot nothing is read ahead).
+      copySnapshotMaxSeconds: 0,
       testHooks: { beforeChunkCommit: (range) => hook?.(range) ?? Promise.resolve() },
     });
     hook = staging(job, db, server.url);

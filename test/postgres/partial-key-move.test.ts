@@ -52,6 +52,9 @@ async function start(rows: string, options: { chunkSize?: number; beforeChunkCom
     checksum: false,
     postponeCutoverFlagFile: flag,
     chunkSize: options.chunkSize,
+    // These interleavings need the stream applied between chunks: the copy under row locks
+    // (a resume's, or the rest after the snapshot phase ends early; test/postgres/snapshot-copy.test.ts).
+    copySnapshotMaxSeconds: 0,
     testHooks: { beforeChunkCommit: (range) => hook?.(range) ?? Promise.resolve() },
   });
   if (options.beforeChunkCommit) hook = options.beforeChunkCommit(job, db, url);

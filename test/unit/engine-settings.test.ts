@@ -13,13 +13,13 @@ const parse = (builder: (y: ReturnType<typeof yargs>) => any, argv: string[]) =>
 
 describe('engine settings', () => {
   it('alter and migrate build the same settings from the same flags, and no flags give the defaults', () => {
-    const flags = ['--no-checksum', '--kill-blockers-after', '1', '--chunk-size', '200', '--no-defer-indexes', '--max-load', 'Threads_running=9'];
+    const flags = ['--no-checksum', '--kill-blockers-after', '1', '--chunk-size', '200', '--no-defer-indexes', '--copy-snapshot-max', '0', '--max-load', 'Threads_running=9'];
     const alter = engineSettingsFromArgs(parse(alterBuilder, ['--table', 't', '--alter', 'ADD x INT', ...flags]));
     const migrate = engineSettingsFromArgs(parse(migrateBuilder, flags));
     expect(migrate).toEqual(alter);
     expect(alter.checksum.enabled).toBe(false);
     expect(alter.cutover.killBlockersAfterMs).toBe(1000);
-    expect(alter.copy).toEqual({ chunkTimeMs: 500, chunkSize: 200, deferIndexes: false });
+    expect(alter.copy).toEqual({ chunkTimeMs: 500, chunkSize: 200, deferIndexes: false, snapshotMaxSeconds: 0 });
     expect(alter.throttle.maxLoad.get('Threads_running')).toBe(9);
     const none = engineSettingsFromArgs(parse(migrateBuilder, []));
     expect({ ...none, throttle: { ...none.throttle, signals: {} } }).toEqual(defaultEngineSettings());
@@ -31,7 +31,7 @@ describe('engine settings', () => {
 
   it('the job options carry every group', () => {
     const o = alterJobOptions(engineSettings({ cutover: { retries: 2 }, resume: { resumeIfSameAlter: true } }), { connection: {} as never, table: 't', alter: 'x', log: {} as never });
-    expect(o).toMatchObject({ cutoverRetries: 2, cutoverLockTimeoutMs: 3000, checksum: true, deferIndexes: true, resumeIfSameAlter: true, checkpointIntervalSeconds: 5, maxLagSeconds: 1.5 });
+    expect(o).toMatchObject({ cutoverRetries: 2, cutoverLockTimeoutMs: 3000, checksum: true, deferIndexes: true, copySnapshotMaxSeconds: 600, resumeIfSameAlter: true, checkpointIntervalSeconds: 5, maxLagSeconds: 1.5 });
   });
 
   it('--kill-blockers-after may exceed one attempt\'s lock timeout (the wait adds up across attempts), not all of them together', () => {

@@ -21,6 +21,7 @@ import { isTransient, pgCode } from './postgres-errors.js';
 import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
 import { formatLsn, parseLsn, patchParser, PgoutputDecoder, type PgItem } from './postgres-pgoutput.js';
 import { createSlotAndPublication, dropSlotAndPublication, takeOverKeptSlot } from './postgres-slot.js';
+import { CopySnapshotExporter } from './postgres-copy-snapshot.js';
 
 export { formatLsn, parseLsn } from './postgres-pgoutput.js';
 
@@ -33,6 +34,8 @@ export interface PostgresChangeStreamOptions {
   maxQueuedBytes?: number;
   /** Reconnect attempts after the replication connection drops, before `failed` rejects. */
   maxReconnects?: number;
+  /** A new slot exports its snapshot for the copy (postgres-copy-snapshot.ts); reading waits until endCopySnapshot(). */
+  exportCopySnapshot?: boolean;
 }
 
 export class PostgresChangeStream implements ChangeStream {
@@ -48,6 +51,8 @@ export class PostgresChangeStream implements ChangeStream {
   private statusTimer: NodeJS.Timeout | null = null;
   readonly failed: Promise<never>;
   private lastCommitTimeMs: number | null = null;
+  /** Holds the copy's snapshot until endCopySnapshot(); the stream is not read meanwhile. */
+  private exporter: CopySnapshotExporter | null = null;
 
   constructor(
     private readonly ctx: PgContext,
@@ -79,24 +84,52 @@ export class PostgresChangeStream implements ChangeStream {
     if (from) {
       await takeOverKeptSlot(pool, this.opts.slot, this.opts.publication);
       this.startLsn = formatLsn(parseLsn(from));
+    } else if (this.opts.exportCopySnapshot) {
+      this.startLsn = await createSlotAndPublication(pool, table, this.opts.slot, this.opts.publication, async (slot) => {
+        const made = await CopySnapshotExporter.create(this.ctx, slot);
+        this.exporter = made.exporter;
+        return made.lsn;
+      });
     } else {
       this.startLsn = await createSlotAndPublication(pool, table, this.opts.slot, this.opts.publication);
     }
     this.acked = parseLsn(this.startLsn);
     this.decoder.lastQueued = this.acked;
+    if (!this.exporter) await this.beginReading(Boolean(from));
+    return formatLsn(parseLsn(this.startLsn));
+  }
+
+  private async beginReading(keepForResume: boolean): Promise<void> {
     try {
       await this.connect();
     } catch (err) {
-      await this.stop({ keepForResume: Boolean(from) }).catch(() => undefined);
+      await this.stop({ keepForResume }).catch(() => undefined);
       throw new ShadowshiftError(`cannot start reading the replication slot ${this.opts.slot}: ${(err as Error).message}`, { cause: err });
     }
     // Status updates well inside wal_sender_timeout, also while reading is paused.
-    const t = await pool.query<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`).catch(() => null);
+    const t = await this.ctx.pool.query<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`).catch(() => null);
     const timeoutMs = Number(t?.rows[0]?.ms ?? 60_000);
     const every = timeoutMs > 0 ? Math.max(200, Math.min(10_000, Math.floor(timeoutMs / 3))) : 10_000;
     this.statusTimer = setInterval(() => this.sendStatus(), every);
     this.statusTimer.unref();
-    return formatLsn(parseLsn(this.startLsn));
+  }
+
+  copySnapshotState(): 'held' | 'lost' | null {
+    if (!this.exporter) return null;
+    return this.exporter.held() ? 'held' : 'lost';
+  }
+
+  /**
+   * Releases the copy's snapshot and begins reading at the slot's start. A failure to
+   * connect keeps the slot (the pump reopens the stream at its applied position, which
+   * is still the start).
+   */
+  async endCopySnapshot(): Promise<void> {
+    const exporter = this.exporter;
+    if (!exporter) return;
+    this.exporter = null;
+    await exporter.release();
+    await this.beginReading(true);
   }
 
   private connect(): Promise<void> {
@@ -281,6 +314,9 @@ export class PostgresChangeStream implements ChangeStream {
     const s = this.service;
     this.service = null;
     await s?.destroy().catch(() => undefined);
+    const exporter = this.exporter;
+    this.exporter = null;
+    await exporter?.release();
     this.queue.wake();
     if (!options?.keepForResume) await this.dropArtefacts();
   }

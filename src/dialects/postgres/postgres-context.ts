@@ -63,6 +63,11 @@ export interface PgContext {
   log: Logger;
   /** Snapshots of the reads that put the original's rows into the shadow (copier, applier). */
   reads: ShadowReads;
+  /**
+   * The snapshot the copy reads the original in (postgres-copy-snapshot.ts), while its
+   * connection holds it; null or absent: chunks read current data under row locks.
+   */
+  copySnapshot?: string | null;
   /** Backend pids of the job's own connections (pool and dedicated), for postgres-waits.ts. */
   sessions?: Set<number>;
   /** Told when the server refuses a new connection (noteConnectFailure): the change stream closes its own. */

@@ -1,7 +1,15 @@
-// Chunked copy over the key: INSERT ... SELECT ... FOR SHARE ... ON CONFLICT (key) DO NOTHING.
+// Chunked copy over the key: INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING, in one
+// of two modes.
 //
+// At the copy's snapshot (postgres-copy-snapshot.ts; the default for a new job): each
+// chunk reads the original in the snapshot the slot exported, without row locks. The
+// chunks together copy the table as it was at the slot's start, and the engine applies
+// nothing until they are done, so the stream's changes (every one after that start, in
+// commit order) all land on top of the copy.
+//
+// At current data, under row locks (a resume, or after the snapshot phase ended early).
 // Why a row deleted or updated while its chunk is copied cannot come back or go stale
-// in the shadow (invariant 3; to move to docs/ARCHITECTURE.md):
+// in the shadow (invariant 3):
 //
 //  1. The replication slot is created before the first chunk is copied, so every
 //     change that commits after that point reaches the stream, in commit order.
@@ -39,7 +47,8 @@ import type { BeforeChunkCommit, ChunkResult, CopyPlan, KeyRange, RowCopier, Val
 import type { PgContext } from './postgres-context.js';
 import { classify } from './postgres-errors.js';
 import { convert, dataLossFrom, keyParams, lossyValueError, planSql, rowOf, type PlanSql } from './postgres-plan-sql.js';
-import { quoteIdent } from './postgres-quote.js';
+import { quoteIdent, quoteLiteral } from './postgres-quote.js';
+import { TransientDatabaseError } from '../../util/errors.js';
 
 function keyList(p: PlanSql, side: 'source' | 'target'): string {
   return rowOf(p.key.map((k) => k[side]));
@@ -102,19 +111,22 @@ export class PostgresCopier implements RowCopier {
     const where = rangeWhere(p, range.after, range.upTo, params);
     const targets = p.columns.map((c) => quoteIdent(c.target)).join(', ');
     const sources = p.columns.map((c) => convert(quoteIdent(c.source), c)).join(', ');
+    const snapshot = this.ctx.copySnapshot ?? null;
     const sql =
       `INSERT INTO ${p.shadow} (${targets})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
-      `SELECT ${sources} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)} FOR SHARE ` +
+      `SELECT ${sources} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)}${snapshot ? '' : ' FOR SHARE'} ` +
       `ON CONFLICT (${p.key.map((k) => quoteIdent(k.target)).join(', ')}) DO NOTHING`;
     const client = await this.ctx.pool.connect();
     let ok = false;
     try {
-      await client.query('BEGIN');
-      // The chunk share-locks its rows as it reads them. If it has to wait for an
-      // application transaction holding one, it gives up quickly (TransientDatabaseError,
-      // the engine retries) rather than keep the rows it already locked from other
-      // writers, and before the deadlock detector (deadlock_timeout, 1 s by default)
-      // could pick an application transaction as the victim.
+      if (snapshot) await this.beginAtSnapshot(client, snapshot);
+      else await client.query('BEGIN');
+      // Under row locks the chunk share-locks its rows as it reads them. If it has to wait
+      // for an application transaction holding one, it gives up quickly
+      // (TransientDatabaseError, the engine retries) rather than keep the rows it already
+      // locked from other writers, and before the deadlock detector (deadlock_timeout, 1 s
+      // by default) could pick an application transaction as the victim. At the snapshot
+      // only a queued ACCESS EXCLUSIVE can make it wait, and the same applies.
       await client.query(`SET LOCAL lock_timeout = '500ms'`);
       if (beforeInsert) await beforeInsert(client);
       const r = await client.query(sql, params);
@@ -136,10 +148,23 @@ export class PostgresCopier implements RowCopier {
     }
   }
 
+  /** A chunk's transaction reading in the copy's snapshot; a snapshot gone (its connection ended) is a retry in the other mode. */
+  private async beginAtSnapshot(client: pg.PoolClient, snapshot: string): Promise<void> {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    try {
+      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '22023') throw err;
+      if (this.ctx.copySnapshot === snapshot) this.ctx.copySnapshot = null;
+      throw new TransientDatabaseError(`the copy's snapshot ${snapshot} is gone (${(err as Error).message}); copying on under row locks`, { cause: err });
+    }
+  }
+
   /**
    * A type change that PostgreSQL's assignment cast rounds (numeric scale, timestamp
    * precision, numeric to integer) would change data silently. The chunk's rows are
-   * share-locked, so this second read sees exactly the versions that were copied.
+   * share-locked, or read in the copy's snapshot, so this second read sees exactly the
+   * versions that were copied.
    */
   private async checkLossy(client: pg.PoolClient, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
     for (const c of p.columns.filter((x) => x.lossyCheck)) {

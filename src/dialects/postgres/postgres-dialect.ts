@@ -132,13 +132,14 @@ export class PostgresSession implements DialectSession {
     return dropArtefacts(this.ctx, names, opts);
   }
 
-  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string): ChangeStream {
+  openChangeStream(plan: CopyPlan, names: ArtefactNames, jobId: string, options?: { exportCopySnapshot?: boolean }): ChangeStream {
     const slot = names.extra.slot;
     if (!slot) throw new ShadowshiftError('artefact names carry no replication slot name');
     const stream = new PostgresChangeStream(this.ctx, plan, {
       slot,
       publication: names.changelog,
       markerPrefix: `shadowshift:${names.extra.tag ?? jobId}`,
+      exportCopySnapshot: options?.exportCopySnapshot,
     });
     this.streams.add(stream);
     const stop = stream.stop.bind(stream);

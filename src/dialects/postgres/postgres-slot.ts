@@ -9,8 +9,16 @@ import { quoteIdent } from './postgres-quote.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import { pgCode } from './postgres-errors.js';
 
+/** Makes the slot (after the publication exists); returns its start LSN. */
+export type SlotMaker = (slot: string) => Promise<string>;
+
+/** The plain way: a slot whose start is the current end of the WAL, nothing exported. */
+export function slotBySql(pool: pg.Pool): SlotMaker {
+  return async (slot) => (await pool.query<{ lsn: string }>(`SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [slot])).rows[0]!.lsn;
+}
+
 /** Creates the publication of `table` (quoted) and the slot; returns the slot's start LSN. */
-export async function createSlotAndPublication(pool: pg.Pool, table: string, slot: string, publication: string): Promise<string> {
+export async function createSlotAndPublication(pool: pg.Pool, table: string, slot: string, publication: string, makeSlot: SlotMaker = slotBySql(pool)): Promise<string> {
   // Publishing a table without a replica identity makes the application's UPDATE and
   // DELETE on it fail: never do that, whatever the preflight said.
   const ri = await pool.query<{ ok: string }>(
@@ -24,8 +32,7 @@ export async function createSlotAndPublication(pool: pg.Pool, table: string, slo
   }
   try {
     await pool.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${table}`);
-    const r = await pool.query<{ lsn: string }>(`SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-    return r.rows[0]!.lsn;
+    return await makeSlot(slot);
   } catch (err) {
     await dropSlotAndPublication(pool, slot, publication).catch(() => undefined);
     throw new ShadowshiftError(`cannot create the replication slot and publication for ${table}: ${(err as Error).message}`, { cause: err });

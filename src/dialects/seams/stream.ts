@@ -61,6 +61,16 @@ export interface ChangeStream {
   readonly seesSwap?: boolean;
   /** Stops reading. With keepForResume the server-side state (PostgreSQL slot, publication) stays for `--resume`. */
   stop(options?: { keepForResume?: boolean }): Promise<void>;
+  /**
+   * A stream opened with exportCopySnapshot (PostgreSQL): 'held' while the copy reads the
+   * original as of the stream's start, without row locks. Nothing is read or applied
+   * then: a change applied before the chunk that copies its row would be undone by it.
+   * 'lost' when the snapshot ended by itself (chunks then read current data under row
+   * locks); null once endCopySnapshot() ran, or for other streams.
+   */
+  copySnapshotState?(): 'held' | 'lost' | null;
+  /** Releases the copy's snapshot and begins reading at the stream's start. */
+  endCopySnapshot?(): Promise<void>;
 }
 
 /** What a resumable job records every few seconds (invariant 8 in docs/ARCHITECTURE.md). */

@@ -110,12 +110,7 @@ export class EventPump {
     const stream = this.stream;
     if (!stream?.copySnapshotState?.()) return;
     this.log.info({ why }, "the copy stops reading at the stream's snapshot; applying the changes since the job's start");
-    try {
-      await stream.endCopySnapshot!();
-    } catch (err) {
-      // The slot is kept: the next apply reopens the stream at its start (recoverStream).
-      this.streamError ??= err as Error;
-    }
+    await stream.endCopySnapshot!();
   }
 
   lagSeconds(): number | null {

@@ -51,7 +51,11 @@ export class PostgresChangeStream implements ChangeStream {
   private statusTimer: NodeJS.Timeout | null = null;
   readonly failed: Promise<never>;
   private lastCommitTimeMs: number | null = null;
-  /** Holds the copy's snapshot until endCopySnapshot(); the stream is not read meanwhile. */
+  /**
+   * Holds the copy's snapshot until endCopySnapshot(). The stream is read meanwhile (the
+   * server decodes the copy's WAL alongside it, not after it), into the bounded queue, and
+   * nothing is taken.
+   */
   private exporter: CopySnapshotExporter | null = null;
 
   constructor(
@@ -95,15 +99,10 @@ export class PostgresChangeStream implements ChangeStream {
     }
     this.acked = parseLsn(this.startLsn);
     this.decoder.lastQueued = this.acked;
-    if (!this.exporter) await this.beginReading(Boolean(from));
-    return formatLsn(parseLsn(this.startLsn));
-  }
-
-  private async beginReading(keepForResume: boolean): Promise<void> {
     try {
       await this.connect();
     } catch (err) {
-      await this.stop({ keepForResume }).catch(() => undefined);
+      await this.stop({ keepForResume: Boolean(from) }).catch(() => undefined);
       throw new ShadowshiftError(`cannot start reading the replication slot ${this.opts.slot}: ${(err as Error).message}`, { cause: err });
     }
     // Status updates well inside wal_sender_timeout, also while reading is paused.
@@ -112,6 +111,7 @@ export class PostgresChangeStream implements ChangeStream {
     const every = timeoutMs > 0 ? Math.max(200, Math.min(10_000, Math.floor(timeoutMs / 3))) : 10_000;
     this.statusTimer = setInterval(() => this.sendStatus(), every);
     this.statusTimer.unref();
+    return formatLsn(parseLsn(this.startLsn));
   }
 
   copySnapshotState(): 'held' | 'lost' | null {
@@ -119,17 +119,12 @@ export class PostgresChangeStream implements ChangeStream {
     return this.exporter.held() ? 'held' : 'lost';
   }
 
-  /**
-   * Releases the copy's snapshot and begins reading at the slot's start. A failure to
-   * connect keeps the slot (the pump reopens the stream at its applied position, which
-   * is still the start).
-   */
+  /** Releases the copy's snapshot; take() hands out what was queued meanwhile from then on. */
   async endCopySnapshot(): Promise<void> {
     const exporter = this.exporter;
     if (!exporter) return;
     this.exporter = null;
     await exporter.release();
-    await this.beginReading(true);
   }
 
   private connect(): Promise<void> {
@@ -223,7 +218,8 @@ export class PostgresChangeStream implements ChangeStream {
 
 
   take(maxEvents: number): ChangeBatch | null {
-    if (this.queue.waiting.length === 0) return null;
+    // While chunks may read at the copy's snapshot nothing may be applied (ChangeStream.copySnapshotState).
+    if (this.exporter || this.queue.waiting.length === 0) return null;
     const markers: string[] = [];
     const events = this.queue.take(maxEvents, (item) => {
       if (item.t === 'marker') markers.push(item.id);

@@ -10,7 +10,8 @@
 //    vacuum's horizon for the whole server while it does: the phase is bounded in time;
 //  - nothing may be applied while a chunk may still read in it (a delete applied first
 //    would be undone by the chunk that copies the row later), so the slot keeps WAL for
-//    the whole phase: it ends when the slot holds more than --max-slot-lag.
+//    the whole phase (the stream reads it into its bounded queue, which then pauses): it
+//    ends when the slot holds more than --max-slot-lag.
 // Ended early (or the connection lost), the rest of the copy reads current data under
 // row locks while the stream is applied from the slot's start: that mode's argument
 // (postgres-copier.ts) needs only that the slot was made before the chunk read.

@@ -63,13 +63,13 @@ export interface ChangeStream {
   stop(options?: { keepForResume?: boolean }): Promise<void>;
   /**
    * A stream opened with exportCopySnapshot (PostgreSQL): 'held' while the copy reads the
-   * original as of the stream's start, without row locks. Nothing is read or applied
-   * then: a change applied before the chunk that copies its row would be undone by it.
+   * original as of the stream's start, without row locks. take() gives nothing then: a
+   * change applied before the chunk that copies its row would be undone by it.
    * 'lost' when the snapshot ended by itself (chunks then read current data under row
    * locks); null once endCopySnapshot() ran, or for other streams.
    */
   copySnapshotState?(): 'held' | 'lost' | null;
-  /** Releases the copy's snapshot and begins reading at the stream's start. */
+  /** Releases the copy's snapshot; take() hands out the changes since the stream's start. */
   endCopySnapshot?(): Promise<void>;
 }
 

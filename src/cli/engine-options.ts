@@ -35,7 +35,7 @@ export interface EngineWording {
 }
 
 const ENGINE_FLAGS = [
-  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
+  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-threads', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
   'drop-old-table', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
 ];
 
@@ -45,6 +45,7 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
     .option('chunk-time', { type: 'number', default: 500, describe: 'target milliseconds per copy chunk (the chunk size adapts)' })
     .option('chunk-size', { type: 'number', describe: 'fixed rows per chunk (turns adaptation off)' })
     .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
+    .option('copy-threads', { type: 'number', default: 1, describe: 'chunks copied at once, each on its own connection (more load on the server, a shorter copy)' })
     .option('copy-snapshot-max', { type: 'number', default: 600, describe: 'PostgreSQL: seconds the copy may read the table as of the job\'s start, without row locks (this holds back vacuum); then it locks rows as it copies. 0: always lock rows' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'seconds the cut-over may block writes per attempt' })
     .option('cutover-retries', { type: 'number', default: 10, describe: 'cut-over attempts before giving up' })
@@ -81,6 +82,7 @@ export interface EngineArgs {
   chunkSize?: number;
   deferIndexes: boolean;
   copySnapshotMax: number;
+  copyThreads: number;
   cutoverLockTimeout: number;
   cutoverRetries: number;
   cutoverSnapshotWait: number;
@@ -120,6 +122,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('chunk-size', args.chunkSize, 'positive');
   checkNumber('chunk-size', args.chunkSize, 'whole', 'rows');
   checkNumber('copy-snapshot-max', args.copySnapshotMax, 'zero-or-more', 'seconds');
+  checkNumber('copy-threads', args.copyThreads, 'whole', 'connections');
   checkNumber('cutover-lock-timeout', args.cutoverLockTimeout, 'positive');
   checkNumber('cutover-retries', args.cutoverRetries, 'positive');
   checkNumber('kill-blockers-after', args.killBlockersAfter, 'positive');
@@ -141,7 +144,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('heartbeat-interval', args.heartbeatInterval, 'positive');
   checkNumber('critical-load-hibernate', args.criticalLoadHibernate, 'positive');
   return engineSettings({
-    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax },
+    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, threads: args.copyThreads },
     cutover: {
       lockTimeoutMs: ms(args.cutoverLockTimeout),
       retries: args.cutoverRetries,

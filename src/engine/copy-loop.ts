@@ -4,12 +4,13 @@
 // copy stands (range, watermark, rows) is what a checkpoint records and a resume takes back.
 //
 // Where the stream exported the snapshot of its start (PostgreSQL), the chunks read in it
-// and nothing is applied until the copy is done (invariant 3): the snapshot phase. It ends
+// and nothing is applied until the copy is done (invariant 3): the snapshot phase.
+// Rounds of several chunks (--copy-threads) read the same snapshot. It ends
 // early when it has lasted --copy-snapshot-max, when the slot holds more WAL than the
 // slot-lag limit (applying is the only way to free it), or when the snapshot is lost; the
 // rest of the copy then locks rows while the stream is applied.
 
-import type { Checkpoint, CopyPlan, DialectSession, Value } from '../dialects/dialect.js';
+import type { Checkpoint, CopyPlan, DialectSession, KeyRange, Value } from '../dialects/dialect.js';
 import type { JobControls } from '../control/job-controls.js';
 import { CopyRate } from '../control/progress.js';
 import type { Throttler } from '../control/throttler.js';
@@ -23,7 +24,7 @@ import type { Checkpointer } from './checkpointing.js';
 import type { AlterJobOptions } from './job.js';
 import { decodeKey, encodeKey } from './checkpoint-codec.js';
 import { sameKey } from './keys.js';
-import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
+import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, DEFAULT_COPY_THREADS } from './settings.js';
 
 const CHUNK_RETRIES = 5;
 
@@ -47,13 +48,21 @@ export async function withRetries<T>(
   }
 }
 
+/** Waits for every chunk of a round, then fails with the first failure: none is left running behind the job's cleanup. */
+async function allCommitted<T>(work: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
 /** What the copy takes from the job. */
 export interface CopyJob {
   log: Logger;
   controls: JobControls;
   sizer: ChunkSizer;
   waits: WaitWatcher;
-  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copySnapshotMaxSeconds'>;
+  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copySnapshotMaxSeconds' | 'copyThreads'>;
   /** Null until the throttle has started. */
   throttler(): Throttler | null;
   checkpointer(): Checkpointer | null;
@@ -106,6 +115,7 @@ export class CopyLoop {
   private async copyAll(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number, snapshotSince: number): Promise<void> {
     const { log, controls, sizer, options } = this.job;
     const retrying = <T>(what: string, work: () => Promise<T>) => withRetries(what, work, { log, controls, pump });
+    const threads = Math.max(1, Math.floor(options.copyThreads ?? DEFAULT_COPY_THREADS));
     let ceiling: Value[] | null;
     let after: Value[] | null = null;
     if (resumed) {
@@ -139,18 +149,30 @@ export class CopyLoop {
         await controls.sleep(100);
         continue;
       }
-      const from = after;
-      const end = await retrying('finding the end of a chunk', () => session.copier.chunkEnd(plan, from, sizer.size, ceiling));
-      const range = { after, upTo: end };
-      const started = Date.now();
-      const { rowsCopied } = await retrying('copying a chunk', () =>
-        this.job.waits.during('copying', () => session.copier.copyChunk(plan, range, options.testHooks?.beforeChunkCommit)),
-      );
-      const elapsed = Date.now() - started;
-      sizer.observe(Math.max(rowsCopied, 1), elapsed);
-      options.observer?.chunkCopied?.(rowsCopied, elapsed / 1000);
-      this.rowsCopied += rowsCopied;
+      // A round: up to --copy-threads consecutive chunks at once, each on its own
+      // connection. Their ranges are disjoint, so each chunk's argument (invariant 3) holds
+      // on its own; the stream is applied only between rounds, so copy and apply still
+      // never overlap; the watermark moves only once the whole round has committed.
+      const ranges: KeyRange[] = [];
+      for (let from = after; ranges.length < threads && !(from && sameKey(from, ceiling)); ) {
+        const f = from;
+        const end = await retrying('finding the end of a chunk', () => session.copier.chunkEnd(plan, f, sizer.size, ceiling));
+        ranges.push({ after: f, upTo: end });
+        from = end;
+      }
+      const copyOne = async (range: KeyRange) => {
+        const started = Date.now();
+        const { rowsCopied } = await retrying('copying a chunk', () => session.copier.copyChunk(plan, range, options.testHooks?.beforeChunkCommit));
+        return { rows: rowsCopied, ms: Date.now() - started };
+      };
+      const copied = await this.job.waits.during('copying', () => allCommitted(ranges.map(copyOne)));
+      for (const c of copied) {
+        sizer.observe(Math.max(c.rows, 1), c.ms);
+        options.observer?.chunkCopied?.(c.rows, c.ms / 1000);
+        this.rowsCopied += c.rows;
+      }
       this.rate.record(this.rowsCopied);
+      const end = ranges[ranges.length - 1]!.upTo!;
       after = this.watermark = end;
       await this.job.checkpointer()?.maybe();
       // The chunk in flight when an abort came has committed: no further step of the copy.

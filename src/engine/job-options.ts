@@ -59,6 +59,8 @@ export interface AlterJobOptions {
   deferIndexes?: boolean;
   /** PostgreSQL: seconds the copy may read at the stream's snapshot without row locks (CopySettings.snapshotMaxSeconds; 0: never). */
   copySnapshotMaxSeconds?: number;
+  /** Chunks copied at once (CopySettings.threads; default 1). */
+  copyThreads?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariants 2 and 3). */

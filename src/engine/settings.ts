@@ -23,6 +23,8 @@ export interface CopySettings {
    * never. Also ended when the slot holds more than the slot-lag limit.
    */
   snapshotMaxSeconds: number;
+  /** Chunks copied at once, each on its own connection (consecutive ranges; the stream is applied between rounds). */
+  threads: number;
 }
 
 export interface CutoverSettings {
@@ -84,11 +86,12 @@ export type EngineSettingsInput = { [G in keyof EngineSettings]?: Partial<Engine
 
 /** Also the default of a job built without settings (AlterJobOptions.copySnapshotMaxSeconds absent). */
 export const DEFAULT_COPY_SNAPSHOT_MAX_SECONDS = 600;
+export const DEFAULT_COPY_THREADS = 1;
 
 /** A new object each time: the maxLoad map is live state a caller may change. */
 export function defaultEngineSettings(): EngineSettings {
   return {
-    copy: { chunkTimeMs: 500, deferIndexes: true, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS },
+    copy: { chunkTimeMs: 500, deferIndexes: true, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
     cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {
@@ -132,6 +135,7 @@ export function alterJobOptions(settings: EngineSettings, target: JobTarget): Al
     chunkSize: copy.chunkSize,
     deferIndexes: copy.deferIndexes,
     copySnapshotMaxSeconds: copy.snapshotMaxSeconds,
+    copyThreads: copy.threads,
     cutoverLockTimeoutMs: cutover.lockTimeoutMs,
     cutoverRetries: cutover.retries,
     killBlockersAfterMs: cutover.killBlockersAfterMs,

@@ -203,7 +203,7 @@ describe('cut-over', () => {
     // Nothing changed between the pre-read and the lock: the prepared statements ran without another catalog read.
     const done = lines.find((l) => l.msg === 'cut-over committed')!;
     expect(done.catalogChanged).toBe(false);
-    expect(Object.keys(done.steps as object)).toEqual(['lockWait', 'drain', 'swapAndCommit']);
+    expect(Object.keys(done.steps as object)).toEqual(['vacuumWait', 'lockWait', 'drain', 'swapAndCommit']);
     // The view (its text holds a semicolon in a literal) was replaced in place and reads the new table.
     const dep = await admin.query(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class = 'fr_v'::regclass AND d.refobjid = 'fr'::regclass`);
     expect(dep.rows[0].n).toBeGreaterThan(0);

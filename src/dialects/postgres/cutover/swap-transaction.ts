@@ -102,7 +102,8 @@ export class PostgresCutover implements Cutover {
          ORDER BY 2, 1`,
         [orig],
       );
-      // Where the time goes from the lock request (application writes queue behind it from here) to COMMIT.
+      // Where the time goes: the wait for vacuums (nothing queues behind it), then from the
+      // lock request (application writes queue behind it from here) to COMMIT.
       const steps: Record<string, number> = {};
       let t0 = performance.now();
       const mark = (k: string) => {
@@ -110,10 +111,21 @@ export class PostgresCutover implements Cutover {
         steps[k] = Math.round(n - t0);
         t0 = n;
       };
-      started = Date.now();
+      // First, without blocking anyone: a (auto)vacuum or analyze of the shadow or the
+      // original holds SHARE UPDATE EXCLUSIVE, which the swap's ACCESS EXCLUSIVE waits for;
+      // an autovacuum worker is cancelled only after deadlock_timeout (1 s by default), so
+      // that wait, under the original's lock, stalled every application write for 1 s (seen
+      // twice in bench/RESULTS.md runs: the COMMIT step 1006 ms, right after the copy had
+      // filled the shadow). Holding this mode keeps autovacuum off both tables (it does not
+      // wait for locks) and lets the application's reads and writes through.
+      // --kill-blockers-after watches both waits.
+      const shadow = quoteQualified(plan.original.ref.schema, names.shadow);
       const blockers = options.killBlockers ? await pgLockBlockers(this.ctx, c) : null;
       const watch = blockers && options.killBlockers?.watch(blockers);
       try {
+        await c.query(`LOCK TABLE ${shadow}, ${orig} IN SHARE UPDATE EXCLUSIVE MODE`);
+        mark('vacuumWait');
+        started = Date.now();
         await c.query(`LOCK TABLE ${[...others.rows.map((r) => r.rel), orig].join(', ')} IN ACCESS EXCLUSIVE MODE`);
       } finally {
         await watch?.stop();

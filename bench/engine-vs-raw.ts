@@ -1,19 +1,24 @@
-// The engine's copy phase against the raw chunked INSERT ... SELECT (and, on
-// PostgreSQL, against pg_repack), on the same server and the same 1M-row table
-// as FIELD-NOTES "What the peers do on this machine", idle and under the
-// 300 ops/s open-loop workload.
+// The engine against the raw chunked INSERT ... SELECT and the peers (bench/lib/peers.ts:
+// the server's own ALTER, pt-online-schema-change, pg_repack; gh-ost when installed),
+// on the same server and the same 1M-row table as FIELD-NOTES "What the peers do on
+// this machine", idle and under the 300 ops/s open-loop workload.
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
-//        [--rate 300] [--connections 8] [--chunk-time 500] [--load-seconds 10]
-//        [--steps nomig,raw,idx,repack,engine[,engine-nock]] [--json FILE] [--log-dir DIR]
+//        [--rate 300] [--connections 8] [--chunk-time 500] [--copy-threads 1] [--load-seconds 10]
+//        [--steps nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-nock,engine-locking]]
+//        [--json FILE] [--log-dir DIR]
 //
-// One run, per dialect, in this order (runs repeat it, so raw and engine
-// measurements interleave: raw, engine, raw, engine, ...):
+// One run, per dialect, in this order (runs repeat it, so peers and engine
+// measurements interleave: peers, engine, peers, engine, ...):
 //
 //   table A (fresh seed): no-migration workload; raw copy idle; raw copy under
-//     load; index experiment (idle); PostgreSQL: pg_repack idle, then under load.
-//   table B (fresh seed): the engine idle.
+//     load; index experiment (idle); under load, each reverted before the next
+//     (unmeasured): the blocking ALTER, MariaDB's INPLACE/LOCK=NONE,
+//     pt-online-schema-change; PostgreSQL: pg_repack idle, then under load.
+//   table B (fresh seed): the engine idle (with its peak RSS and CPU per row).
 //   table C (fresh seed): the engine under load.
+//   table D (fresh seed): `shadowshift alter` run as a process, idle, under GNU time:
+//     its own peak RSS and CPU, without this harness (needs `npm run build`).
 //
 // The raw copy goes into a copy table with the same ALTER applied as the
 // engine's shadow (bench/lib/baseline-copy.ts: 10k-row PK ranges, one
@@ -33,7 +38,6 @@
 
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +51,7 @@ import { runWithWorkload, sleep } from './lib/with-workload.js';
 import type { ModelCompareResult } from '../test/support/compare.js';
 import { formatStats, markdownTable, median, ms } from './lib/report.js';
 import { AlterJob } from '../src/engine/job.js';
+import { nativeAlter, peerProgram, pgRepack, ptOnlineSchemaChange, revertChange, timedProcess } from './lib/peers.js';
 import { parseConnectionUrl } from '../src/util/connection-url.js';
 
 const { values: args } = parseArgs({
@@ -57,8 +62,10 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '300' },
     connections: { type: 'string', default: '8' },
     'chunk-time': { type: 'string', default: '500' },
+    'copy-threads': { type: 'string', default: '1' },
     'load-seconds': { type: 'string', default: '10' },
-    steps: { type: 'string', default: 'nomig,raw,idx,repack,engine' }, // also: engine-nock (checksum off, diagnostic)
+    // Also: engine-nock (checksum off) and engine-locking (PostgreSQL: the copy under row locks, --copy-snapshot-max 0), diagnostics.
+    steps: { type: 'string', default: 'nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli' },
     json: { type: 'string' },
     'log-dir': { type: 'string' },
   },
@@ -69,6 +76,7 @@ const runs = Number(args.runs);
 const rate = Number(args.rate);
 const connections = Number(args.connections);
 const chunkTimeMs = Number(args['chunk-time']);
+const copyThreads = Number(args['copy-threads']);
 const loadSeconds = Number(args['load-seconds']);
 const steps = new Set(args.steps!.split(',').map((s) => s.trim()));
 const dialects: Dialect[] = args.dialect === 'both' ? ['mysql', 'postgres'] : [args.dialect as Dialect];
@@ -80,12 +88,15 @@ mkdirSync(logDir, { recursive: true });
 const TABLE = 'orders';
 /** Workload warm-up before the measured step (runWithWorkload's default). */
 const WARMUP_MS = 1000;
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-/** The change: FIELD-NOTES' (a NOT NULL column with a default + an index on status); PG's ALTER TABLE cannot add a plain index, so there just the column. */
+/**
+ * The change: FIELD-NOTES' on MariaDB (a NOT NULL column with a default + an index on
+ * status). PostgreSQL's ALTER TABLE cannot add a plain index and adds such a column
+ * without a rewrite, so there a column plus a type change that rewrites the table and
+ * its user_id index (the shape of issue 13's measurements).
+ */
 const ALTER: Record<Dialect, string> = {
   mysql: `ADD COLUMN flag TINYINT NOT NULL DEFAULT 1, ADD INDEX ${TABLE}_status_idx (status)`,
-  postgres: 'ADD COLUMN flag smallint NOT NULL DEFAULT 1',
+  postgres: 'ADD COLUMN flag smallint NOT NULL DEFAULT 1, ALTER COLUMN user_id TYPE bigint',
 };
 
 // ---------------------------------------------------------------------------
@@ -113,7 +124,7 @@ interface Record_ {
 const records: Record_[] = [];
 
 function save(): void {
-  writeFileSync(jsonFile, JSON.stringify({ args, rows, runs, rate, connections, chunkTimeMs, alter: ALTER, records }, null, 2));
+  writeFileSync(jsonFile, JSON.stringify({ args, rows, runs, rate, connections, chunkTimeMs, copyThreads, alter: ALTER, records }, null, 2));
 }
 
 function diffsOf(v: ModelCompareResult | undefined): unknown {
@@ -264,9 +275,18 @@ interface EngineRun {
   chunkRowsMedian: number;
   lastChunkSize: number;
   states: Array<{ state: string; atMs: number; rowsCopied: number }>;
+  /** Peak RSS of this process while the job ran (the harness included: an upper bound for the engine idle). */
+  peakRssMB: number;
+  /** CPU time of this process (user + system) per copied row, µs (the workload's too when loaded). */
+  cpuUsPerRow: number;
 }
 
-async function runEngine(url: string, d: Dialect, logFile: string, checksum?: boolean): Promise<EngineRun> {
+interface EngineVariant {
+  checksum?: boolean;
+  copySnapshotMaxSeconds?: number;
+}
+
+async function runEngine(url: string, d: Dialect, logFile: string, variant: EngineVariant = {}): Promise<EngineRun> {
   const flag = join(tmpdir(), `shadowshift-bench-${randomBytes(4).toString('hex')}.flag`);
   writeFileSync(flag, '');
   const states: Array<{ state: string; atMs: number; rowsCopied: number }> = [];
@@ -296,14 +316,18 @@ async function runEngine(url: string, d: Dialect, logFile: string, checksum?: bo
     table: TABLE,
     alter: ALTER[d],
     chunkTimeMs,
+    copyThreads,
     cutoverLockTimeoutMs: 3000,
     cutoverRetries: 5,
     dropOldTable: true,
     postponeCutoverFlagFile: flag,
     log,
     observer: { chunkCopied: (r, s) => chunks.push({ rows: r, seconds: s }) },
-    ...(checksum === undefined ? {} : { checksum }),
+    ...variant,
   });
+  const cpu0 = process.cpuUsage();
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   try {
     const report = await job.prepare();
     const prepareMs = performance.now() - t0;
@@ -334,8 +358,14 @@ async function runEngine(url: string, d: Dialect, logFile: string, checksum?: bo
       chunkRowsMedian: median(chunks.map((c) => c.rows)),
       lastChunkSize: job.status().chunkSize,
       states,
+      peakRssMB: Math.round(peakRss / 2 ** 20),
+      cpuUsPerRow: (() => {
+        const c = process.cpuUsage(cpu0);
+        return +((c.user + c.system) / Math.max(1, result.rowsCopied)).toFixed(2);
+      })(),
     };
   } finally {
+    clearInterval(sampler);
     if (existsSync(flag)) unlinkSync(flag);
     await job.close();
   }
@@ -357,27 +387,10 @@ function engineExtra(e: EngineRun): Record<string, unknown> {
     chunkRowsMedian: e.chunkRowsMedian,
     lastChunkSize: e.lastChunkSize,
     cutoverAttempts: e.cutoverAttempts,
+    peakRssMB: e.peakRssMB,
+    cpuUsPerRow: e.cpuUsPerRow,
     states: e.states.map((s) => `${s.state}@${(s.atMs / 1000).toFixed(2)}s`).join(' '),
   };
-}
-
-// ---------------------------------------------------------------------------
-// pg_repack
-
-async function pgRepack(url: string): Promise<number> {
-  const u = new URL(url);
-  const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn(join(PG_BIN, 'pg_repack'), ['-h', u.hostname, '-p', u.port, '-U', decodeURIComponent(u.username || 'postgres'), '-d', u.pathname.slice(1), '-t', TABLE], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    p.stdout.on('data', (b) => (out += b));
-    p.stderr.on('data', (b) => (out += b));
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_repack exited ${code}: ${out}`))));
-  });
-  return performance.now() - t0;
 }
 
 // ---------------------------------------------------------------------------
@@ -426,33 +439,47 @@ async function main(): Promise<void> {
               });
             }
           }
+          await peerSteps(url, d, run, model, wl);
           if (d === 'postgres' && steps.has('repack')) {
-            const idleMs = await pgRepack(url);
+            const idleMs = await pgRepack(url, TABLE);
             note({ dialect: d, run, what: 'pg_repack', load: 'idle', rows, seconds: idleMs / 1000, wallMs: idleMs, loadavg: loadavg() });
-            const l = await runWithWorkload(wl(model), () => pgRepack(url));
+            const l = await runWithWorkload(wl(model), () => pgRepack(url, TABLE));
             note({ dialect: d, run, what: 'pg_repack', load: 'loaded', rows, seconds: l.wallMs / 1000, wallMs: l.wallMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg() });
           }
           await dropLeftovers(url);
         }
         // --- tables B and C: the engine (and, as a diagnostic, the engine without its pre-cut-over checksum)
         for (const variant of [
-          { step: 'engine', what: 'engine', checksum: undefined as boolean | undefined },
-          { step: 'engine-nock', what: 'engine, checksum off', checksum: false },
+          { step: 'engine', what: 'engine', options: {} as EngineVariant },
+          { step: 'engine-nock', what: 'engine, checksum off', options: { checksum: false } },
+          { step: 'engine-locking', what: 'engine, copy under row locks', options: { copySnapshotMaxSeconds: 0 } },
         ]) {
           if (!steps.has(variant.step)) continue;
+          if (variant.step === 'engine-locking' && d !== 'postgres') continue;
           const tag = variant.step;
           await freshTable(url);
-          const e = await runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-idle.log`), variant.checksum);
+          const e = await runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-idle.log`), variant.options);
           note({ dialect: d, run, what: variant.what, load: 'idle', rows: e.rowsCopied, seconds: e.copyMs / 1000, rowsPerSec: e.rowsCopied / (e.copyMs / 1000), wallMs: e.totalMs, extra: engineExtra(e), loadavg: loadavg() });
           await dropLeftovers(url);
 
           const model = await freshTable(url);
-          const l = await runWithWorkload({ ...wl(model), warmupMs: WARMUP_MS }, () => runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-loaded.log`), variant.checksum));
+          const l = await runWithWorkload({ ...wl(model), warmupMs: WARMUP_MS }, () => runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-loaded.log`), variant.options));
           const el = l.result;
           note({
             dialect: d, run, what: variant.what, load: 'loaded', rows: el.rowsCopied, seconds: el.copyMs / 1000, rowsPerSec: el.rowsCopied / (el.copyMs / 1000),
             wallMs: el.totalMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify),
             extra: { ...engineExtra(el), longestStallAtJobS: +((l.stats.longestWriteStallStart - WARMUP_MS) / 1000).toFixed(2), errorSamples: l.stats.errorSamples.slice(0, 3) },
+            loadavg: loadavg(),
+          });
+          await dropLeftovers(url);
+        }
+        if (steps.has('engine-cli')) {
+          await freshTable(url);
+          const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+          const t = await timedProcess(process.execPath, [cli, 'alter', '--url', url, '--table', TABLE, '--alter', ALTER[d], '--execute', '--drop-old-table', '--chunk-time', String(chunkTimeMs), '--copy-threads', String(copyThreads)]);
+          note({
+            dialect: d, run, what: 'shadowshift alter (process)', load: 'idle', rows, seconds: t.wallS, wallMs: t.wallS * 1000,
+            extra: { peakRssMB: Math.round(t.maxRssKB / 1024), cpuS: +(t.userS + t.systemS).toFixed(2), cpuUsPerRow: +(((t.userS + t.systemS) * 1e6) / rows).toFixed(2) },
             loadavg: loadavg(),
           });
           await dropLeftovers(url);
@@ -463,6 +490,31 @@ async function main(): Promise<void> {
     }
   }
   printSummary();
+}
+
+/** The peers under load on table A, each undone before the next; a peer not installed is said so, once per run. */
+async function peerSteps(url: string, d: Dialect, run: number, model: WorkloadModel, wl: (m: WorkloadModel) => Parameters<typeof runWithWorkload>[0]): Promise<void> {
+  const peers: Array<{ step: string; what: string; go: () => Promise<number>; missing?: string }> = [
+    { step: 'blocking', what: d === 'mysql' ? 'ALTER TABLE ... ALGORITHM=COPY (blocks writes)' : 'ALTER TABLE (rewrite, blocks writes)', go: () => nativeAlter(url, d, TABLE, ALTER[d], 'copy') },
+  ];
+  if (d === 'mysql') {
+    peers.push({ step: 'inplace', what: 'ALTER TABLE ... ALGORITHM=INPLACE, LOCK=NONE', go: () => nativeAlter(url, d, TABLE, ALTER[d], 'inplace') });
+    peers.push({
+      step: 'ptosc', what: 'pt-online-schema-change (defaults)', go: () => ptOnlineSchemaChange(url, TABLE, ALTER[d]),
+      missing: peerProgram('pt-online-schema-change') ? undefined : 'not installed (apt-get install percona-toolkit)',
+    });
+    if (steps.has('ptosc') && !peerProgram('gh-ost')) note({ dialect: d, run, what: 'gh-ost', load: '-', loadavg: loadavg(), extra: { skipped: 'not installed: Debian does not package gh-ost, and a prebuilt binary cannot be fetched on this machine' } });
+  }
+  for (const p of peers) {
+    if (!steps.has(p.step)) continue;
+    if (p.missing) {
+      note({ dialect: d, run, what: p.what, load: '-', loadavg: loadavg(), extra: { skipped: p.missing } });
+      continue;
+    }
+    const l = await runWithWorkload(wl(model), p.go);
+    note({ dialect: d, run, what: p.what, load: 'loaded', rows, seconds: l.result / 1000, wallMs: l.result, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg() });
+    await revertChange(url, d, TABLE);
+  }
 }
 
 function printSummary(): void {
@@ -490,7 +542,7 @@ function printSummary(): void {
       rs[0]!.stats ? String(med(rs.map((r) => r.stats!.errors))) : '–',
     ]);
   }
-  console.log(`\n${rows} rows, ${rate} ops/s over ${connections} connections, chunk time ${chunkTimeMs} ms, medians of ${runs} run(s)\n`);
+  console.log(`\n${rows} rows, ${rate} ops/s over ${connections} connections, chunk time ${chunkTimeMs} ms, ${copyThreads} copy thread(s), medians of ${runs} run(s)\n`);
   console.log(markdownTable(['dialect', 'what', 'load', 'runs', 'rows/s (copy phase)', 'rows/s (to postponed)', 'wall', 'workload p99', 'longest write stall', 'app errors'], out));
   console.log(`\nevery run: ${jsonFile}`);
 }

@@ -33,7 +33,7 @@
 // is removed the moment `postponed` is entered, and the total wall time (from
 // prepare() to done, the postponed dwell subtracted) is recorded too.
 //
-// Why it is long (~500 lines): one measured run is the whole procedure (server,
+// Why it is long (~550 lines): one measured run is the whole procedure (server,
 // seed, workload, each step, the summary), kept in one file so it reads top to bottom.
 
 import { parseArgs } from 'node:util';

@@ -17,6 +17,13 @@ import type { AlterJob } from '../../src/engine/job.js';
 
 const ROWS = 20_000;
 
+/**
+ * For the tests that watch changes being applied while the copy pauses. On PostgreSQL
+ * that is the copy under row locks: at the stream's snapshot nothing is applied until
+ * the copy ends (test/postgres/snapshot-copy.test.ts).
+ */
+const APPLYING_COPY: TestAlterOptions = { copySnapshotMaxSeconds: 0 };
+
 const cases = [
   { dialect: 'mysql' as const, createDb: () => createMysqlDatabase('ops'), loadName: 'Threads_connected' },
   { dialect: 'postgres' as const, createDb: () => createPgDatabase('ops'), loadName: 'total_backends' },
@@ -63,7 +70,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
     hold?: (job: AlterJob) => Promise<() => Promise<void>>,
   ): Promise<void> {
     const table = await freshTable();
-    const job = newJob(url, table, 'ADD COLUMN w INT', { chunkSize: 500, ...options });
+    const job = newJob(url, table, 'ADD COLUMN w INT', { ...APPLYING_COPY, chunkSize: 500, ...options });
     let unhold: (() => Promise<void>) | null = null;
     try {
       const report = await job.prepare();
@@ -120,7 +127,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
   it('pauses on the manual throttle and resumes on unthrottle', async () => {
     let engaged = false;
     const table = await freshTable();
-    const job = newJob(url, table, 'ADD COLUMN w INT', { chunkSize: 200 });
+    const job = newJob(url, table, 'ADD COLUMN w INT', { ...APPLYING_COPY, chunkSize: 200 });
     try {
       const report = await job.prepare();
       job.controls.manualThrottle = true;
@@ -219,6 +226,7 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
     const table = await freshTable();
     let metrics: JobMetrics | undefined;
     const job: AlterJob = newJob(url, table, 'ADD COLUMN w INT', {
+      ...APPLYING_COPY,
       chunkSize: 500,
       observer: { chunkCopied: (_r, s) => metrics?.chunkSeconds.observe(s) },
     });

@@ -34,7 +34,7 @@ export interface PostgresChangeStreamOptions {
   maxQueuedBytes?: number;
   /** Reconnect attempts after the replication connection drops, before `failed` rejects. */
   maxReconnects?: number;
-  /** A new slot exports its snapshot for the copy (postgres-copy-snapshot.ts); reading waits until endCopySnapshot(). */
+  /** A new slot exports its snapshot for the copy (postgres-copy-snapshot.ts); nothing is taken until endCopySnapshot(). */
   exportCopySnapshot?: boolean;
 }
 
@@ -106,7 +106,7 @@ export class PostgresChangeStream implements ChangeStream {
       throw new ShadowshiftError(`cannot start reading the replication slot ${this.opts.slot}: ${(err as Error).message}`, { cause: err });
     }
     // Status updates well inside wal_sender_timeout, also while reading is paused.
-    const t = await this.ctx.pool.query<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`).catch(() => null);
+    const t = await pool.query<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`).catch(() => null);
     const timeoutMs = Number(t?.rows[0]?.ms ?? 60_000);
     const every = timeoutMs > 0 ? Math.max(200, Math.min(10_000, Math.floor(timeoutMs / 3))) : 10_000;
     this.statusTimer = setInterval(() => this.sendStatus(), every);

@@ -22,8 +22,6 @@ import { noteConnectFailure } from './postgres-context.js';
 import { quoteIdent } from './postgres-quote.js';
 
 export class CopySnapshotExporter {
-  private lostIt = false;
-
   private constructor(
     private readonly ctx: PgContext,
     private client: pg.Client | null,
@@ -33,7 +31,6 @@ export class CopySnapshotExporter {
     const lose = () => {
       if (!this.client) return;
       this.client = null;
-      this.lostIt = true;
       if (ctx.copySnapshot === snapshot) ctx.copySnapshot = null;
       ctx.log.warn('the connection that holds the copy\'s snapshot ended; the rest of the copy reads current data under row locks');
     };
@@ -58,10 +55,6 @@ export class CopySnapshotExporter {
   /** False once the connection holding the snapshot ended by itself: chunks can no longer read in it. */
   held(): boolean {
     return this.client !== null;
-  }
-
-  lost(): boolean {
-    return this.lostIt;
   }
 
   /** Ends the snapshot (closes its connection); chunks read current data from now on. */

@@ -33,6 +33,8 @@ export async function withRetries<T>(
   what: string,
   work: () => Promise<T>,
   job: { log: Logger; controls: JobControls; pump: EventPump | null },
+  /** Runs before each new attempt (a chunk: apply what the stream brought, as between chunks). */
+  beforeRetry?: () => Promise<unknown>,
 ): Promise<T> {
   const budget = new RetryBudget(CHUNK_RETRIES);
   for (let attempt = 1; ; attempt++) {
@@ -44,6 +46,7 @@ export async function withRetries<T>(
       if (attempt >= 2) await job.pump?.suspend(err, `${what} keeps failing`);
       await job.controls.sleep(backoffMs(attempt, 400));
       job.controls.throwIfAborted();
+      await beforeRetry?.();
     }
   }
 }
@@ -162,7 +165,12 @@ export class CopyLoop {
       }
       const copyOne = async (range: KeyRange) => {
         const started = Date.now();
-        const { rowsCopied } = await retrying('copying a chunk', () => session.copier.copyChunk(plan, range, options.testHooks?.beforeChunkCommit));
+        // Between attempts the stream is applied, as between chunks: a chunk whose rows
+        // collided with a change not applied yet (mysql-copier.ts) then meets it applied.
+        // Never while other chunks of the round are open: only with one chunk a round.
+        const { rowsCopied } = await withRetries('copying a chunk', () => session.copier.copyChunk(plan, range, options.testHooks?.beforeChunkCommit), { log, controls, pump }, () =>
+          ranges.length === 1 && !pump.copySnapshotState() ? pump.applyAvailable(APPLY_BUDGET_MS) : Promise.resolve(),
+        );
         return { rows: rowsCopied, ms: Date.now() - started };
       };
       const copied = await this.job.waits.during('copying', () => allCommitted(ranges.map(copyOne)));

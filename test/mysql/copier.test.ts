@@ -62,7 +62,11 @@ describe('copier', () => {
     await admin.query(insert);
     const { plan, names } = await prepareShadow(session, schema, table, alter);
     const bounds = (await session.copier.keyBounds(plan))!;
-    const err = await session.copier.copyChunk(plan, { after: null, upTo: bounds.max }).catch((e: unknown) => e);
+    const copy = () => session.copier.copyChunk(plan, { after: null, upTo: bounds.max }).catch((e: unknown) => e);
+    let err = await copy();
+    // A duplicate is first taken for a change the stream has not applied yet (the engine
+    // applies the stream and copies the chunk again); met again, it is data loss.
+    if (err instanceof TransientDatabaseError && err.cause instanceof DataLossError) err = await copy();
     expect(err).toBeInstanceOf(DataLossError);
     expect((err as Error).message).toMatch(message);
     // The chunk was rolled back: nothing reached the shadow.

@@ -90,6 +90,9 @@ export function dataLossForValue(table: string, message: string, where: string):
   );
 }
 
+/** Two rows with one value of a unique key the new table has (dataLossForDuplicate). */
+export class DuplicateKeyError extends DataLossError {}
+
 /**
  * `rows` names the colliding rows where they could be found. `change` is set when
  * the original has the key too and the ALTER makes it compare less finely (a
@@ -104,13 +107,13 @@ export function dataLossForDuplicate(
 ): DataLossError {
   const rows = detail.rows ? `; ${detail.rows}` : '';
   if (detail.change) {
-    return new DataLossError(
+    return new DuplicateKeyError(
       `${where}: unique key ${key} would hold the same value twice in the new table ('${value}'${rows}), so a row would be lost. ` +
         `${table} has ${key} too, but the ALTER changes ${detail.change}: values the original keeps apart are equal in the new table. ` +
         `The original table is untouched. Make those rows differ under the new rules first, or leave the key's columns comparing as they do now.`,
     );
   }
-  return new DataLossError(
+  return new DuplicateKeyError(
     `${where}: the new unique key ${key} has duplicate values in ${table} (e.g. '${value}'${rows}), so rows would be lost. ` +
       `The original table is untouched. Remove the duplicates first (find them with GROUP BY over the key's columns HAVING COUNT(*) > 1), or do not make ${key} UNIQUE.`,
   );

@@ -273,6 +273,7 @@ describe.skipIf(!openssl)('TLS on every connection', () => {
     });
 
     it('VERIFY_IDENTITY checks the host name in the URL; VERIFY_CA and REQUIRED with a CA check only the CA', async (ctx) => {
+      // Reason: needs localhost to resolve to the servers' address (NO_LOCALHOST says why not).
       if (!(await localhostReachesTheServers())) ctx.skip(NO_LOCALHOST);
       const at = (mode: string) => urlWith(`mysql://${JOB_USER}:${PASSWORD}@localhost:${server.port}/app`, { 'ssl-mode': mode, 'ssl-ca': certs.caFile });
       const plan = (url: string) => cli(['alter', '--table', 't', '--alter', 'ADD COLUMN z INT'], { SHADOWSHIFT_URL: url });
@@ -287,6 +288,7 @@ describe.skipIf(!openssl)('TLS on every connection', () => {
     });
 
     it('VERIFY_IDENTITY checks the IP in the URL; VERIFY_CA does not', async (ctx) => {
+      // Reason: needs a second loopback address the certificate does not name (NO_OTHER_IP).
       if (!otherIp) ctx.skip(NO_OTHER_IP);
       const at = (mode: string) => urlWith(`mysql://${JOB_USER}:${PASSWORD}@${OTHER_IP}:${server.port}/app`, { 'ssl-mode': mode, 'ssl-ca': certs.caFile });
       const plan = (url: string) => cli(['alter', '--table', 't', '--alter', 'ADD COLUMN z INT'], { SHADOWSHIFT_URL: url });
@@ -429,6 +431,7 @@ describe.skipIf(!openssl)('TLS on every connection', () => {
     });
 
     it('verify-full checks the host name in the URL; verify-ca and require with a root certificate check only the CA', async (ctx) => {
+      // Reason: needs localhost to resolve to the servers' address (NO_LOCALHOST says why not).
       if (!(await localhostReachesTheServers())) ctx.skip(NO_LOCALHOST);
       const at = (mode: string) => urlWith(`postgres://postgres@localhost:${server.port}/${APP}`, { sslmode: mode, sslrootcert: certs.caFile });
       const plan = (url: string) => cli(['alter', '--table', 't', '--alter', 'ADD COLUMN z int'], { SHADOWSHIFT_URL: url });
@@ -443,6 +446,7 @@ describe.skipIf(!openssl)('TLS on every connection', () => {
     });
 
     it('verify-full checks the IP in the URL; verify-ca does not', async (ctx) => {
+      // Reason: needs a second loopback address the certificate does not name (NO_OTHER_IP).
       if (!otherIp) ctx.skip(NO_OTHER_IP);
       const at = (mode: string) => urlWith(`postgres://postgres@${OTHER_IP}:${server.port}/${APP}`, { sslmode: mode, sslrootcert: certs.caFile });
       const plan = (url: string) => cli(['alter', '--table', 't', '--alter', 'ADD COLUMN z int'], { SHADOWSHIFT_URL: url });

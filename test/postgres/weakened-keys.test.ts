@@ -48,6 +48,7 @@ async function outcome(table: string, alter: string): Promise<unknown> {
 
 describe('a primary key the ALTER makes case-insensitive (PostgreSQL)', () => {
   it('is refused when no other key can match rows', async (ctx) => {
+    // Reason: the case needs an ICU collation, which a server built without ICU lacks (noIcu says so).
     if (noIcu) ctx.skip(noIcu);
     await c.query('CREATE TABLE p_only (code text PRIMARY KEY, v int)');
     await c.query("INSERT INTO p_only VALUES ('a', 1), ('A', 2), ('b', 3)");
@@ -60,6 +61,7 @@ describe('a primary key the ALTER makes case-insensitive (PostgreSQL)', () => {
   });
 
   it('copies by another key, fails on rows that collide under the new collation, and succeeds once they differ', async (ctx) => {
+    // Reason: the case needs an ICU collation, which a server built without ICU lacks (noIcu says so).
     if (noIcu) ctx.skip(noIcu);
     await c.query('CREATE TABLE p_two (code text PRIMARY KEY, id int NOT NULL, v int, CONSTRAINT p_two_id_key UNIQUE (id))');
     // The stream must identify old rows by the key the copy will use.

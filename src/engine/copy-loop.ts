@@ -95,12 +95,19 @@ export class CopyLoop {
     return { watermark: encodeKey(this.watermark), ceiling: encodeKey(this.ceiling), rowsCopied: this.rowsCopied };
   }
 
-  /** Copies every chunk after the watermark (all of them unless `resumed`), applying the stream before each. */
-  async run(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number): Promise<void> {
+  /**
+   * Copies every chunk after the watermark (all of them unless `resumed`), applying the
+   * stream before each. Resolves to whether every row was copied at the stream's start
+   * (the snapshot phase never ended early): the shadow then holds the original exactly as
+   * of the stream's start, with no row ahead of the stream.
+   */
+  async run(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number): Promise<{ atStreamStart: boolean }> {
     const snapshotSince = Date.now();
     if (pump.copySnapshotState()) this.job.log.info("copying the table as of the job's start, without row locks; the changes since then are applied after the copy");
     await this.copyAll(session, plan, pump, resumed, startedAt, snapshotSince);
+    const atStreamStart = pump.copySnapshotState() === 'held';
     await pump.endCopySnapshot('the copy is complete');
+    return { atStreamStart };
   }
 
   /** Why the snapshot phase must end before the next chunk, or null. */

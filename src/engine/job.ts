@@ -297,10 +297,10 @@ export class AlterJob {
       await this.fire('on-validated');
 
       this.setState('copying');
-      await this.copy.run(session, plan, pump, resumed, this.startedAt);
+      const copied = await this.copy.run(session, plan, pump, resumed, this.startedAt);
       // Each phase change is saved at once: a crash after the copy re-copies nothing.
       await checkpointer.now();
-      await this.finishShadow(session, plan);
+      await this.finishShadow(session, plan, copied.atStreamStart);
       await this.fire('on-copy-complete');
       this.setState('catching-up');
       await checkpointer.now();
@@ -427,8 +427,9 @@ export class AlterJob {
   }
 
   /** Builds the deferred indexes while the stream keeps being applied. */
-  private finishShadow(session: DialectSession, plan: CopyPlan): Promise<void> {
+  private finishShadow(session: DialectSession, plan: CopyPlan, shadowAtStreamStart: boolean): Promise<void> {
     return buildDeferredIndexes(session, plan, {
+      shadowAtStreamStart,
       pump: this.pump!,
       controls: this.controls,
       jobId: this.id,

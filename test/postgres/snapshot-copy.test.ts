@@ -127,6 +127,31 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
     expect(await rowsOf('whole')).toEqual(await rowsOf(result.backupTable!));
   });
 
+  it('builds a new UNIQUE that the rows as of the start break, once the application has fixed them', async () => {
+    await seed('dups');
+    let fixed = false;
+    // The build starts on the rows as of the start without waiting for the stream. Whether
+    // it sees the duplicate depends on how soon the stream applies the fix alongside it;
+    // when it does, it applies the stream and builds again (test/unit/index-build-order.test.ts).
+    // Either way the job must end with the index, as a build after the drain would.
+    const result = await runAlter(url, 'dups', 'ADD CONSTRAINT dups_v_key UNIQUE (v)', {
+      chunkSize: 500,
+      testHooks: {
+        // Preflight found v unique; the slot's snapshot, taken next, sees it duplicated.
+        beforeStreamStart: async () => void (await writer.query(`UPDATE dups SET v = 'v1' WHERE id = 2`)),
+        // The application puts it right while the copy reads the duplicate at the snapshot.
+        beforeChunkCommit: async () => {
+          if (fixed) return;
+          fixed = true;
+          await writer.query(`UPDATE dups SET v = 'v2' WHERE id = 2`);
+        },
+      },
+    });
+    expect(await rowsOf('dups')).toEqual(await rowsOf(result.backupTable!));
+    const unique = await admin.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'dups_v_key'::regclass`);
+    expect(unique.rows).toEqual([{ indisvalid: true }]);
+  });
+
   it('after --copy-snapshot-max, copies the rest under row locks, exactly', async () => {
     await seed('timed');
     const started = Date.now();

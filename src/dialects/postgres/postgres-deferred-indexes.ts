@@ -136,7 +136,15 @@ export async function finishShadow(ctx: PgContext, ref: TableRef, signal?: Abort
       }
       if (item.constraintDef) {
         // Exclusion constraints: no CONCURRENTLY form.
-        await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(item.constraintName ?? item.name)} ${item.constraintDef}`);
+        const name = item.constraintName ?? item.name;
+        await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} ${item.constraintDef}`).catch((err: unknown) => {
+          if (pgCode(err) !== '23P01') throw err;
+          const e = err as PgError;
+          throw new DataLossError(
+            `rows conflict under exclusion constraint ${name} of the new table (${e.detail ?? e.message}); remove the conflicts first, or drop that constraint from the ALTER. The original table is untouched.`,
+            { cause: err },
+          );
+        });
         continue;
       }
       try {

@@ -401,7 +401,10 @@ async function main(): Promise<void> {
     const servers = await startBenchServers([d]);
     try {
       const url = await servers.database(d);
-      if (d === 'postgres' && steps.has('repack')) await withDb(url, (db) => db.exec('CREATE EXTENSION IF NOT EXISTS pg_repack'));
+      if (d === 'postgres' && steps.has('repack')) {
+        if (!peerProgram('pg_repack')) throw new Error('the repack step needs pg_repack: apt-get install postgresql-15-repack, or leave repack out of --steps');
+        await withDb(url, (db) => db.exec('CREATE EXTENSION IF NOT EXISTS pg_repack'));
+      }
       const wl = (model: WorkloadModel, verify = true) => ({ url, table: TABLE, model, rate, connections, verify });
       for (let run = 1; run <= runs; run++) {
         // --- table A: baselines

@@ -46,6 +46,13 @@ function applySetting(job: Controllable, setting: string | undefined): string {
     case 'max-slot-lag':
       job.liveSettings.maxSlotLagBytes = positive();
       return `max-slot-lag=${value} bytes`;
+    case 'copy-snapshot-max': {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`copy-snapshot-max must be a number of seconds, 0 or more (got ${value})`);
+      job.liveSettings.copySnapshotMaxSeconds = n;
+      const state = job.status().copyAtStreamStart ? 'the copy reads at the snapshot until then' : 'the copy no longer reads at the snapshot, so this changes nothing now';
+      return `copy-snapshot-max=${value}s (counted from the copy's start; ${state})`;
+    }
     default:
       throw new Error(`unknown setting ${name}; use one of ${SETTINGS.join(', ')}`);
   }
@@ -53,11 +60,11 @@ function applySetting(job: Controllable, setting: string | undefined): string {
 
 export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'set', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
-export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load', 'max-slot-lag'] as const;
+export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load', 'max-slot-lag', 'copy-snapshot-max'] as const;
 
 export interface ControlRequest {
   command: ControlCommand;
-  /** For `set`: `chunk-time=300`, `chunk-size=5000` (or `auto`), `max-lag=2.5`, `max-load=Threads_running=30`. */
+  /** For `set`: `chunk-time=300`, `chunk-size=5000` (or `auto`), `max-lag=2.5`, `max-load=Threads_running=30`, `max-slot-lag=1e9`, `copy-snapshot-max=0`. */
   setting?: string;
 }
 
@@ -92,7 +99,9 @@ export async function executeControl(job: Controllable, request: ControlRequest,
       break;
     case 'throttle':
       c.manualThrottle = true;
-      message = 'copy throttled; the change stream is still applied';
+      message = job.status().copyAtStreamStart
+        ? "copy throttled; the changes since the job's start wait until the copy ends (it reads at the stream's snapshot); `set copy-snapshot-max=0` ends that phase now"
+        : 'copy throttled; the change stream is still applied';
       break;
     case 'unthrottle':
       c.manualThrottle = false;

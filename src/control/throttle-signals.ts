@@ -15,6 +15,13 @@ export interface LiveThrottleSettings {
   maxLoad: Map<string, number>;
   /** PostgreSQL: WAL bytes the job's slot may hold back; undefined = no limit. */
   maxSlotLagBytes?: number;
+  /**
+   * PostgreSQL: seconds the copy may read at the stream's snapshot (--copy-snapshot-max,
+   * copy-loop.ts); lowering it live ends that phase before the next chunk. Not a throttle
+   * signal, but set the same way, and the slot lag above also ends the phase. Undefined:
+   * DEFAULT_COPY_SNAPSHOT_MAX_SECONDS.
+   */
+  copySnapshotMaxSeconds?: number;
 }
 
 export interface ThrottleConfig {

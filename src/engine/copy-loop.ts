@@ -25,6 +25,7 @@ import type { AlterJobOptions } from './job.js';
 import { decodeKey, encodeKey } from './checkpoint-codec.js';
 import { sameKey } from './keys.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, DEFAULT_COPY_THREADS } from './settings.js';
+import type { LiveThrottleSettings } from '../control/throttle-signals.js';
 
 const CHUNK_RETRIES = 5;
 
@@ -65,7 +66,9 @@ export interface CopyJob {
   controls: JobControls;
   sizer: ChunkSizer;
   waits: WaitWatcher;
-  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copySnapshotMaxSeconds' | 'copyThreads'>;
+  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copyThreads'>;
+  /** The settings `ctl set` changes (copy-snapshot-max). */
+  liveSettings: Pick<LiveThrottleSettings, 'copySnapshotMaxSeconds'>;
   /** Null until the throttle has started. */
   throttler(): Throttler | null;
   checkpointer(): Checkpointer | null;
@@ -115,7 +118,7 @@ export class CopyLoop {
     const state = pump.copySnapshotState();
     if (!state) return null;
     if (state === 'lost') return "the connection holding the copy's snapshot ended";
-    const max = this.job.options.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS;
+    const max = this.job.liveSettings.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS;
     if (Date.now() - since >= max * 1000) return `the copy has read at the snapshot for --copy-snapshot-max (${max} s), which holds back vacuum`;
     const throttle = this.job.throttler()?.active();
     if (throttle?.signal === 'slot-lag') return `${throttle.reason}: only applying the changes frees it`;

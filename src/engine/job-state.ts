@@ -63,6 +63,11 @@ export interface JobStatus {
   lagSeconds: number | null;
   /** Why the copy is paused, or null. */
   throttled: string | null;
+  /**
+   * PostgreSQL: the copy reads at the stream's start without row locks, and the changes
+   * since are applied only once it ends (copy-loop.ts): a throttle then pauses both.
+   */
+  copyAtStreamStart?: boolean;
   etaSeconds: number | null;
   chunkSize: number;
   cutoverAttempts: number;

@@ -94,12 +94,14 @@ export class AlterJob {
       observe: async () => (this.session ? this.session.observeWaits(jobTables(this.ref, this.names)) : null),
       passive: () => passiveWait({ phase: this.phase, snapshotWait: this.cutover?.snapshotWait ?? null, throttle: this.jobThrottle?.throttler.active() ?? null, controls: this.controls }),
     });
+    this.liveSettings = liveThrottleSettings(options);
     this.copy = new CopyLoop({
       log: this.log,
       controls: this.controls,
       sizer: this.sizer,
       waits: this.waits,
       options,
+      liveSettings: this.liveSettings,
       throttler: () => this.jobThrottle?.throttler ?? null,
       checkpointer: () => this.checkpointer,
     });
@@ -110,7 +112,6 @@ export class AlterJob {
       log: this.log,
       run: (work) => this.inPhase('checksum', () => this.withRetries('the checksum', work)),
     });
-    this.liveSettings = liveThrottleSettings(options);
   }
 
   throttledSeconds(): Map<string, number> {
@@ -149,6 +150,7 @@ export class AlterJob {
       backlog: this.pump?.backlog() ?? 0,
       lagSeconds: this.pump?.lagSeconds() ?? null,
       throttled: this.jobThrottle?.throttler.reason() ?? (this.controls.manualThrottle ? 'manual: ctl throttle' : null),
+      copyAtStreamStart: this.pump?.copySnapshotState() === 'held',
       etaSeconds: copying ? this.copy.rate.etaSeconds(this.copy.rowsCopied, estimated) : this.state === 'done' ? 0 : null,
       chunkSize: this.sizer.size,
       cutoverAttempts: this.cutover?.attempts ?? 0,
@@ -305,7 +307,9 @@ export class AlterJob {
       this.setState('catching-up');
       await checkpointer.now();
       await this.options.testHooks?.catchingUp?.();
+      const catchingUpSince = Date.now();
       await catchUp(pump, this.controls);
+      this.log.info({ seconds: (Date.now() - catchingUpSince) / 1000, eventsApplied: pump.eventsApplied }, 'caught up with the change stream');
       await this.verify(session, plan);
       const cutover = (this.cutover = new CutoverLoop({
         jobId: this.id,

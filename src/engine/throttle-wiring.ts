@@ -17,10 +17,15 @@ import type { AlterJobOptions } from './job.js';
  */
 export const DEFAULT_MAX_SLOT_LAG_BYTES = 1024 ** 3;
 
-type ThrottleOptions = Pick<AlterJobOptions, 'throttle' | 'maxLagSeconds' | 'maxLoad' | 'maxSlotLagBytes'>;
+type ThrottleOptions = Pick<AlterJobOptions, 'throttle' | 'maxLagSeconds' | 'maxLoad' | 'maxSlotLagBytes' | 'copySnapshotMaxSeconds'>;
 
 export function liveThrottleSettings(options: ThrottleOptions): LiveThrottleSettings {
-  return { maxLagSeconds: options.maxLagSeconds ?? 1.5, maxLoad: options.maxLoad ?? new Map(), maxSlotLagBytes: options.maxSlotLagBytes };
+  return {
+    maxLagSeconds: options.maxLagSeconds ?? 1.5,
+    maxLoad: options.maxLoad ?? new Map(),
+    maxSlotLagBytes: options.maxSlotLagBytes,
+    copySnapshotMaxSeconds: options.copySnapshotMaxSeconds,
+  };
 }
 
 export function startJobThrottle(a: {

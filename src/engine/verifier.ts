@@ -134,6 +134,7 @@ function warnRepaired(log: Logger, d: Difference, round: number): void {
 }
 
 export async function verifyShadow(options: VerifyOptions): Promise<VerifyResult> {
+  const started = Date.now();
   const ranges = await rangesOf(options.copier, options.plan, options.chunkSize);
   let bad = await differing(options, ranges);
   if (options.tally) options.tally.chunksCompared += ranges.length;
@@ -157,7 +158,8 @@ export async function verifyShadow(options: VerifyOptions): Promise<VerifyResult
     bad = await differing(options, bad.map((d) => d.range));
   }
   if (options.tally) options.tally.runs++;
-  if (repaired) options.log.warn({ chunks: ranges.length, repaired }, `checksum: original and shadow match after ${repaired} repair(s); see the warnings above and report them`);
-  else options.log.info({ chunks: ranges.length, repaired }, 'checksum: original and shadow match');
+  const seconds = (Date.now() - started) / 1000;
+  if (repaired) options.log.warn({ chunks: ranges.length, repaired, seconds }, `checksum: original and shadow match after ${repaired} repair(s); see the warnings above and report them`);
+  else options.log.info({ chunks: ranges.length, repaired, seconds }, 'checksum: original and shadow match');
   return { chunks: ranges.length, repaired };
 }

@@ -12,6 +12,8 @@ import { createPgDatabase, pgConnect } from '../support/databases.js';
 import { capturingLogger, newJob, runAlter, waitUntil, type TestAlterOptions } from '../support/alter.js';
 import type { AlterJob } from '../../src/engine/job.js';
 import type { KeyRange } from '../../src/dialects/dialect.js';
+import { executeControl } from '../../src/control/control-server.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 let url: string;
 let admin: pg.Client;
@@ -119,7 +121,19 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
 
   it('lands every change made during the copy on it exactly, applying none before it ends', async () => {
     await seed('whole');
-    const { result, messages, ended } = await alterWithWrites('whole', {});
+    const replies: Array<{ copyAtStreamStart?: boolean; message?: string }> = [];
+    const { result, messages, ended } = await alterWithWrites('whole', {}, async (n, _lines, job) => {
+      if (n !== 2) return;
+      // The operator is told that a throttle now holds the changes back too.
+      for (const command of ['throttle', 'unthrottle'] as const) {
+        const reply = await executeControl(job, { command }, silentLogger());
+        if (reply.ok) replies.push({ copyAtStreamStart: reply.status.copyAtStreamStart, message: reply.message });
+      }
+    });
+    expect(replies).toEqual([
+      { copyAtStreamStart: true, message: expect.stringMatching(/^copy throttled; the changes since the job's start wait until the copy ends/) },
+      { copyAtStreamStart: true, message: 'copy resumed' },
+    ]);
     expect(ended?.why).toBe('the copy is complete');
     // Nothing was applied while chunks read at the snapshot: the phase ended after the last chunk.
     expect(messages.indexOf("the copy stops reading at the stream's snapshot; applying the changes since the job's start")).toBeGreaterThan(messages.indexOf('copy complete'));
@@ -161,6 +175,19 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
     });
     expect(String(ended?.why)).toMatch(/--copy-snapshot-max \(1 s\)/);
     expect(await rowsOf('timed')).toEqual(await rowsOf(result.backupTable!));
+  });
+
+  it('`ctl set copy-snapshot-max=0` ends the phase before the next chunk; the rest under row locks, exactly', async () => {
+    await seed('setlive');
+    const replies: string[] = [];
+    const { result, ended } = await alterWithWrites('setlive', {}, async (n, _lines, job) => {
+      if (n !== 2) return;
+      const reply = await executeControl(job, { command: 'set', setting: 'copy-snapshot-max=0' }, silentLogger());
+      replies.push(reply.ok ? reply.message! : reply.error);
+    });
+    expect(replies).toEqual(["set copy-snapshot-max=0s (counted from the copy's start; the copy reads at the snapshot until then)"]);
+    expect(String(ended?.why)).toMatch(/--copy-snapshot-max \(0 s\)/);
+    expect(await rowsOf('setlive')).toEqual(await rowsOf(result.backupTable!));
   });
 
   it('when the slot holds more WAL than --max-slot-lag, ends the phase so applying can free it, exactly', async () => {

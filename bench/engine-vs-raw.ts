@@ -4,7 +4,7 @@
 // this machine", idle and under the 300 ops/s open-loop workload.
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
-//        [--rate 300] [--connections 8] [--chunk-time 500] [--copy-threads 1] [--load-seconds 10]
+//        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
 //        [--steps nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-nock,engine-locking]]
 //        [--json FILE] [--log-dir DIR]
 //
@@ -61,7 +61,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '1' },
     rate: { type: 'string', default: '300' },
     connections: { type: 'string', default: '8' },
-    'chunk-time': { type: 'string', default: '500' },
+    'chunk-time': { type: 'string', default: '200' },
     'copy-threads': { type: 'string', default: '1' },
     'load-seconds': { type: 'string', default: '10' },
     // Also: engine-nock (checksum off) and engine-locking (PostgreSQL: the copy under row locks, --copy-snapshot-max 0), diagnostics.

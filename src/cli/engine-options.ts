@@ -6,7 +6,7 @@
 import type { Argv } from 'yargs';
 import { parseLoadThresholds } from '../control/throttler.js';
 import { UsageError } from '../util/errors.js';
-import { engineSettings, type EngineSettings } from '../engine/settings.js';
+import { DEFAULT_CHUNK_TIME_MS, engineSettings, type EngineSettings } from '../engine/settings.js';
 
 export const THROTTLE_GROUP = 'Throttling:';
 
@@ -42,7 +42,7 @@ const ENGINE_FLAGS = [
 export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
   const grouped = words.group ? y.group(ENGINE_FLAGS, words.group) : y;
   return grouped
-    .option('chunk-time', { type: 'number', default: 500, describe: 'target milliseconds per copy chunk (the chunk size adapts)' })
+    .option('chunk-time', { type: 'number', default: DEFAULT_CHUNK_TIME_MS, describe: 'target milliseconds per copy chunk (the chunk size adapts); a chunk that locks rows holds them that long' })
     .option('chunk-size', { type: 'number', describe: 'fixed rows per chunk (turns adaptation off)' })
     .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
     .option('copy-threads', { type: 'number', default: 1, describe: 'chunks copied at once, each on its own connection (more load on the server, a shorter copy)' })

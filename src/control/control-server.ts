@@ -50,8 +50,9 @@ function applySetting(job: Controllable, setting: string | undefined): string {
       const n = Number(value);
       if (!Number.isFinite(n) || n < 0) throw new Error(`copy-snapshot-max must be a number of seconds, 0 or more (got ${value})`);
       job.liveSettings.copySnapshotMaxSeconds = n;
-      const state = job.status().copyAtStreamStart ? 'the copy reads at the snapshot until then' : 'the copy no longer reads at the snapshot, so this changes nothing now';
-      return `copy-snapshot-max=${value}s (counted from the copy's start; ${state})`;
+      return job.status().copyAtStreamStart
+        ? `copy-snapshot-max=${value}s: the copy stops reading at the stream's snapshot before its next chunk once ${value} s have passed since it began`
+        : `copy-snapshot-max=${value}s, which changes nothing now: the copy is not reading at the stream's snapshot`;
     }
     default:
       throw new Error(`unknown setting ${name}; use one of ${SETTINGS.join(', ')}`);
@@ -100,7 +101,7 @@ export async function executeControl(job: Controllable, request: ControlRequest,
     case 'throttle':
       c.manualThrottle = true;
       message = job.status().copyAtStreamStart
-        ? "copy throttled; the changes since the job's start wait until the copy ends (it reads at the stream's snapshot); `set copy-snapshot-max=0` ends that phase now"
+        ? "copy throttled; the changes since the job's start wait until the copy stops reading at the stream's snapshot (at its end, copy-snapshot-max or the slot-lag limit), and vacuum and the slot's WAL wait with them; `set copy-snapshot-max=0` ends that phase before the next chunk"
         : 'copy throttled; the change stream is still applied';
       break;
     case 'unthrottle':

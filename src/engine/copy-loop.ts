@@ -119,7 +119,7 @@ export class CopyLoop {
     if (!state) return null;
     if (state === 'lost') return "the connection holding the copy's snapshot ended";
     const max = this.job.liveSettings.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS;
-    if (Date.now() - since >= max * 1000) return `the copy has read at the snapshot for --copy-snapshot-max (${max} s), which holds back vacuum`;
+    if (Date.now() - since >= max * 1000) return `the copy has read at the snapshot for copy-snapshot-max (${max} s), which holds back vacuum`;
     const throttle = this.job.throttler()?.active();
     if (throttle?.signal === 'slot-lag') return `${throttle.reason}: only applying the changes frees it`;
     return null;

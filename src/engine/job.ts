@@ -33,7 +33,7 @@ import type { JobPhase, JobState, JobStatus } from './job-state.js';
 import { jobTables, passiveWait, WaitWatcher } from './wait-watcher.js';
 import { ChecksumRuns } from './checksum-runs.js';
 import { failuresOf, runChecks } from './preflight.js';
-import { buildDeferredIndexes } from './index-build.js';
+import { buildDeferredIndexes, buildsBeforeDrain } from './index-build.js';
 import { catchUp, CutoverLoop } from './cutover-loop.js';
 import { CopyLoop, withRetries } from './copy-loop.js';
 import { proveSwap } from './swap-proof.js';
@@ -302,7 +302,7 @@ export class AlterJob {
       const copied = await this.copy.run(session, plan, pump, resumed, this.startedAt);
       // Each phase change is saved at once: a crash after the copy re-copies nothing.
       await checkpointer.now();
-      await this.finishShadow(session, plan, copied.atStreamStart);
+      await this.finishShadow(session, plan, buildsBeforeDrain(copied.atStreamStart, this.previewPlan));
       await this.fire('on-copy-complete');
       this.setState('catching-up');
       await checkpointer.now();
@@ -431,9 +431,9 @@ export class AlterJob {
   }
 
   /** Builds the deferred indexes while the stream keeps being applied. */
-  private finishShadow(session: DialectSession, plan: CopyPlan, shadowAtStreamStart: boolean): Promise<void> {
+  private finishShadow(session: DialectSession, plan: CopyPlan, buildFirst: boolean): Promise<void> {
     return buildDeferredIndexes(session, plan, {
-      shadowAtStreamStart,
+      buildFirst,
       pump: this.pump!,
       controls: this.controls,
       jobId: this.id,

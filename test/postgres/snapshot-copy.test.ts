@@ -131,7 +131,7 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
       }
     });
     expect(replies).toEqual([
-      { copyAtStreamStart: true, message: expect.stringMatching(/^copy throttled; the changes since the job's start wait until the copy ends/) },
+      { copyAtStreamStart: true, message: expect.stringMatching(/^copy throttled; the changes since the job's start wait until the copy stops reading at the stream's snapshot/) },
       { copyAtStreamStart: true, message: 'copy resumed' },
     ]);
     expect(ended?.why).toBe('the copy is complete');
@@ -141,15 +141,24 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
     expect(await rowsOf('whole')).toEqual(await rowsOf(result.backupTable!));
   });
 
-  it('builds a new UNIQUE that the rows as of the start break, once the application has fixed them', async () => {
+  it('builds a carried index at once after the copy, while the changes since are applied, exactly', async () => {
+    await seed('carried');
+    await admin.query('CREATE INDEX carried_v_idx ON carried (v)');
+    const { result, messages } = await alterWithWrites('carried', {});
+    expect(messages).toContain("building the new table's indexes at once, while the changes since the job's start are applied (the copy read the table as of then)");
+    expect(messages.indexOf("built the new table's secondary indexes")).toBeGreaterThan(messages.indexOf('copy complete'));
+    expect(await rowsOf('carried')).toEqual(await rowsOf(result.backupTable!));
+    const index = await admin.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'carried_v_idx'::regclass`);
+    expect(index.rows).toEqual([{ indisvalid: true }]);
+  });
+
+  it('builds a new UNIQUE only once the changes since the start are applied: they fixed the duplicate the start had', async () => {
     await seed('dups');
+    const { log, lines } = capturingLogger();
     let fixed = false;
-    // The build starts on the rows as of the start without waiting for the stream. Whether
-    // it sees the duplicate depends on how soon the stream applies the fix alongside it;
-    // when it does, it applies the stream and builds again (test/unit/index-build-order.test.ts).
-    // Either way the job must end with the index, as a build after the drain would.
     const result = await runAlter(url, 'dups', 'ADD CONSTRAINT dups_v_key UNIQUE (v)', {
       chunkSize: 500,
+      log,
       testHooks: {
         // Preflight found v unique; the slot's snapshot, taken next, sees it duplicated.
         beforeStreamStart: async () => void (await writer.query(`UPDATE dups SET v = 'v1' WHERE id = 2`)),
@@ -161,6 +170,8 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
         },
       },
     });
+    // A constraint the original does not enforce is never built on the rows as of the start.
+    expect(lines.map((l) => String(l.msg)).filter((m) => m.startsWith("building the new table's indexes at once"))).toEqual([]);
     expect(await rowsOf('dups')).toEqual(await rowsOf(result.backupTable!));
     const unique = await admin.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'dups_v_key'::regclass`);
     expect(unique.rows).toEqual([{ indisvalid: true }]);
@@ -173,7 +184,7 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
       // The phase must end mid-copy: the third chunk lasts past the limit.
       if (n === 3) await waitUntil(() => Date.now() - started > 1100, 'the time limit to pass', 5000);
     });
-    expect(String(ended?.why)).toMatch(/--copy-snapshot-max \(1 s\)/);
+    expect(String(ended?.why)).toMatch(/copy-snapshot-max \(1 s\)/);
     expect(await rowsOf('timed')).toEqual(await rowsOf(result.backupTable!));
   });
 
@@ -185,8 +196,8 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
       const reply = await executeControl(job, { command: 'set', setting: 'copy-snapshot-max=0' }, silentLogger());
       replies.push(reply.ok ? reply.message! : reply.error);
     });
-    expect(replies).toEqual(["set copy-snapshot-max=0s (counted from the copy's start; the copy reads at the snapshot until then)"]);
-    expect(String(ended?.why)).toMatch(/--copy-snapshot-max \(0 s\)/);
+    expect(replies).toEqual(["set copy-snapshot-max=0s: the copy stops reading at the stream's snapshot before its next chunk once 0 s have passed since it began"]);
+    expect(String(ended?.why)).toMatch(/copy-snapshot-max \(0 s\)/);
     expect(await rowsOf('setlive')).toEqual(await rowsOf(result.backupTable!));
   });
 

@@ -19,7 +19,7 @@ describe('engine settings', () => {
     expect(migrate).toEqual(alter);
     expect(alter.checksum.enabled).toBe(false);
     expect(alter.cutover.killBlockersAfterMs).toBe(1000);
-    expect(alter.copy).toEqual({ chunkTimeMs: 500, chunkSize: 200, deferIndexes: false, snapshotMaxSeconds: 0, threads: 1 });
+    expect(alter.copy).toEqual({ chunkTimeMs: 200, chunkSize: 200, deferIndexes: false, snapshotMaxSeconds: 0, threads: 1 });
     expect(alter.throttle.maxLoad.get('Threads_running')).toBe(9);
     const none = engineSettingsFromArgs(parse(migrateBuilder, []));
     expect({ ...none, throttle: { ...none.throttle, signals: {} } }).toEqual(defaultEngineSettings());

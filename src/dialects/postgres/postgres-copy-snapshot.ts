@@ -52,9 +52,12 @@ export class CopySnapshotExporter {
     }
   }
 
-  /** False once the connection holding the snapshot ended by itself: chunks can no longer read in it. */
+  /**
+   * False once the connection holding the snapshot ended by itself, or a chunk found the
+   * snapshot gone (PostgresCopier.beginAtSnapshot): chunks no longer read in it.
+   */
   held(): boolean {
-    return this.client !== null;
+    return this.client !== null && this.ctx.copySnapshot === this.snapshot;
   }
 
   /** Ends the snapshot (closes its connection); chunks read current data from now on. */

@@ -228,7 +228,9 @@ describe('copy at the stream snapshot (PostgreSQL)', () => {
     const { result, ended } = await alterWithWrites('lost', {}, async (n) => {
       if (n !== 3) return;
       const ended = await admin.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name LIKE 'shadowshift %snapshot'`);
-      expect(ended.rows.map((r) => r.ok)).toEqual([true]);
+      // The previous case's snapshot connection may still be closing (seen on PostgreSQL 18): at least this job's.
+      expect(ended.rows.length).toBeGreaterThanOrEqual(1);
+      expect(ended.rows.every((r) => r.ok === true)).toBe(true);
     });
     expect(String(ended?.why)).toMatch(/the connection holding the copy's snapshot ended/);
     expect(await rowsOf('lost')).toEqual(await rowsOf(result.backupTable!));

@@ -307,9 +307,8 @@ export class AlterJob {
       this.setState('catching-up');
       await checkpointer.now();
       await this.options.testHooks?.catchingUp?.();
-      const catchingUpSince = Date.now();
-      await catchUp(pump, this.controls);
-      this.log.info({ seconds: (Date.now() - catchingUpSince) / 1000, eventsApplied: pump.eventsApplied }, 'caught up with the change stream');
+      const since = Date.now();
+      await catchUp(pump, this.controls).then(() => this.log.info({ seconds: (Date.now() - since) / 1000 }, 'caught up with the change stream'));
       await this.verify(session, plan);
       const cutover = (this.cutover = new CutoverLoop({
         jobId: this.id,
@@ -436,8 +435,7 @@ export class AlterJob {
       buildFirst,
       pump: this.pump!,
       controls: this.controls,
-      jobId: this.id,
-      log: this.log,
+      jobId: this.id, log: this.log,
       enterPhase: async () => {
         this.checkpointPhase = 'indexes';
         await this.checkpointer?.now();

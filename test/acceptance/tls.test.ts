@@ -150,6 +150,7 @@ if (!openssl) {
   });
 }
 
+// Reason: the same condition as the block above, which reports the skip with the fix.
 describe.skipIf(!openssl)('TLS on every connection', () => {
   let certs: TestCerts;
   let work: string;

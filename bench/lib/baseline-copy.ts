@@ -48,6 +48,9 @@ export async function baselineCopy(target: string | Db, source: string, dest: st
     const cols = srcCols.filter((c) => dstNames.has(c.name)).map((c) => quoteIdent(d, c.name)).join(', ');
     const lock = options.lockRows ?? d === 'mysql';
     const lockClause = lock ? (d === 'mysql' ? ' LOCK IN SHARE MODE' : ' FOR SHARE') : '';
+    // At REPEATABLE READ InnoDB reads an INSERT ... SELECT's source with share locks even
+    // without LOCK IN SHARE MODE; at READ COMMITTED it is a consistent read, lock-free.
+    if (!lock && d === 'mysql') await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     const int = (v: unknown) => {
       const s = String(v);
       if (!/^-?\d+$/.test(s)) throw new Error(`unexpected key value ${s}`);

@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
-//        [--steps nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-nock,engine-locking]]
+//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-nock,engine-locking]]
 //        [--json FILE] [--log-dir DIR]
 //
 // One run, per dialect, in this order (runs repeat it, so peers and engine
@@ -283,7 +283,7 @@ interface EngineRun {
 
 interface EngineVariant {
   checksum?: boolean;
-  copySnapshotMaxSeconds?: number;
+  copyRowLocks?: boolean;
 }
 
 async function runEngine(url: string, d: Dialect, logFile: string, variant: EngineVariant = {}): Promise<EngineRun> {
@@ -408,7 +408,7 @@ async function main(): Promise<void> {
       const wl = (model: WorkloadModel, verify = true) => ({ url, table: TABLE, model, rate, connections, verify });
       for (let run = 1; run <= runs; run++) {
         // --- table A: baselines
-        if (['nomig', 'raw', 'idx', 'repack'].some((s) => steps.has(s))) {
+        if (['nomig', 'raw', 'raw-nolock', 'idx', 'repack'].some((s) => steps.has(s))) {
           const model = await freshTable(url);
           if (steps.has('nomig')) {
             const w = await runWithWorkload(wl(model, false), () => sleep(loadSeconds * 1000));
@@ -424,6 +424,14 @@ async function main(): Promise<void> {
             const l = await runWithWorkload(wl(model), () => rawCopy(url, `${TABLE}_raw`, d));
             note({
               dialect: d, run, what: 'raw chunked INSERT ... SELECT', load: 'loaded', rows: l.result.rows, seconds: l.result.ms / 1000, rowsPerSec: l.result.rowsPerSec,
+              wallMs: l.wallMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg(),
+            });
+          }
+          if (steps.has('raw-nolock') && d === 'mysql') {
+            // What a copy without share locks would cost the application (issue 13's MariaDB p99).
+            const l = await runWithWorkload(wl(model), () => rawCopy(url, `${TABLE}_raw`, d, false));
+            note({
+              dialect: d, run, what: 'raw chunked INSERT ... SELECT at READ COMMITTED (no locks)', load: 'loaded', rows: l.result.rows, seconds: l.result.ms / 1000, rowsPerSec: l.result.rowsPerSec,
               wallMs: l.wallMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), loadavg: loadavg(),
             });
           }
@@ -455,10 +463,9 @@ async function main(): Promise<void> {
         for (const variant of [
           { step: 'engine', what: 'engine', options: {} as EngineVariant },
           { step: 'engine-nock', what: 'engine, checksum off', options: { checksum: false } },
-          { step: 'engine-locking', what: 'engine, copy under row locks', options: { copySnapshotMaxSeconds: 0 } },
+          { step: 'engine-locking', what: 'engine, copy under row locks', options: { copyRowLocks: true } },
         ]) {
           if (!steps.has(variant.step)) continue;
-          if (variant.step === 'engine-locking' && d !== 'postgres') continue;
           const tag = variant.step;
           await freshTable(url);
           const e = await runEngine(url, d, join(logDir, `${d}-run${run}-${tag}-idle.log`), variant.options);

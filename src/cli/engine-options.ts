@@ -35,7 +35,7 @@ export interface EngineWording {
 }
 
 const ENGINE_FLAGS = [
-  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-threads', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
+  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-row-locks', 'copy-threads', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
   'drop-old-table', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
 ];
 
@@ -47,6 +47,7 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
     .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
     .option('copy-threads', { type: 'number', default: 1, describe: 'chunks copied at once, each on its own connection (more load on the server, a shorter copy)' })
     .option('copy-snapshot-max', { type: 'number', default: 600, describe: 'PostgreSQL: seconds the copy may read the table as of the job\'s start, without row locks (this holds back vacuum); then it locks rows as it copies. 0: always lock rows' })
+    .option('copy-row-locks', { type: 'boolean', default: false, describe: 'lock the rows each chunk reads, as gh-ost does (MySQL: instead of a consistent read; PostgreSQL: as --copy-snapshot-max 0). Application writes to those rows wait for the chunk' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'seconds the cut-over may block writes per attempt' })
     .option('cutover-retries', { type: 'number', default: 10, describe: 'cut-over attempts before giving up' })
     .option('cutover-snapshot-wait', { type: 'number', default: 60, describe: 'PostgreSQL: seconds a cut-over attempt waits for transactions whose snapshot is older than the new table\'s rows (they would read it empty); 0 only warns' })
@@ -82,6 +83,7 @@ export interface EngineArgs {
   chunkSize?: number;
   deferIndexes: boolean;
   copySnapshotMax: number;
+  copyRowLocks: boolean;
   copyThreads: number;
   cutoverLockTimeout: number;
   cutoverRetries: number;
@@ -144,7 +146,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('heartbeat-interval', args.heartbeatInterval, 'positive');
   checkNumber('critical-load-hibernate', args.criticalLoadHibernate, 'positive');
   return engineSettings({
-    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, threads: args.copyThreads },
+    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, rowLocks: args.copyRowLocks, threads: args.copyThreads },
     cutover: {
       lockTimeoutMs: ms(args.cutoverLockTimeout),
       retries: args.cutoverRetries,

@@ -59,6 +59,8 @@ export interface AlterJobOptions {
   deferIndexes?: boolean;
   /** PostgreSQL: seconds the copy may read at the stream's snapshot without row locks (CopySettings.snapshotMaxSeconds; 0: never). */
   copySnapshotMaxSeconds?: number;
+  /** Lock the rows each chunk reads, from the first chunk (CopySettings.rowLocks). */
+  copyRowLocks?: boolean;
   /** Chunks copied at once (CopySettings.threads; default 1). */
   copyThreads?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */

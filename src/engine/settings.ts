@@ -23,6 +23,11 @@ export interface CopySettings {
    * never. Also ended when the slot holds more than the slot-lag limit.
    */
   snapshotMaxSeconds: number;
+  /**
+   * Lock the rows each chunk reads, from the first chunk: MySQL `LOCK IN SHARE MODE` instead
+   * of a consistent read after a marker commit; PostgreSQL as snapshotMaxSeconds 0.
+   */
+  rowLocks: boolean;
   /** Chunks copied at once, each on its own connection (consecutive ranges; the stream is applied between rounds). */
   threads: number;
 }
@@ -97,7 +102,7 @@ export const DEFAULT_CHUNK_TIME_MS = 200;
 /** A new object each time: the maxLoad map is live state a caller may change. */
 export function defaultEngineSettings(): EngineSettings {
   return {
-    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, deferIndexes: true, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
+    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, deferIndexes: true, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
     cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {
@@ -141,6 +146,7 @@ export function alterJobOptions(settings: EngineSettings, target: JobTarget): Al
     chunkSize: copy.chunkSize,
     deferIndexes: copy.deferIndexes,
     copySnapshotMaxSeconds: copy.snapshotMaxSeconds,
+    copyRowLocks: copy.rowLocks,
     copyThreads: copy.threads,
     cutoverLockTimeoutMs: cutover.lockTimeoutMs,
     cutoverRetries: cutover.retries,

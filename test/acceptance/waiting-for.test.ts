@@ -130,7 +130,7 @@ describe.each(cases)('$dialect: the status names what the job waits for', ({ dia
 
 // MySQL only: a PostgreSQL chunk gives up a row lock wait after 500 ms (lock_timeout, so
 // application writers never queue behind it) and is retried, too short to be looked at.
-describe.each(cases.filter((c) => c.dialect === 'mysql'))('$dialect: a chunk of the copy behind a row lock', ({ dialect, createDb, series, self }) => {
+describe.each(cases.filter((c) => c.dialect === 'mysql'))('$dialect: a chunk of the copy behind a row lock (--copy-row-locks)', ({ dialect, createDb, series, self }) => {
   it('names the transaction holding the row, and clears the wait when it ends', async () => {
     const { url } = await createDb();
     const db = await openDb(url);
@@ -141,7 +141,8 @@ describe.each(cases.filter((c) => c.dialect === 'mysql'))('$dialect: a chunk of 
     const flag = join(dir, 'throttle');
     writeFileSync(flag, '');
     const { log } = capturingLogger();
-    const job = newJob(url, 't', 'ADD COLUMN w INT', { log, chunkSize: 1000, throttle: { flagFile: flag } });
+    // By default a MySQL chunk reads without row locks and waits for nobody.
+    const job = newJob(url, 't', 'ADD COLUMN w INT', { log, chunkSize: 1000, copyRowLocks: true, throttle: { flagFile: flag } });
     try {
       await db.exec(`CREATE TABLE ${q('t')} (id INT PRIMARY KEY, v INT NOT NULL)`);
       await db.exec(`INSERT INTO ${q('t')} ${series}`);

@@ -162,7 +162,7 @@ export class MysqlChecksummer implements Checksummer {
       open = true;
       const where = shadowRangeWhere(plan, range);
       await conn.query(`DELETE FROM ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} WHERE ${where.sql}`, where.params);
-      await copyRange(conn, plan, range, await zoneFor(this.ctx, plan));
+      await copyRange(conn, plan, range, await zoneFor(this.ctx, plan), true);
       await conn.query('COMMIT');
       open = false;
     } catch (err) {

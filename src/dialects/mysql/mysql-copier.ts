@@ -1,9 +1,20 @@
-// The chunked copy: gh-ost's `INSERT IGNORE INTO shadow SELECT ... LOCK IN SHARE MODE`.
+// The chunked copy: `INSERT IGNORE INTO shadow SELECT ...`, one transaction per chunk.
 //
 // IGNORE keeps a row the change stream already wrote (invariant 2 in docs/ARCHITECTURE.md: the
-// stream's image wins). The shared locks make a write to a row being copied wait
-// until the chunk commits, so its binlog event comes after the copy and is
-// applied over it (invariant 3).
+// stream's image wins). The read must see every transaction whose binlog events the job
+// has already applied (invariant 3): otherwise a row that such a transaction deleted, or
+// moved to another key, is copied back from its older version and stays. Two ways:
+//
+// - Consistent read (the default): before the chunk, a marker row is committed to the
+//   changelog table, then the chunk reads at READ COMMITTED, which InnoDB does as a
+//   non-locking consistent read. The server makes commits visible in binlog order
+//   (MariaDB always; MySQL while binlog_order_commits is ON), and the marker's binlog
+//   events come after every event applied so far, so once its commit returns each of
+//   their transactions is visible to the chunk's read. No application write waits for
+//   the copy. ARCHITECTURE, "Chunks without row locks (MySQL)".
+// - Locking read (`--copy-row-locks`, or where commit order is not guaranteed): gh-ost's
+//   `LOCK IN SHARE MODE`; a write to a row being copied waits until the chunk commits,
+//   so its event comes after the copy and is applied over it.
 //
 // IGNORE also turns every data error into a warning, which would lose data
 // silently: after each chunk the warnings are read (max_error_count raised so
@@ -21,6 +32,7 @@ import { withConnection, type MyContext } from './mysql-context.js';
 import { copyExpressions, typedColumns, zoneFor, zoneShift, zoneShiftSql } from './mysql-conversions.js';
 import { keyCompare, orderBy } from './mysql-keys.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
+import { changelogName } from './mysql-names.js';
 import { DuplicateKeyError, ER_DUP_ENTRY, columnOf, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
 import { collisionsInChunk, weakeningOf, wholeRangeInShadow } from './mysql-duplicates.js';
 
@@ -54,8 +66,40 @@ export function shadowRangeWhere(plan: CopyPlan, range: KeyRange): { sql: string
 export class MysqlCopier implements RowCopier {
   /** Chunks whose copy met a duplicate once: a second time it is data loss (copyChunk). */
   private readonly duplicateSeen = new Set<string>();
+  /** Why chunks must lock rows on this server (null: they need not), asked once. */
+  private lockReason: Promise<string | null> | null = null;
+  rowLocks = false;
 
   constructor(private readonly ctx: MyContext) {}
+
+  /**
+   * Why a chunk cannot read without row locks here, or null. The consistent read relies on
+   * commits becoming visible in binlog order: MariaDB's group commit always does that
+   * (commit_ordered); MySQL only with binlog_order_commits ON. A Galera node also commits
+   * writesets that other nodes certified, in an order of its own: locks there too.
+   */
+  private whyRowLocks(): Promise<string | null> {
+    this.lockReason ??= (async () => {
+      if (this.rowLocks) return 'copy-row-locks is set';
+      const [r] = await this.ctx.pool.query<RowDataPacket[]>(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_order_commits', 'wsrep_on')",
+      );
+      const value = (name: string) => r.find((x) => String(x.Variable_name) === name)?.Value;
+      if (String(value('wsrep_on') ?? 'OFF').toUpperCase() === 'ON') return 'wsrep_on is ON (a Galera node)';
+      if (this.ctx.flavor !== 'mariadb' && String(value('binlog_order_commits') ?? 'OFF').toUpperCase() !== 'ON') return 'binlog_order_commits is OFF';
+      return null;
+    })().then((reason) => {
+      this.ctx.log.info(
+        reason ? { reason } : {},
+        reason
+          ? 'copying under row locks (LOCK IN SHARE MODE): a write to a row being copied waits for its chunk'
+          : 'copying without row locks: each chunk reads after a marker commit, which the server makes visible after every change already applied',
+      );
+      return reason;
+    });
+    this.lockReason.catch(() => (this.lockReason = null));
+    return this.lockReason;
+  }
 
   /**
    * The ceiling is read with a locking read, not a consistent one. A transaction whose
@@ -115,13 +159,25 @@ export class MysqlCopier implements RowCopier {
 
   async copyChunk(plan: CopyPlan, range: KeyRange, beforeCommit?: BeforeChunkCommit): Promise<ChunkResult> {
     const conn = await this.ctx.pool.getConnection();
+    const at = JSON.stringify([range.after, range.upTo]);
     let open = false;
     try {
       const zone = await zoneFor(this.ctx, plan);
+      // A chunk that met a duplicate is copied again under row locks: deciding whether a
+      // duplicate is real reads the original again (checkWarnings), and without locks that
+      // read could see rows moved into the range after the copy's own read.
+      const lockRows = (await this.whyRowLocks()) !== null || this.duplicateSeen.has(at);
       await conn.query(`SET SESSION max_error_count = ${MAX_ERROR_COUNT}`);
+      if (!lockRows) {
+        // Committed (autocommit) after every change applied so far: see the file's top.
+        await conn.query(`INSERT INTO ${quoteTable(plan.original.ref.schema, changelogName(plan.original.ref.name))} (kind, value) VALUES ('chunk', ?)`, [
+          JSON.stringify(range.upTo).slice(0, 255),
+        ]);
+        await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      }
       await conn.query('BEGIN');
       open = true;
-      const rows = await copyRange(conn, plan, range, zone);
+      const rows = await copyRange(conn, plan, range, zone, lockRows);
       if (beforeCommit) await beforeCommit(range);
       await conn.query('COMMIT');
       open = false;
@@ -133,7 +189,6 @@ export class MysqlCopier implements RowCopier {
       // range) whose event is not applied yet. The first time, the chunk is copied again
       // after the stream is applied (withRetries' beforeRetry); a duplicate that is still
       // there then is real (seen: a CI run failed a job with no duplicate in the original).
-      const at = JSON.stringify([range.after, range.upTo]);
       if (err instanceof DuplicateKeyError && !this.duplicateSeen.has(at)) {
         this.duplicateSeen.add(at);
         throw new TransientDatabaseError(`${err.message} (copying the chunk again once the changes already logged are applied, in case one of them removes the other row)`, { cause: err });
@@ -147,16 +202,17 @@ export class MysqlCopier implements RowCopier {
 
 /**
  * Runs the INSERT IGNORE ... SELECT for `range` inside the caller's transaction and checks
- * its warnings. `zone`: the server's time zone, for TIMESTAMP/DATETIME changes (mysql-conversions.ts).
+ * its warnings. Without `lockRows` the caller's transaction must be READ COMMITTED (at
+ * REPEATABLE READ InnoDB share-locks an INSERT ... SELECT's source rows anyway). `zone`: the server's time zone, for TIMESTAMP/DATETIME changes (mysql-conversions.ts).
  */
-export async function copyRange(conn: PoolConnection, plan: CopyPlan, range: KeyRange, zone: string | null): Promise<number> {
+export async function copyRange(conn: PoolConnection, plan: CopyPlan, range: KeyRange, zone: string | null, lockRows: boolean): Promise<number> {
   const { original, shadow } = plan;
   const keyCols = plan.key.map((k) => k.source);
   const where = rangeWhere(keyCols, range);
   const sql =
     `INSERT IGNORE INTO ${quoteTable(shadow.ref.schema, shadow.ref.name)} (${plan.columns.map((c) => quoteIdent(c.target)).join(', ')}) ` +
     `SELECT ${copyExpressions(plan, zone).join(', ')} FROM ${quoteTable(original.ref.schema, original.ref.name)} ` +
-    `WHERE ${where.sql} LOCK IN SHARE MODE`;
+    `WHERE ${where.sql}${lockRows ? ' LOCK IN SHARE MODE' : ''}`;
   let result: ResultSetHeader;
   try {
     [result] = await conn.query<ResultSetHeader>(sql, where.params);

@@ -77,13 +77,18 @@ export function sortsAfter(name: string, table: string): boolean {
   return Buffer.compare(keyBytes(name), keyBytes(table)) > 0 && Buffer.compare(keyBytes(name.toLowerCase()), keyBytes(table.toLowerCase())) > 0;
 }
 
+/** The job's changelog table (markers): the stream reads it, and each chunk of the copy writes it (mysql-copier.ts). */
+export function changelogName(table: string): string {
+  return `${baseName(table)}_sslog`;
+}
+
 export function mysqlArtefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames {
   const id = jobId.replace(/[^0-9a-zA-Z]/g, '').slice(0, 16) || shortHash(jobId);
   const base = baseName(table.name);
   const backup = `${base}_ssold_${id}`;
   return {
     shadow: `${base}_ssnew`,
-    changelog: `${base}_sslog`,
+    changelog: changelogName(table.name),
     backup,
     extra: {
       sentry: backup,

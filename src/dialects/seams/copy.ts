@@ -66,6 +66,8 @@ export interface ChunkResult {
 export type BeforeChunkCommit = (range: KeyRange) => Promise<void>;
 
 export interface RowCopier {
+  /** Lock the rows each chunk reads even where the dialect can copy without (--copy-row-locks); set before the first chunk. */
+  rowLocks?: boolean;
   /**
    * Smallest and largest key now in the original, or null when it is empty. Called after
    * the stream started: the largest must count a write that is before the stream's start

@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
-//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-nock,engine-locking]]
+//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking]]
 //        [--json FILE] [--log-dir DIR]
 //
 // One run, per dialect, in this order (runs repeat it, so peers and engine
@@ -483,14 +483,26 @@ async function main(): Promise<void> {
           });
           await dropLeftovers(url);
         }
+        const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+        const cliArgs = ['alter', '--url', url, '--table', TABLE, '--alter', ALTER[d], '--execute', '--drop-old-table', '--chunk-time', String(chunkTimeMs), '--copy-threads', String(copyThreads)];
         if (steps.has('engine-cli')) {
           await freshTable(url);
-          const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
-          const t = await timedProcess(process.execPath, [cli, 'alter', '--url', url, '--table', TABLE, '--alter', ALTER[d], '--execute', '--drop-old-table', '--chunk-time', String(chunkTimeMs), '--copy-threads', String(copyThreads)]);
+          const t = await timedProcess(process.execPath, [cli, ...cliArgs]);
           note({
             dialect: d, run, what: 'shadowshift alter (process)', load: 'idle', rows, seconds: t.wallS, wallMs: t.wallS * 1000,
             extra: { peakRssMB: Math.round(t.maxRssKB / 1024), cpuS: +(t.userS + t.systemS).toFixed(2), cpuUsPerRow: +(((t.userS + t.systemS) * 1e6) / rows).toFixed(2) },
             loadavg: loadavg(),
+          });
+          await dropLeftovers(url);
+        }
+        if (steps.has('engine-cli-loaded')) {
+          // As the peers run: the engine in its own process, so its work does not delay the
+          // workload's own event loop (the in-process engine step measures with both in one).
+          const model = await freshTable(url);
+          const l = await runWithWorkload({ ...wl(model), warmupMs: WARMUP_MS }, () => timedProcess(process.execPath, [cli, ...cliArgs]));
+          note({
+            dialect: d, run, what: 'shadowshift alter (process)', load: 'loaded', rows, seconds: l.result.wallS, wallMs: l.wallMs, stats: l.stats,
+            verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify), extra: { peakRssMB: Math.round(l.result.maxRssKB / 1024) }, loadavg: loadavg(),
           });
           await dropLeftovers(url);
         }

@@ -68,6 +68,34 @@ describe('checksummer', () => {
     await session.dropArtefacts(names, { keepBackup: false });
   });
 
+  it('rows that differ only in where a NULL, an empty string or a separator sits hash differently', async () => {
+    await admin.query('CREATE TABLE ck_img (id INT PRIMARY KEY, a VARCHAR(10), b VARCHAR(10))');
+    const pairs: Array<[string | null, string | null, string | null, string | null]> = [
+      [null, 'x', 'x', null],
+      ['', 'x', null, 'x'],
+      ['1#x', null, '1', '#x'],
+      ['2', '#3#', '2#3', '#'],
+      ['-', null, null, '-'],
+    ];
+    await admin.query('INSERT INTO ck_img VALUES ' + pairs.map((_, i) => `(${i + 1}, ?, ?)`).join(', '), pairs.flatMap(([a, b]) => [a, b]));
+    const { plan, names } = await prepareShadow(session, schema, 'ck_img', 'ADD COLUMN w INT');
+    await session.copier.copyChunk(plan, { after: null, upTo: [pairs.length] });
+    const same = async (id: number) => {
+      const view = await session.checksummer.open(plan, { lockTimeoutMs: 2000, drainUnderLock: async () => undefined });
+      try {
+        return (await view.compare({ after: [id - 1], upTo: [id] })).same;
+      } finally {
+        await view.close();
+      }
+    };
+    for (const [i, [, , a, b]] of pairs.entries()) {
+      expect(await same(i + 1)).toBe(true);
+      await admin.query(`UPDATE \`${names.shadow}\` SET a = ?, b = ? WHERE id = ?`, [a, b, i + 1]);
+      expect(await same(i + 1), `row ${i + 1}: (${JSON.stringify(pairs[i]!.slice(0, 2))}) against (${JSON.stringify([a, b])})`).toBe(false);
+    }
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
   it('the verifier reports each repaired chunk with its range and row counts, and keeps totals over its runs', async () => {
     await admin.query('CREATE TABLE ck3 (id INT PRIMARY KEY, v INT)');
     await admin.query(`INSERT INTO ck3 SELECT seq, seq FROM ${mysqlSeq(1, 3000)}`);

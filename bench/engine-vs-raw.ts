@@ -19,6 +19,8 @@
 //   table C (fresh seed): the engine under load.
 //   table D (fresh seed): `shadowshift alter` run as a process, idle, under GNU time:
 //     its own peak RSS and CPU, without this harness (needs `npm run build`).
+//   table E (engine-cli-loaded, fresh seed): that process under load, as the peers run
+//     (the in-process engine shares the workload's event loop).
 //
 // The raw copy goes into a copy table with the same ALTER applied as the
 // engine's shadow (bench/lib/baseline-copy.ts: 10k-row PK ranges, one

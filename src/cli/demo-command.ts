@@ -20,7 +20,7 @@ export function demoBuilder(y: Argv) {
     .option('rate', { type: 'number', default: 300, describe: 'application operations per second (open loop: reads, updates, inserts, deletes)' })
     .option('connections', { type: 'number', default: 8, describe: 'application connections' })
     .option('alter', { type: 'string', describe: 'ALTER TABLE clauses for the orders table (default: a NOT NULL column with a default, and customer_id to bigint)' })
-    .option('chunk-time', { type: 'number', describe: "passed to alter: target milliseconds per copy chunk (alter's default, 500, when left out); application writes to a chunk's rows wait for it" })
+    .option('chunk-time', { type: 'number', describe: "passed to alter: target milliseconds per copy chunk (alter's default, 200, when left out)" })
     .option('sample-seconds', { type: 'number', default: 3, describe: 'seconds the application is measured before and after the migration' })
     .option('compare-native', { type: 'boolean', default: true, describe: 'also run the same ALTER natively on the old table under the same workload (--no-compare-native to skip)' })
     .option('keep', { type: 'boolean', default: false, describe: 'leave the database running and print its URL and a command to try next' })

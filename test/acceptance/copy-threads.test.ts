@@ -1,6 +1,6 @@
 // --copy-threads: a round copies several consecutive chunks at once, each on its own
 // connection, and the stream is applied only between rounds. On both dialects (MySQL's
-// chunks under share locks, PostgreSQL's at the stream's snapshot and then, past
+// chunks without row locks, each after its marker commit; PostgreSQL's at the stream's snapshot and then, past
 // --copy-snapshot-max, under row locks), under an open-loop workload that keeps a model
 // of every acknowledged write: the migrated table must equal the model, with zero
 // checksum repairs (runAlter). The first round is held until all three of its chunks

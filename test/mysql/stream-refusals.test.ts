@@ -123,6 +123,47 @@ describe('writes the binlog stream cannot follow', () => {
   });
 });
 
+// XA transactions reach the binlog at XA PREPARE, before they commit or roll back
+// (mysql-stream-guard.ts, XaGuard). Without the refusal, the chunk that reads id 5
+// without row locks while the transaction is prepared copies the old row, and the
+// XA COMMIT that follows brings no row event: the update would be lost.
+describe('XA transactions', () => {
+  it('one that writes the table during the job fails it, naming the cause; the original is untouched, nothing is left', async () => {
+    const { url, admin } = await seeded();
+    let before: Awaited<ReturnType<typeof fingerprint>> | null = null;
+    const { err, state } = await jobAround(url, ["XA START 'ss1'", 'UPDATE t SET v = v + 1000 WHERE id = 5', "XA END 'ss1'", "XA PREPARE 'ss1'", "XA COMMIT 'ss1'"], async () => {
+      before = await fingerprint(admin);
+    });
+    expect(err, 'the job should have failed').toBeInstanceOf(ShadowshiftError);
+    expect(err).not.toBeInstanceOf(TransientDatabaseError);
+    expect(err!.message).toMatch(/the change stream failed: an XA transaction wrote \S+\.t \(XA END [^)]*\): its changes reach the binary log at XA PREPARE, before it commits or rolls back/);
+    expect(err!.message).toMatch(/The original is untouched\.$/);
+    expect(state).toBe('failed');
+    expect(await fingerprint(admin)).toEqual(before);
+    expect(await tableNames(admin)).toEqual(['t']);
+  });
+
+  it('one prepared before the job and committed during it fails the job', async () => {
+    const { url, admin } = await seeded();
+    const preparer = await mysqlConnect(url);
+    await preparer.query("XA START 'ss2'");
+    await preparer.query('UPDATE t SET v = v + 2000 WHERE id = 7');
+    await preparer.query("XA END 'ss2'");
+    await preparer.query("XA PREPARE 'ss2'");
+    await preparer.end(); // the prepared transaction stays, for another session to commit
+    let before: Awaited<ReturnType<typeof fingerprint>> | null = null;
+    const { err, state } = await jobAround(url, ["XA COMMIT 'ss2'"], async () => {
+      before = await fingerprint(admin);
+    });
+    expect(err, 'the job should have failed').toBeInstanceOf(ShadowshiftError);
+    expect(err!.message).toMatch(/the change stream failed: an XA transaction prepared before the job started committed during it \(XA COMMIT/);
+    expect(state).toBe('failed');
+    expect(await fingerprint(admin)).toEqual(before);
+    expect((await admin.query('SELECT v FROM t WHERE id = 7'))[0]).toEqual([{ v: 2007 }]);
+    expect(await tableNames(admin)).toEqual(['t']);
+  });
+});
+
 describe('DDL seen by the stream', () => {
   it('statements that only mention the table leave the job alone', async () => {
     const { url, admin } = await seeded();

@@ -3,7 +3,7 @@
 // nor the job's own artefacts.
 
 import { describe, it, expect } from 'vitest';
-import { incompleteImage, judgeQuery } from '../../src/dialects/mysql/mysql-stream-guard.js';
+import { XaGuard, incompleteImage, judgeQuery } from '../../src/dialects/mysql/mysql-stream-guard.js';
 import { mysqlArtefactNames } from '../../src/dialects/mysql/mysql-names.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../src/util/errors.js';
 
@@ -129,5 +129,33 @@ describe('incompleteImage', () => {
 
   it('refuses an event whose bitmap it cannot read', () => {
     expect(incompleteImage({ numberOfColumns: 2 }, false, ['id', 'v'], ref)).toBeInstanceOf(ShadowshiftError);
+  });
+});
+
+describe('XaGuard', () => {
+  const ref = { schema: 'shop', name: 'orders' };
+  const xid = "X'7831',X'',1";
+
+  it('ends the job when the rows of an XA transaction touched the table', () => {
+    const g = new XaGuard();
+    g.rows();
+    expect(g.query(`XA END ${xid}`, ref)?.message).toMatch(/^an XA transaction wrote shop\.orders \(XA END X'7831',X'',1\): its changes reach the binary log at XA PREPARE/);
+  });
+
+  it('lets an XA transaction on other tables through, up to its commit or rollback', () => {
+    const g = new XaGuard();
+    g.rows();
+    g.committed(); // that row event belonged to an ordinary transaction
+    expect(g.query(`XA END ${xid}`, ref)).toBeNull();
+    expect(g.query(`XA COMMIT ${xid}`, ref)).toBeNull();
+    expect(g.query(`XA END X'7832',X'',1`, ref)).toBeNull();
+    expect(g.query(`XA ROLLBACK X'7832',X'',1`, ref)).toBeNull();
+    expect(g.query('COMMIT', ref)).toBeNull();
+  });
+
+  it('ends the job on the commit of a transaction prepared before the stream started, not on its rollback', () => {
+    const g = new XaGuard();
+    expect(g.query(`XA ROLLBACK ${xid}`, ref)).toBeNull();
+    expect(g.query(`XA COMMIT ${xid}`, ref)?.message).toMatch(/^an XA transaction prepared before the job started committed during it \(XA COMMIT X'7831',X'',1\); its changes, which may include shop\.orders/);
   });
 });

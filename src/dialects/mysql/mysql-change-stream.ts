@@ -32,7 +32,7 @@ import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
-import { incompleteImage, judgeQuery } from './mysql-stream-guard.js';
+import { XaGuard, incompleteImage, judgeQuery } from './mysql-stream-guard.js';
 import { keepSpatialBytes, type TableMapColumn } from './mysql-binlog-geometry.js';
 
 export const MAX_QUEUED = DEFAULT_MAX_QUEUED;
@@ -228,20 +228,26 @@ export class MysqlChangeStream implements ChangeStream {
     this.queue.fail(err);
   }
 
+  private readonly xa = new XaGuard();
+
   private onEvent(ev: ZEvent): void {
     if (this.stopped || this.refused || this.swapSeen) return;
     const name = ev.getEventName();
     const ts = ev.timestamp;
     const original = this.plan.original.ref;
     if (name === 'xid') {
+      this.xa.committed();
       const p = this.currentPositionString();
       if (p) this.queue.push({ t: 'commit', position: p, ts });
       return;
     }
     if (name === 'query') {
+      const xa = this.xa.query(ev.query ?? '', original);
+      if (xa) return this.refuse(xa);
       // Query events are not filtered by schema: every database's DDL (and statement-logged DML) comes here.
       const verdict = judgeQuery(ev.query ?? '', ev.schema, original);
       if (verdict.t === 'commit') {
+        this.xa.committed();
         const p = this.currentPositionString();
         if (p) this.queue.push({ t: 'commit', position: p, ts });
       } else if (verdict.t === 'truncate') this.queue.push({ t: 'event', event: { kind: 'truncate' }, ts });
@@ -270,6 +276,7 @@ export class MysqlChangeStream implements ChangeStream {
       return;
     }
     if (table !== original.name) return;
+    this.xa.rows();
     const incomplete = incompleteImage(ev, name === 'updaterows', (map?.columns ?? []).map((c) => c.name), original);
     if (incomplete) return this.refuse(incomplete);
     for (const r of ev.rows ?? []) {

@@ -11,7 +11,7 @@
 //   (MariaDB always; MySQL while binlog_order_commits is ON), and the marker's binlog
 //   events come after every event applied so far, so once its commit returns each of
 //   their transactions is visible to the chunk's read. No application write waits for
-//   the copy. ARCHITECTURE, "Chunks without row locks (MySQL)".
+//   the copy. ARCHITECTURE, invariant 3, "MySQL, without row locks".
 // - Locking read (`--copy-row-locks`, or where commit order is not guaranteed): gh-ost's
 //   `LOCK IN SHARE MODE`; a write to a row being copied waits until the chunk commits,
 //   so its event comes after the copy and is applied over it.
@@ -112,8 +112,9 @@ export class MysqlCopier implements RowCopier {
    * was inserted after it began, so it commits (and is binlogged) after the stream's
    * start and arrives through the stream. READ COMMITTED keeps the walk from taking the
    * gap lock above the largest key, which would hold up the application's appends for as
-   * long as the read waits; it waits only for a writer of the top row, which the last
-   * chunk's LOCK IN SHARE MODE would wait for anyway. See ARCHITECTURE, "The copy's ceiling".
+   * long as the read waits; it waits only for a writer of the top row, once. It does not
+   * rely on ordered commits, so it holds under --copy-row-locks too. See ARCHITECTURE,
+   * "The copy's ceiling".
    */
   async keyBounds(plan: CopyPlan): Promise<{ min: Value[]; max: Value[] } | null> {
     const cols = plan.key.map((k) => k.source);
@@ -161,6 +162,8 @@ export class MysqlCopier implements RowCopier {
     const conn = await this.ctx.pool.getConnection();
     const at = JSON.stringify([range.after, range.upTo]);
     let open = false;
+    // A connection whose one-shot READ COMMITTED never reached its BEGIN must not go back to the pool.
+    let isolationPending = false;
     try {
       const zone = await zoneFor(this.ctx, plan);
       // A chunk that met a duplicate is copied again under row locks: deciding whether a
@@ -173,9 +176,12 @@ export class MysqlCopier implements RowCopier {
         await conn.query(`INSERT INTO ${quoteTable(plan.original.ref.schema, changelogName(plan.original.ref.name))} (kind, value) VALUES ('chunk', ?)`, [
           JSON.stringify(range.upTo).slice(0, 255),
         ]);
+        await conn.query('COMMIT'); // a no-op under autocommit; the marker's commit where the server's default has it off
+        isolationPending = true;
         await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       }
       await conn.query('BEGIN');
+      isolationPending = false;
       open = true;
       const rows = await copyRange(conn, plan, range, zone, lockRows);
       if (beforeCommit) await beforeCommit(range);
@@ -195,7 +201,8 @@ export class MysqlCopier implements RowCopier {
       }
       throw wrapError(err, `copying rows of ${plan.original.ref.name}`);
     } finally {
-      conn.release();
+      if (isolationPending) conn.destroy();
+      else conn.release();
     }
   }
 }

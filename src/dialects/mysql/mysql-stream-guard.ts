@@ -96,3 +96,56 @@ export function incompleteImage(ev: RowsEventImage, update: boolean, columns: st
       `which would reach the shadow as NULL; the shadow cannot follow it. ${FIX_IMAGE}`,
   );
 }
+
+const FIX_XA = 'Run the job when no XA transaction writes the table (XA RECOVER lists the prepared ones). The original is untouched.';
+
+/**
+ * XA transactions reach the binlog at XA PREPARE (MariaDB 10.5+, MySQL 5.7.7+): their row
+ * events come before the transaction commits or rolls back, closed by an `XA END xid`
+ * query event (MariaDB marks the start only in its GTID event, which zongji does not
+ * surface), and the `XA COMMIT xid` that follows later carries no rows. The stream cannot
+ * follow that: a rollback would leave the changes in the shadow, and a chunk reading
+ * without row locks would not see a prepared change the shadow already holds and would
+ * copy the row back (mysql-copier.ts). A transaction prepared before the stream started
+ * commits with no rows the stream ever saw, whatever tables it wrote. So the job ends on
+ * an XA transaction that wrote the table, and on the commit of one prepared before the
+ * stream started. Xids compare as the server logs them.
+ */
+export class XaGuard {
+  /** The transaction being read has row events of the migrated table. */
+  private wroteTable = false;
+  private readonly prepared = new Set<string>();
+
+  /** A row event of the migrated table. */
+  rows(): void {
+    this.wroteTable = true;
+  }
+
+  /** The transaction being read committed (an XID event, a COMMIT query). */
+  committed(): void {
+    this.wroteTable = false;
+  }
+
+  /** A query event; an error when it ends the job. */
+  query(sql: string, ref: TableRef): ShadowshiftError | null {
+    const m = /^\s*XA\s+(END|COMMIT|ROLLBACK)\b\s*(.*?)\s*$/is.exec(sql);
+    if (!m) return null;
+    const xid = m[2]!.replace(/\s+(ONE\s+PHASE|SUSPEND(\s+FOR\s+MIGRATE)?)$/i, '');
+    const verb = m[1]!.toUpperCase();
+    if (verb === 'END') {
+      this.prepared.add(xid);
+      const wrote = this.wroteTable;
+      this.wroteTable = false;
+      if (wrote) {
+        return new ShadowshiftError(
+          `an XA transaction wrote ${ref.schema}.${ref.name} (${excerpt(sql)}): its changes reach the binary log at XA PREPARE, before it commits or rolls back, so the shadow cannot follow them. ${FIX_XA}`,
+        );
+      }
+    } else if (!this.prepared.delete(xid) && verb === 'COMMIT') {
+      return new ShadowshiftError(
+        `an XA transaction prepared before the job started committed during it (${excerpt(sql)}); its changes, which may include ${ref.schema}.${ref.name}, were logged before the job's stream began. ${FIX_XA}`,
+      );
+    }
+    return null;
+  }
+}

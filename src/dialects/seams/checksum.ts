@@ -17,6 +17,6 @@ export interface Checksummer {
    * both tables at that same moment, and releases the lock.
    */
   open(plan: CopyPlan, options: { lockTimeoutMs: number; drainUnderLock: () => Promise<void> }): Promise<ChecksumView>;
-  /** Replaces the shadow's rows in `range` with a fresh copy of the original's (same locking as copyChunk). */
+  /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
   recopy(plan: CopyPlan, range: KeyRange): Promise<void>;
 }

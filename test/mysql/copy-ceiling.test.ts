@@ -3,11 +3,8 @@
 // (semi-sync AFTER_SYNC waiting for a replica's ACK) is not streamed; if it inserts
 // a new largest key, the copy's ceiling must still reach it, or the row is lost.
 //
-// MariaDB's built-in semi-sync holds such a commit for real: with no semi-sync
-// replica connected and rpl_semi_sync_master_wait_no_slave ON, a commit writes its
-// binlog and then waits for an ACK until the timeout (or until semi-sync is switched
-// off). The switch is global and would stall every other test's commits, so this
-// file runs its own throwaway server.
+// MariaDB's built-in semi-sync holds such a commit for real (test/support/held-commit.ts);
+// the switch is global, so this file runs its own throwaway server.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
@@ -15,8 +12,7 @@ import { startMariaDb, type RunningServer } from '../support/servers.js';
 import { mysqlConnect } from '../support/databases.js';
 import { runAlter, waitUntil } from '../support/alter.js';
 import { mysqlSeq } from '../support/db.js';
-
-const SEMI_SYNC_WAIT = 'Waiting for semi-sync ACK from slave';
+import { LOCK_POLL_MS, SEMI_SYNC_WAIT, holdCommits, restoreSemiSync, semiSyncSettings, waitingOnLocksOf } from '../support/held-commit.js';
 
 let server: RunningServer;
 let url: string;
@@ -30,7 +26,7 @@ beforeAll(async () => {
   await admin.query('CREATE DATABASE ceiling');
   url = server.adminUrl('ceiling');
   holder = await mysqlConnect(url);
-  [saved] = await admin.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_%'");
+  saved = await semiSyncSettings(admin);
 });
 
 afterAll(async () => {
@@ -39,37 +35,9 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function restoreSemiSync(): Promise<void> {
-  // Switching semi-sync off also releases any commit still waiting for an ACK.
-  await admin.query('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
-  for (const v of saved) {
-    if (['rpl_semi_sync_master_wait_point', 'rpl_semi_sync_master_timeout', 'rpl_semi_sync_master_wait_no_slave'].includes(String(v.Variable_name))) {
-      await admin.query(`SET GLOBAL ${String(v.Variable_name)} = ?`, [/^\d+$/.test(String(v.Value)) ? Number(v.Value) : String(v.Value)]);
-    }
-  }
-}
-
 async function stateOf(threadId: number): Promise<string | null> {
   const [r] = await admin.query<RowDataPacket[]>('SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId]);
   return r[0] ? String(r[0].STATE) : null;
-}
-
-/**
- * InnoDB refreshes the cache behind INNODB_TRX and INNODB_LOCK_WAITS only once it has
- * gone 100 ms without a reader: polling faster would read the same stale cache forever.
- */
-const LOCK_POLL_MS = 250;
-
-/** Statements waiting for a row lock the given connection's transaction holds. */
-async function waitingOn(threadId: number): Promise<string[]> {
-  const [r] = await admin.query<RowDataPacket[]>(
-    `SELECT req.trx_query AS q FROM information_schema.INNODB_LOCK_WAITS w
-       JOIN information_schema.INNODB_TRX req ON req.trx_id = w.requesting_trx_id
-       JOIN information_schema.INNODB_TRX blk ON blk.trx_id = w.blocking_trx_id
-      WHERE blk.trx_mysql_thread_id = ?`,
-    [threadId],
-  );
-  return r.map((x) => String(x.q));
 }
 
 describe('the copy ceiling and a commit held between binlog write and engine commit', () => {
@@ -89,9 +57,7 @@ describe('the copy ceiling and a commit held between binlog write and engine com
       const [[before]] = (await admin.query('SHOW MASTER STATUS')) as unknown as [[{ Position: number }]];
       seen.binlogBefore = String(before.Position);
       // A long timeout: the test releases the commit itself, on a condition.
-      await admin.query(
-        "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC', rpl_semi_sync_master_timeout = 120000, rpl_semi_sync_master_wait_no_slave = ON, rpl_semi_sync_master_enabled = ON",
-      );
+      await holdCommits(admin);
       held = holder.query("INSERT INTO t VALUES (1000, 'held at the top')");
       held.catch(() => undefined);
       await waitUntil(async () => (await stateOf(holder.threadId)) === SEMI_SYNC_WAIT, 'the holder to wait for the semi-sync ACK', 20_000);
@@ -108,7 +74,7 @@ describe('the copy ceiling and a commit held between binlog write and engine com
             releasedBy = 'first chunk';
             return true;
           }
-          const waiters = await waitingOn(holder.threadId);
+          const waiters = await waitingOnLocksOf(admin, holder.threadId);
           if (waiters.length > 0) releasedBy = waiters.join('; ');
           return waiters.length > 0;
         }, 'the ceiling read to wait for the held commit or the first chunk', 60_000, LOCK_POLL_MS);
@@ -125,7 +91,7 @@ describe('the copy ceiling and a commit held between binlog write and engine com
       await runAlter(url, 't', 'ADD COLUMN w INT NOT NULL DEFAULT 7', { chunkSize: 100, checksum: false, testHooks: { beforeStreamStart, beforeChunkCommit } });
       await held;
     } finally {
-      await restoreSemiSync();
+      await restoreSemiSync(admin, saved);
       await (held as Promise<unknown> | null)?.catch(() => undefined);
     }
 

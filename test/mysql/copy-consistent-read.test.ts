@@ -11,8 +11,8 @@
 // The release of the held commit waits for whichever of those the job does, or for the
 // chunk to reach its commit without either: the case that loses the row.
 //
-// Semi-sync is global and would stall every other test's commits, so this file runs its
-// own throwaway server (as copy-ceiling.test.ts does).
+// The commit is held with semi-sync (test/support/held-commit.ts), which is global: this
+// file runs its own throwaway server.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,10 +23,8 @@ import { startMariaDb, type RunningServer } from '../support/servers.js';
 import { mysqlConnect } from '../support/databases.js';
 import { capturingLogger, newJob, waitUntil } from '../support/alter.js';
 import { mysqlSeq } from '../support/db.js';
+import { LOCK_POLL_MS, SEMI_SYNC_WAIT, holdCommits, restoreSemiSync, semiSyncSettings, waitingOnLocksOf } from '../support/held-commit.js';
 
-const SEMI_SYNC_WAIT = 'Waiting for semi-sync ACK from slave';
-/** InnoDB's lock-wait views refresh only after 100 ms without a reader (copy-ceiling.test.ts). */
-const LOCK_POLL_MS = 250;
 
 let server: RunningServer;
 let admin: Connection;
@@ -36,7 +34,7 @@ let saved: RowDataPacket[] = [];
 beforeAll(async () => {
   server = await startMariaDb();
   admin = await mysqlConnect(server.adminUrl('mysql'));
-  [saved] = await admin.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_%'");
+  saved = await semiSyncSettings(admin);
   dir = mkdtempSync(join(tmpdir(), 'ss-consistent-'));
 });
 
@@ -46,16 +44,6 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function restoreSemiSync(): Promise<void> {
-  // Switching semi-sync off also releases any commit still waiting for an ACK.
-  await admin.query('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
-  for (const v of saved) {
-    if (['rpl_semi_sync_master_wait_point', 'rpl_semi_sync_master_timeout', 'rpl_semi_sync_master_wait_no_slave'].includes(String(v.Variable_name))) {
-      await admin.query(`SET GLOBAL ${String(v.Variable_name)} = ?`, [/^\d+$/.test(String(v.Value)) ? Number(v.Value) : String(v.Value)]);
-    }
-  }
-}
-
 /**
  * Sessions other than `except` whose commit waits, with their statements: for the ACK
  * itself, or in the group commit queue behind the held commit ('Commit': MariaDB makes
@@ -64,18 +52,6 @@ async function restoreSemiSync(): Promise<void> {
 async function commitsWaiting(except: number): Promise<string[]> {
   const [r] = await admin.query<RowDataPacket[]>("SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE STATE IN (?, 'Commit') AND ID <> ?", [SEMI_SYNC_WAIT, except]);
   return r.map((x) => `${String(x.INFO)} (${String(x.STATE)})`);
-}
-
-/** Statements waiting for a row lock the given session's transaction holds. */
-async function waitingOnLocksOf(threadId: number): Promise<string[]> {
-  const [r] = await admin.query<RowDataPacket[]>(
-    `SELECT req.trx_query AS q FROM information_schema.INNODB_LOCK_WAITS w
-       JOIN information_schema.INNODB_TRX req ON req.trx_id = w.requesting_trx_id
-       JOIN information_schema.INNODB_TRX blk ON blk.trx_id = w.blocking_trx_id
-      WHERE blk.trx_mysql_thread_id = ?`,
-    [threadId],
-  );
-  return r.map((x) => String(x.q));
 }
 
 describe('a chunk and a DELETE applied from the binlog before its commit is visible', () => {
@@ -115,9 +91,7 @@ describe('a chunk and a DELETE applied from the binlog before its commit is visi
       await waitUntil(() => job.status().waitingFor?.what === 'throttle', 'the copy to be throttled', 60_000);
       expect(job.status().rowsCopied).toBe(0);
       const applied = job.status().eventsApplied;
-      await admin.query(
-        "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC', rpl_semi_sync_master_timeout = 120000, rpl_semi_sync_master_wait_no_slave = ON, rpl_semi_sync_master_enabled = ON",
-      );
+      await holdCommits(admin);
       held = holder.query(`DELETE FROM ${table} WHERE id = 50`);
       held.catch(() => undefined);
       await waitUntil(async () => (await commitsWaiting(-1)).some((q) => q.startsWith('DELETE') && q.endsWith(`(${SEMI_SYNC_WAIT})`)), 'the DELETE to wait for the semi-sync ACK', 20_000);
@@ -130,7 +104,7 @@ describe('a chunk and a DELETE applied from the binlog before its commit is visi
         await waitUntil(async () => {
           // Any other commit waiting releases too, and fails the test with its statement.
           const acks = await commitsWaiting(holder.threadId);
-          const locked = acks.length > 0 ? [] : await waitingOnLocksOf(holder.threadId);
+          const locked = acks.length > 0 ? [] : await waitingOnLocksOf(admin, holder.threadId);
           releasedByWhat = acks[0] ? `${acks[0].includes('_sslog') ? 'marker' : 'another commit'}: ${acks[0]}` : locked[0] ? `row lock: ${locked[0]}` : chunkReached ? 'the chunk reached its commit' : '';
           return releasedByWhat !== '';
         }, 'the chunk to wait for the DELETE, or to reach its commit without', 60_000, LOCK_POLL_MS).catch(async (err: Error) => {
@@ -147,7 +121,7 @@ describe('a chunk and a DELETE applied from the binlog before its commit is visi
       expect(result.rowsCopied).toBeGreaterThan(0);
     } finally {
       rmSync(flag, { force: true });
-      await restoreSemiSync();
+      await restoreSemiSync(admin, saved);
       await (held as Promise<unknown> | null)?.catch(() => undefined);
       await run.catch(() => undefined);
       await job.close();

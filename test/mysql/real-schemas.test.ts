@@ -272,7 +272,7 @@ describe('real schemas (MariaDB)', () => {
     await conn.query("DELETE FROM coarse_pk WHERE id = 2000");
     const run = await alterUnderWrites(url, 'coarse_pk', TO_CI, async (i) => {
       const id = (i * 37) % 1000 + 1;
-      if (i % 4 === 0) await writer.query('INSERT INTO coarse_pk VALUES (?, ?, ?)', [`New${i}`, 5000 + i, i]);
+      if (i % 4 === 0) await writer.query('INSERT INTO coarse_pk VALUES (?, ?, ?)', [`New${i}`, 100000 + i, i]); // above every moved id (at most 11001), however long the job runs
       else if (i % 4 === 1) await writer.query("UPDATE coarse_pk SET code = CONCAT(code, 'u') WHERE id = ?", [id]);
       else if (i % 4 === 2) await writer.query('UPDATE coarse_pk SET n = n + 1, id = id + 10000 WHERE id = ?', [id + 1]);
       else await writer.query('DELETE FROM coarse_pk WHERE id = ?', [id + 2]);

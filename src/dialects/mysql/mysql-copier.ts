@@ -64,8 +64,10 @@ export function shadowRangeWhere(plan: CopyPlan, range: KeyRange): { sql: string
 }
 
 export class MysqlCopier implements RowCopier {
-  /** Chunks whose copy met a duplicate once: a second time it is data loss (copyChunk). */
+  /** Chunks whose copy under row locks met a duplicate once: a second time it is data loss (copyChunk). */
   private readonly duplicateSeen = new Set<string>();
+  /** Chunks whose copy without row locks met a duplicate: copied again under them. */
+  private readonly lockAfterDuplicate = new Set<string>();
   /** Why chunks must lock rows on this server (null: they need not), asked once. */
   private lockReason: Promise<string | null> | null = null;
   rowLocks = false;
@@ -162,6 +164,7 @@ export class MysqlCopier implements RowCopier {
     const conn = await this.ctx.pool.getConnection();
     const at = JSON.stringify([range.after, range.upTo]);
     let open = false;
+    let lockRows = true;
     // A connection whose one-shot READ COMMITTED never reached its BEGIN must not go back to the pool.
     let isolationPending = false;
     try {
@@ -169,7 +172,7 @@ export class MysqlCopier implements RowCopier {
       // A chunk that met a duplicate is copied again under row locks: deciding whether a
       // duplicate is real reads the original again (checkWarnings), and without locks that
       // read could see rows moved into the range after the copy's own read.
-      const lockRows = (await this.whyRowLocks()) !== null || this.duplicateSeen.has(at);
+      lockRows = (await this.whyRowLocks()) !== null || this.lockAfterDuplicate.has(at);
       await conn.query(`SET SESSION max_error_count = ${MAX_ERROR_COUNT}`);
       if (!lockRows) {
         // Committed (autocommit) after every change applied so far: see the file's top.
@@ -195,6 +198,12 @@ export class MysqlCopier implements RowCopier {
       // range) whose event is not applied yet. The first time, the chunk is copied again
       // after the stream is applied (withRetries' beforeRetry); a duplicate that is still
       // there then is real (seen: a CI run failed a job with no duplicate in the original).
+      // Without row locks the duplicate only sends the chunk to a copy under them, which
+      // then has the one retry a locked copy always had.
+      if (err instanceof DuplicateKeyError && !lockRows) {
+        this.lockAfterDuplicate.add(at);
+        throw new TransientDatabaseError(`${err.message} (copying the chunk again under row locks once the changes already logged are applied)`, { cause: err });
+      }
       if (err instanceof DuplicateKeyError && !this.duplicateSeen.has(at)) {
         this.duplicateSeen.add(at);
         throw new TransientDatabaseError(`${err.message} (copying the chunk again once the changes already logged are applied, in case one of them removes the other row)`, { cause: err });

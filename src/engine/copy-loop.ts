@@ -66,7 +66,7 @@ export interface CopyJob {
   controls: JobControls;
   sizer: ChunkSizer;
   waits: WaitWatcher;
-  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copyThreads'>;
+  options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copyThreads' | 'copyRowLocks'>;
   /** The settings `ctl set` changes (copy-snapshot-max). */
   liveSettings: Pick<LiveThrottleSettings, 'copySnapshotMaxSeconds'>;
   /** Null until the throttle has started. */
@@ -106,6 +106,7 @@ export class CopyLoop {
    */
   async run(session: DialectSession, plan: CopyPlan, pump: EventPump, resumed: Checkpoint | null, startedAt: number): Promise<{ atStreamStart: boolean }> {
     const snapshotSince = Date.now();
+    session.copier.rowLocks = Boolean(this.job.options.copyRowLocks);
     if (pump.copySnapshotState()) this.job.log.info("copying the table as of the job's start, without row locks; the changes since then are applied after the copy");
     await this.copyAll(session, plan, pump, resumed, startedAt, snapshotSince);
     const atStreamStart = pump.copySnapshotState() === 'held';

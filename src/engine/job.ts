@@ -284,7 +284,6 @@ export class AlterJob {
       const streamJobId = resumed?.jobId ?? this.id;
       // A resume has no snapshot of the stream's start to copy at (CopyLoop.run).
       const exportCopySnapshot = !resumed && !this.options.copyRowLocks && (this.options.copySnapshotMaxSeconds ?? DEFAULT_COPY_SNAPSHOT_MAX_SECONDS) > 0;
-      session.copier.rowLocks = Boolean(this.options.copyRowLocks);
       this.pump = new EventPump(() => session.openChangeStream(plan, names, streamJobId, { exportCopySnapshot }), session.applier, plan, this.log, () => this.controls.wake());
       // Wherever the job applies the stream, a checkpoint every interval; not under the cut-over's lock.
       this.pump.afterBatch = () => (this.state === 'cutting-over' ? Promise.resolve() : checkpointer.maybe());

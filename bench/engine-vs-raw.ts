@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
-//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking]]
+//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking,engine-keepidx]]
 //        [--json FILE] [--log-dir DIR]
 //
 // One run, per dialect, in this order (runs repeat it, so peers and engine
@@ -66,7 +66,7 @@ const { values: args } = parseArgs({
     'chunk-time': { type: 'string', default: '200' },
     'copy-threads': { type: 'string', default: '1' },
     'load-seconds': { type: 'string', default: '10' },
-    // Also: engine-nock (checksum off) and engine-locking (PostgreSQL: the copy under row locks, --copy-snapshot-max 0), diagnostics.
+    // Also: engine-nock (checksum off), engine-locking (the copy under row locks) and engine-keepidx (--no-defer-indexes), diagnostics.
     steps: { type: 'string', default: 'nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli' },
     json: { type: 'string' },
     'log-dir': { type: 'string' },
@@ -286,6 +286,7 @@ interface EngineRun {
 interface EngineVariant {
   checksum?: boolean;
   copyRowLocks?: boolean;
+  deferIndexes?: boolean;
 }
 
 async function runEngine(url: string, d: Dialect, logFile: string, variant: EngineVariant = {}): Promise<EngineRun> {
@@ -466,6 +467,7 @@ async function main(): Promise<void> {
           { step: 'engine', what: 'engine', options: {} as EngineVariant },
           { step: 'engine-nock', what: 'engine, checksum off', options: { checksum: false } },
           { step: 'engine-locking', what: 'engine, copy under row locks', options: { copyRowLocks: true } },
+          { step: 'engine-keepidx', what: 'engine, indexes built before the copy', options: { deferIndexes: false } },
         ]) {
           if (!steps.has(variant.step)) continue;
           const tag = variant.step;

@@ -45,13 +45,19 @@ export function formatPlan(report: AlterPlanReport, execute: boolean): string {
   if (report.columnsNotCopied.length) lines.push(`  not copied:       ${report.columnsNotCopied.join(', ')}`);
   if (report.columnsNew.length) lines.push(`  new (defaults):   ${report.columnsNew.join(', ')}`);
   lines.push(`  checksum:         ${report.checksum}`);
-  if (report.deferredIndexes !== 'not built for this dialect') lines.push(`  indexes:          ${report.deferredIndexes === 'on' ? 'built after the copy' : 'built before the copy'}`);
+  if (report.deferredIndexes !== 'not built for this dialect') lines.push(`  indexes:          ${indexesLine(report)}`);
   if (report.newUniqueIndexes.length) lines.push(`  new unique keys:  ${report.newUniqueIndexes.join(', ')} (a duplicate fails the job, nothing is dropped)`);
   for (const w of report.weakenedUniqueIndexes) lines.push(`    ${w.name}: the original has it, but the ALTER changes ${w.change}`);
   lines.push('  preflight checks:');
   for (const c of report.checks) lines.push(`    [${!c.ok ? 'FAIL' : c.warning ? 'warn' : 'pass'}] ${c.check}${c.ok && !c.warning ? '' : `: ${c.message}`}`);
   if (!execute) lines.push(report.ok ? 'Nothing was changed. Run again with --execute to apply.' : 'Nothing was changed. Fix the failed checks above first.');
   return lines.join('\n');
+}
+
+function indexesLine(report: AlterPlanReport): string {
+  const concern = report.deferredIndexesConcern;
+  if (report.deferredIndexes === 'on') return concern ? `built after the copy (--defer-indexes), although ${concern}: its replication stalls while it applies the build` : 'built after the copy';
+  return concern ? `built before the copy, as ${concern}: a replica applies a build after it as one statement, stalling for its length (--defer-indexes: after it anyway, faster)` : 'built before the copy';
 }
 
 function formatChecksum(result: AlterResult): string {

@@ -44,7 +44,11 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
   return grouped
     .option('chunk-time', { type: 'number', default: DEFAULT_CHUNK_TIME_MS, describe: 'target milliseconds per copy chunk (the chunk size adapts); a chunk that locks rows holds them that long' })
     .option('chunk-size', { type: 'number', describe: 'fixed rows per chunk (turns adaptation off)' })
-    .option('defer-indexes', { type: 'boolean', default: true, describe: "PostgreSQL: build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes to build them first)" })
+    .option('defer-indexes', {
+      type: 'boolean',
+      describe:
+        "build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes: before it). Default: after, except on MySQL/MariaDB when replicas may read the binlog, which would apply the build as one statement",
+    })
     .option('copy-threads', { type: 'number', default: 1, describe: 'chunks copied at once, each on its own connection (more load on the server, a shorter copy)' })
     .option('copy-snapshot-max', { type: 'number', default: 600, describe: 'PostgreSQL: seconds the copy may read the table as of the job\'s start, without row locks (this holds back vacuum); then it locks rows as it copies. 0: always lock rows' })
     .option('copy-row-locks', { type: 'boolean', default: false, describe: 'lock the rows each chunk reads, as gh-ost does (MySQL: instead of a consistent read; PostgreSQL: as --copy-snapshot-max 0). Application writes to those rows wait for the chunk' })
@@ -81,7 +85,7 @@ export function withSingleJobOptions<T>(y: Argv<T>) {
 export interface EngineArgs {
   chunkTime: number;
   chunkSize?: number;
-  deferIndexes: boolean;
+  deferIndexes?: boolean;
   copySnapshotMax: number;
   copyRowLocks: boolean;
   copyThreads: number;

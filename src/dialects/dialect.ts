@@ -89,10 +89,15 @@ export interface DialectSession {
   /**
    * Builds the indexes createShadow({ deferIndexes: true }) left out; a no-op when there
    * are none. When `signal` aborts, the statement running is cancelled and no other starts.
-   * Optional: MySQL builds a shadow's indexes with the table (its copy is not faster without
-   * them), so only PostgreSQL defers them.
+   * Optional: a dialect without it builds the shadow's indexes with the table.
    */
   finishShadow?(shadow: TableRef, options?: { signal?: AbortSignal }): Promise<TableInfo>;
+  /**
+   * Why building the indexes after the copy would hurt beyond the job (MySQL: the build
+   * replicates as one statement and stalls every replica for its length), or null. Without
+   * --defer-indexes a concern keeps them built with the table.
+   */
+  indexDeferralConcern?(): Promise<string | null>;
   /**
    * What the job's own sessions wait for on other sessions right now (a lock, a row
    * lock, CREATE INDEX CONCURRENTLY waiting for old snapshots), or null. Only sessions

@@ -55,7 +55,7 @@ export interface AlterJobOptions {
   checksum?: boolean;
   /** While postponed, checksum again this often. */
   checksumIntervalSeconds?: number;
-  /** Build the shadow's secondary indexes after the copy (default on where the dialect supports it). */
+  /** Build the shadow's secondary indexes after the copy (CopySettings.deferIndexes). */
   deferIndexes?: boolean;
   /** PostgreSQL: seconds the copy may read at the stream's snapshot without row locks (CopySettings.snapshotMaxSeconds; 0: never). */
   copySnapshotMaxSeconds?: number;

@@ -26,7 +26,7 @@ import { JobControls } from '../control/job-controls.js';
 import type { JobThrottle, LiveThrottleSettings } from '../control/throttle-signals.js';
 import type { HookEvent } from '../control/hooks.js';
 import { buildCopyPlan } from './copy-plan.js';
-import { defersIndexes, planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
+import { indexDeferralConcern, planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
 import type { JobPhase, JobState, JobStatus } from './job-state.js';
@@ -231,6 +231,7 @@ export class AlterJob {
       outcomes,
       checksum: this.options.checksum,
       deferIndexes: this.options.deferIndexes,
+      deferralConcern: await indexDeferralConcern(session, this.options.deferIndexes, this.options.throttle?.replicaUrls),
       resumeAfterSwap: this.resumeAfterSwap,
     });
   }
@@ -275,7 +276,7 @@ export class AlterJob {
       } else {
         names = this.names = session.artefactNames(this.ref, this.id, { resumable: this.resumable, alter: this.options.alter });
         this.log.info({ shadow: names.shadow }, 'creating shadow table');
-        shadowInfo = await session.createShadow(this.original, this.options.alter, names, { deferIndexes: defersIndexes(session, this.previewPlan, this.options.deferIndexes) });
+        shadowInfo = await session.createShadow(this.original, this.options.alter, names, { deferIndexes: report.deferredIndexes === 'on' });
       }
       const built = buildCopyPlan(this.original, shadowInfo, this.analysis, planOptions(session));
       if (!built.plan) throw new ShadowshiftError(built.reason);

@@ -25,6 +25,8 @@ export interface AlterPlanReport {
   checksum: 'on' | 'off';
   /** Whether the shadow's secondary indexes are built after the copy instead of before. */
   deferredIndexes: 'on' | 'off' | 'not built for this dialect';
+  /** What building them after the copy costs beyond the job (session.indexDeferralConcern), when anything. */
+  deferredIndexesConcern: string | null;
   checks: CheckOutcome[];
   ok: boolean;
 }
@@ -38,12 +40,21 @@ export const planOptions = (session: DialectSession): PlanOptions => ({
  * Deferred only when the copy key is the shadow's primary key, which the shadow
  * always keeps: any other key the copy walks (standing in for a missing primary
  * key, or for one the ALTER moves or makes compare less finely) must exist during the copy.
+ * `deferIndexes` unset: deferred unless the dialect has a `concern`; true: deferred anyway.
  */
-export function defersIndexes(session: DialectSession, plan: CopyPlan | null, deferIndexes: boolean | undefined): boolean {
+function defersIndexes(session: DialectSession, plan: CopyPlan | null, deferIndexes: boolean | undefined, concern: string | null): boolean {
   const primary = plan?.shadow.indexes.find((i) => i.primary);
   const keyIsPrimary =
     plan !== null && primary !== undefined && primary.columns.length === plan.key.length && plan.key.every((k, i) => k.target.toLowerCase() === primary.columns[i]!.toLowerCase());
-  return deferIndexes !== false && Boolean(session.finishShadow) && keyIsPrimary;
+  if (deferIndexes === false || !session.finishShadow || !keyIsPrimary) return false;
+  return deferIndexes === true || concern === null;
+}
+
+/** The dialect's concern about deferring (none asked when --no-defer-indexes says no anyway); a replica the job throttles on is one. */
+export async function indexDeferralConcern(session: DialectSession, deferIndexes: boolean | undefined, replicaUrls: readonly string[] | undefined): Promise<string | null> {
+  if (deferIndexes === false || !session.indexDeferralConcern) return null;
+  if (replicaUrls?.length) return `the job throttles on ${replicaUrls.length} replica${replicaUrls.length === 1 ? '' : 's'} (--throttle-replicas)`;
+  return session.indexDeferralConcern().catch((err: Error) => `cannot tell whether replicas read the binlog (${err.message})`);
 }
 
 /**
@@ -96,6 +107,7 @@ export function planReport(a: {
   outcomes: CheckOutcome[];
   checksum: boolean | undefined;
   deferIndexes: boolean | undefined;
+  deferralConcern: string | null;
   resumeAfterSwap: boolean;
 }): AlterPlanReport {
   const { session, info, plan, outcomes } = a;
@@ -115,7 +127,8 @@ export function planReport(a: {
     newUniqueIndexes: plan?.newUniqueIndexes ?? [],
     weakenedUniqueIndexes: plan?.weakenedUniqueIndexes ?? [],
     checksum: a.checksum === false ? 'off' : 'on',
-    deferredIndexes: !session.finishShadow ? 'not built for this dialect' : defersIndexes(session, plan, a.deferIndexes) ? 'on' : 'off',
+    deferredIndexes: !session.finishShadow ? 'not built for this dialect' : defersIndexes(session, plan, a.deferIndexes, a.deferralConcern) ? 'on' : 'off',
+    deferredIndexesConcern: a.deferralConcern,
     checks: outcomes,
     ok: outcomes.every((o) => o.ok) && (plan !== null || a.resumeAfterSwap),
   };

@@ -15,8 +15,12 @@ export interface CopySettings {
   chunkTimeMs: number;
   /** Fixed rows per chunk; turns adaptation off. */
   chunkSize?: number;
-  /** Build the shadow's secondary indexes after the copy, where the dialect can. */
-  deferIndexes: boolean;
+  /**
+   * Build the shadow's secondary indexes after the copy, where the dialect can. Unset:
+   * unless the dialect sees a cost beyond the job (MySQL: replicas would stall on the
+   * build); false: never; true: even then.
+   */
+  deferIndexes?: boolean;
   /**
    * PostgreSQL: how long the copy may read at the stream's snapshot, without row locks,
    * before the rest reads current data under them (the snapshot holds back vacuum); 0:
@@ -102,7 +106,7 @@ export const DEFAULT_CHUNK_TIME_MS = 200;
 /** A new object each time: the maxLoad map is live state a caller may change. */
 export function defaultEngineSettings(): EngineSettings {
   return {
-    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, deferIndexes: true, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
+    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
     cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {

@@ -31,7 +31,12 @@ describe('engine settings', () => {
 
   it('the job options carry every group', () => {
     const o = alterJobOptions(engineSettings({ cutover: { retries: 2 }, resume: { resumeIfSameAlter: true } }), { connection: {} as never, table: 't', alter: 'x', log: {} as never });
-    expect(o).toMatchObject({ cutoverRetries: 2, cutoverLockTimeoutMs: 3000, checksum: true, deferIndexes: true, copySnapshotMaxSeconds: 600, resumeIfSameAlter: true, checkpointIntervalSeconds: 5, maxLagSeconds: 1.5 });
+    expect(o).toMatchObject({ cutoverRetries: 2, cutoverLockTimeoutMs: 3000, checksum: true, copySnapshotMaxSeconds: 600, resumeIfSameAlter: true, checkpointIntervalSeconds: 5, maxLagSeconds: 1.5 });
+  });
+
+  it('--defer-indexes: unset lets the dialect weigh its concern; either flag decides', () => {
+    const defer = (...flags: string[]) => engineSettingsFromArgs(parse(alterBuilder, ['--table', 't', '--alter', 'ADD x INT', ...flags])).copy.deferIndexes;
+    expect([defer(), defer('--defer-indexes'), defer('--no-defer-indexes')]).toEqual([undefined, true, false]);
   });
 
   it('--kill-blockers-after may exceed one attempt\'s lock timeout (the wait adds up across attempts), not all of them together', () => {

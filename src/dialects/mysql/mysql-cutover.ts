@@ -49,6 +49,7 @@
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions, CutoverTiming } from '../dialect.js';
+import { finishShadow } from './mysql-deferred-indexes.js';
 import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
@@ -89,6 +90,8 @@ export class MysqlCutover implements Cutover {
     const lockSeconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
     const log = options.log;
 
+    // Before any lock: a shadow never goes live without the keys it deferred (a no-op once built).
+    await finishShadow(this.ctx, { schema, name: names.shadow });
     const a = await dedicatedConnection(this.ctx);
     let b: Connection | null = null;
     let bId: number | null = null;

@@ -17,6 +17,7 @@ import { analyzeAlter } from './mysql-alter-analysis.js';
 import { mysqlArtefactNames } from './mysql-names.js';
 import { MysqlJobLocks } from './mysql-job-lock.js';
 import { createShadow, dropArtefacts, previewShadow } from './mysql-shadow.js';
+import { deferralConcern, finishShadow } from './mysql-deferred-indexes.js';
 import { MysqlChangeStream, unreadablePosition } from './mysql-change-stream.js';
 import { MysqlCopier } from './mysql-copier.js';
 import { MysqlApplier } from './mysql-applier.js';
@@ -93,8 +94,20 @@ export class MysqlSession implements DialectSession {
     return previewShadow(this.ctx, original, alter);
   }
 
-  createShadow(original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo> {
-    return createShadow(this.ctx, original, alter, names);
+  createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo> {
+    return createShadow(this.ctx, original, alter, names, options);
+  }
+
+  /** See mysql-deferred-indexes.ts. */
+  async finishShadow(shadow: TableRef, options?: { signal?: AbortSignal }): Promise<TableInfo> {
+    await finishShadow(this.ctx, shadow, options?.signal);
+    const info = await this.inspectTable(shadow);
+    if (!info) throw new ShadowshiftError(`the shadow table ${shadow.name} is gone`);
+    return info;
+  }
+
+  indexDeferralConcern(): Promise<string | null> {
+    return deferralConcern(this.ctx);
   }
 
   dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {

@@ -7,6 +7,7 @@ import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ArtefactLeft, ArtefactNames, TableInfo, TableRef } from '../dialect.js';
 import { PreflightError, ShadowshiftError } from '../../util/errors.js';
 import { privilegesCheck } from './checks/privileges.js';
+import { deferIndexes } from './mysql-deferred-indexes.js';
 
 const ACCESS_DENIED = new Set([1044, 1142, 1227]);
 import { type MyContext, SESSION_SQL_MODE, withConnection } from './mysql-context.js';
@@ -145,7 +146,8 @@ async function previewOnTable(ctx: MyContext, conn: PoolConnection, original: Ta
   return outcome.info;
 }
 
-export async function createShadow(ctx: MyContext, original: TableInfo, alter: string, names: ArtefactNames): Promise<TableInfo> {
+/** With `deferIndexes`, the shadow's plain keys wait for finishShadow() (mysql-deferred-indexes.ts). */
+export async function createShadow(ctx: MyContext, original: TableInfo, alter: string, names: ArtefactNames, options: { deferIndexes?: boolean } = {}): Promise<TableInfo> {
   const schema = original.ref.schema;
   const shadow = quoteTable(schema, names.shadow);
   const changelog = quoteTable(schema, names.changelog);
@@ -187,6 +189,10 @@ export async function createShadow(ctx: MyContext, original: TableInfo, alter: s
            written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shadowshift changelog (markers, heartbeats)'`,
       );
+      if (options.deferIndexes) {
+        const kept = await deferIndexes(conn, { schema, name: names.shadow }, names.changelog);
+        if (kept) ctx.log.info({ why: kept }, "the new table's indexes are built before the copy");
+      }
       const info = await inspectTable(conn, { schema, name: names.shadow });
       if (!info) throw new ShadowshiftError(`the shadow table ${names.shadow} vanished right after it was created`);
       return info;

@@ -6,11 +6,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { PreflightCheck } from '../../dialect.js';
 import type { MyContext } from '../mysql-context.js';
-import { parseGrant, type Grant } from './privileges.js';
-
-function hasGlobal(grants: Grant[], privilege: string): boolean {
-  return grants.some((g) => g.database === '*' && g.table === '*' && (g.privileges.has(privilege) || g.privileges.has('ALL PRIVILEGES')));
-}
+import { hasGlobal, parseGrant, type Grant } from './privileges.js';
 
 export function cutoverBackupVisibilityCheck(ctx: MyContext, flavor: 'mariadb' | 'mysql'): PreflightCheck {
   return {

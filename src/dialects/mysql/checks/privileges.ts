@@ -20,6 +20,11 @@ function unquote(s: string): string {
   return s;
 }
 
+/** Whether `privilege` is granted on *.* (or ALL PRIVILEGES is). */
+export function hasGlobal(grants: Grant[], privilege: string): boolean {
+  return grants.some((g) => g.database === '*' && g.table === '*' && (g.privileges.has(privilege) || g.privileges.has('ALL PRIVILEGES')));
+}
+
 export function parseGrant(line: string): Grant | null {
   const m = /^GRANT\s+(.+?)\s+ON\s+(?:(?:TABLE|FUNCTION|PROCEDURE|PACKAGE(?: BODY)?)\s+)?((?:`(?:[^`]|``)*`|[^\s.`]+|\*))\.((?:`(?:[^`]|``)*`|[^\s`]+|\*))\s+TO\s/is.exec(line.trim());
   if (!m) return null;

@@ -13,8 +13,10 @@
 //  - catching-up: right after entering it (saved), the stream not yet applied;
 //  - checksum: between two key ranges, its snapshot open;
 //  - postponed: while postponed by the flag file, the job applying the stream;
-//  - indexes (PostgreSQL): its CREATE INDEX CONCURRENTLY waiting for an old snapshot
-//    a test session holds; the dead run's statement keeps waiting on the server;
+//  - indexes: PostgreSQL's CREATE INDEX CONCURRENTLY waiting for an old snapshot a test
+//    session holds, MySQL's ALTER ... ADD KEY for the new table's metadata lock, which a
+//    test session takes while the first chunk waits for it; the dead run's statement
+//    keeps waiting on the server;
 //  - cutover-waiting: its lock request queued behind a test session's transaction on
 //    the table; the dead run's request keeps waiting on the server.
 // In the last two the resume starts while the dead run's statement still waits (the
@@ -47,13 +49,24 @@ const cases = [
   { dialect: 'mysql' as const, createDb: () => createMysqlDatabase('rmatrix'), alter: "ADD COLUMN flag VARCHAR(8) NOT NULL DEFAULT 'm'" },
   { dialect: 'postgres' as const, createDb: () => createPgDatabase('rmatrix'), alter: "ADD COLUMN flag varchar(8) NOT NULL DEFAULT 'm'" },
 ];
-const points = (dialect: string): KillPoint[] => ['copying', 'catching-up', 'checksum', 'postponed', ...(dialect === 'postgres' ? ['indexes' as const] : []), 'cutover-waiting'];
+const points: KillPoint[] = ['copying', 'catching-up', 'checksum', 'postponed', 'indexes', 'cutover-waiting'];
 
 const resumedAt = (stderr: string): number => Number(/"rowsCopied":(\d+)[^\n]*resuming the copy/.exec(stderr)?.[1] ?? /"rowsCopied":(\d+)[^\n]*copy was already complete/.exec(stderr)?.[1] ?? -1);
 
-/** A session the job waits for: an old snapshot (the index build) or a transaction on the table (the cut-over's lock). */
-async function holdBlocker(db: Db, point: KillPoint): Promise<void> {
-  if (point === 'indexes') {
+/**
+ * A session the job waits for: an old snapshot or, on MySQL, the new table's metadata
+ * lock (the index build), or a transaction on the table (the cut-over's lock). The new
+ * table exists only once the job runs: its first chunk waits for `gateFile` (a hold
+ * taken earlier would block the job's own DDL on the new table).
+ */
+async function holdBlocker(db: Db, point: KillPoint, gateFile: string): Promise<void> {
+  if (point === 'indexes' && db.dialect === 'mysql') {
+    // Once the first chunk has begun (its marker): the new table is complete by then.
+    await waitUntil(async () => (await db.query("SHOW TABLES LIKE 'orders_sslog'")).length > 0 && (await db.query("SELECT 1 FROM orders_sslog WHERE kind = 'chunk'")).length > 0, 'the first chunk');
+    await db.exec('BEGIN');
+    await db.query('SELECT id FROM orders_ssnew LIMIT 1');
+    writeFileSync(gateFile, '');
+  } else if (point === 'indexes') {
     await db.exec('BEGIN ISOLATION LEVEL REPEATABLE READ');
     await db.query('SELECT count(*) FROM orders');
   } else if (db.dialect === 'mysql') {
@@ -69,7 +82,8 @@ async function holdBlocker(db: Db, point: KillPoint): Promise<void> {
 async function waitingStatements(db: Db, point: KillPoint): Promise<string[]> {
   if (db.dialect === 'mysql') {
     const rows = await db.query<{ id: string }>(
-      "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND INFO LIKE 'LOCK TABLES%'",
+      'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND INFO LIKE ?',
+      [point === 'indexes' ? 'ALTER TABLE%' : 'LOCK TABLES%'],
     );
     return rows.map((r) => String(r.id));
   }
@@ -82,7 +96,7 @@ async function waitingStatements(db: Db, point: KillPoint): Promise<string[]> {
 }
 
 describe.each(cases)('$dialect: SIGKILL in each phase, then --resume', ({ dialect, createDb, alter }) => {
-  it.each(points(dialect))('killed while %s: the resume converges', async (point) => {
+  it.each(points)('killed while %s: the resume converges', async (point) => {
     const { url } = await createDb();
     const db = await openDb(url);
     const blocker = await openDb(url);
@@ -96,9 +110,13 @@ describe.each(cases)('$dialect: SIGKILL in each phase, then --resume', ({ dialec
       const model = await seedWorkloadTable(db, 'orders', copying ? COPY_ROWS : ROWS);
       await db.exec(dialect === 'mysql' ? 'ANALYZE TABLE orders' : 'ANALYZE orders');
       workload = await startWorkload({ url, table: 'orders', model, rate: 100, connections: 2, seed: 23 });
+      const gateFile = join(dir, 'gate');
+      const gated = dialect === 'mysql' && point === 'indexes';
+      let holding: Promise<void> | null = null;
       if (point === 'indexes' || point === 'cutover-waiting') {
-        await holdBlocker(blocker, point);
+        holding = holdBlocker(blocker, point, gateFile);
         blocking = true;
+        if (!gated) await holding;
       }
       const postponeFlagFile = join(dir, 'postpone');
       if (point === 'postponed') writeFileSync(postponeFlagFile, '');
@@ -109,8 +127,12 @@ describe.each(cases)('$dialect: SIGKILL in each phase, then --resume', ({ dialec
         copyRows: copying ? COPY_ROWS / 3 : undefined,
         copySeconds: copying ? 4 * INTERVAL_S : undefined,
         postponeFlagFile: point === 'postponed' ? postponeFlagFile : undefined,
+        gateFile: gated ? gateFile : undefined,
+        // Whatever other tests' sessions read the binlog meanwhile (deferred-indexes.test.ts).
+        deferIndexes: point === 'indexes' ? true : undefined,
       };
       const log = await killFixtureAt(args, `the job to reach ${point}`);
+      await holding;
       const stop = JSON.parse(readFileSync(flagFile, 'utf8')) as KillFixtureStop;
       expect(log, 'the killed run stopped where it should').toMatch(/test: at the kill point/);
 

@@ -145,6 +145,9 @@ describe('MySQL: secondary indexes built after the copy', () => {
       }
     } finally {
       reader?.kill('SIGKILL');
+      // Its dump thread would outlive the client until the next event: no other job should see it.
+      const [dumps] = await conn.query<RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
+      for (const d of dumps) await conn.query(`KILL ${Number(d.ID)}`).catch(() => undefined);
       await conn.query(`DROP USER '${user}'@'%'`);
     }
   });

@@ -20,7 +20,7 @@ export async function killFixtureAt(args: KillFixtureArgs, what: string): Promis
     await waitUntil(() => {
       if (child.exitCode !== null) throw new Error(`the fixture exited ${child.exitCode}: ${log.slice(-3000)}`);
       return existsSync(args.flagFile);
-    }, what, 120_000);
+    }, what, 120_000).catch((err: Error) => Promise.reject(new Error(`${err.message}; the fixture's log ends: ${log.slice(-3000)}`)));
   } finally {
     child.kill('SIGKILL');
     await exited;

@@ -6,14 +6,15 @@
 //    were copied, on entering catching-up (saved), between two key ranges of the
 //    checksum (its snapshot open). It writes `flagFile` there and waits forever;
 //  - live, where the CLI can be held from outside (a postpone flag file, a session
-//    holding the table's lock, an old snapshot the index build waits for): it writes
+//    holding the table's lock, an old snapshot or the new table's lock the index build
+//    waits for): it writes
 //    `flagFile` once its own status says it is there, and keeps running.
 // `flagFile` holds JSON: the rows copied and, after each chunk, { at, rows } samples
 // (the kill's cost in rows is bounded with them).
 //
 // node --import tsx test/support/kill-fixture.ts '<json of KillFixtureArgs>'
 
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { AlterJob } from '../../src/engine/job.js';
 import { parseConnectionUrl } from '../../src/util/connection-url.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -34,6 +35,9 @@ export interface KillFixtureArgs {
   checkpointIntervalSeconds?: number;
   /** postponed: the job's --postpone-cutover-flag-file. */
   postponeFlagFile?: string;
+  /** Every chunk waits until this file exists: the test takes a hold on the new table first. */
+  gateFile?: string;
+  deferIndexes?: boolean;
 }
 
 export interface KillFixtureStop {
@@ -75,6 +79,7 @@ const job: AlterJob = new AlterJob({
   dropOldTable: false,
   checkpointIntervalSeconds: args.checkpointIntervalSeconds,
   postponeCutoverFlagFile: args.postponeFlagFile,
+  deferIndexes: args.deferIndexes,
   log,
   // Called before the chunk is added to the job's count.
   observer: { chunkCopied: (rows) => void samples.push({ at: Date.now(), rows: job.status().rowsCopied + rows }) },
@@ -93,7 +98,11 @@ const job: AlterJob = new AlterJob({
             // and several checkpoint intervals however fast the server copies.
             else await new Promise((r) => setTimeout(r, CHUNK_PACE_MS));
           }
-        : undefined,
+        : args.gateFile
+          ? async () => {
+              while (!existsSync(args.gateFile!)) await new Promise((r) => setTimeout(r, 25));
+            }
+          : undefined,
     catchingUp: at('catching-up'),
     checksumCompared: at('checksum'),
   },
@@ -101,7 +110,8 @@ const job: AlterJob = new AlterJob({
 // The live stops: the job's own status says where it is.
 const live: Partial<Record<KillPoint, () => boolean>> = {
   postponed: () => job.status().state === 'postponed',
-  indexes: () => job.status().phase === 'building-indexes' && job.status().waitingFor?.what === 'old-snapshots',
+  // PostgreSQL's build waits for an old snapshot, MySQL's for the new table's metadata lock.
+  indexes: () => job.status().phase === 'building-indexes' && ['old-snapshots', 'lock'].includes(job.status().waitingFor?.what ?? ''),
   'cutover-waiting': () => job.status().phase === 'cutting-over' && job.status().waitingFor?.what === 'lock',
 };
 const reached = live[args.stopAt];

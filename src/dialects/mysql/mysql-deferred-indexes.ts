@@ -25,6 +25,7 @@ import { quoteTable } from './mysql-quote.js';
 import { hasGlobal, parseGrant, type Grant } from './checks/privileges.js';
 
 const KIND = 'deferred-index';
+const ER_INNODB_ONLINE_LOG_TOO_BIG = 1799;
 /** The changelog's value column (mysql-shadow.ts). A longer definition keeps every key in place. */
 const MAX_DEFINITION = 255;
 
@@ -105,6 +106,13 @@ export async function finishShadow(ctx: MyContext, shadow: TableRef, signal?: Ab
     await conn.query(`ALTER TABLE ${quoteTable(shadow.schema, shadow.name)} ${missing.map((k) => `ADD ${k.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`);
   } catch (err) {
     if (signal?.aborted) throw cancelled();
+    if ((err as { errno?: number }).errno === ER_INNODB_ONLINE_LOG_TOO_BIG) {
+      throw new ShadowshiftError(
+        `building the new table's indexes failed: the writes applied to it meanwhile outgrew innodb_online_alter_log_max_size (${(err as Error).message}). ` +
+          'The original table is untouched. Raise it (SET GLOBAL innodb_online_alter_log_max_size = ...), or run with --no-defer-indexes; a job started with --resumable continues with --resume.',
+        { cause: err },
+      );
+    }
     throw wrapError(err, "building the new table's indexes");
   } finally {
     signal?.removeEventListener('abort', onAbort);

@@ -13,6 +13,9 @@ import { createWorkloadTable, seedWorkloadTable, startWorkload } from '../suppor
 import { compareWithModel, formatDiffs } from '../support/compare.js';
 import { formatPlan } from '../../src/cli/alter-command.js';
 import { parseConnectionUrl } from '../../src/util/connection-url.js';
+import { executeControl } from '../../src/control/control-server.js';
+import { AbortLeftBehindError } from '../../src/util/errors.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 let url: string;
 let conn: Connection;
@@ -111,6 +114,48 @@ describe('MySQL: secondary indexes built after the copy', () => {
       await job.close();
     }
     expect(shadowKeys).toHaveLength(3);
+  });
+
+  it('an abort while the build waits for the new table ends the build and the job at once', async () => {
+    await createWorkloadTable(url, 'stopped');
+    await seedWorkloadTable(url, 'stopped', 3000);
+    const before = await conn.query<RowDataPacket[]>('CHECKSUM TABLE stopped');
+    // An open transaction that read the new table: the build's ALTER waits for its metadata lock.
+    const reader = await mysqlConnect(url);
+    let holding = false;
+    const job = newJob(url, 'stopped', ALTER, {
+      chunkSize: 1000,
+      testHooks: {
+        beforeChunkCommit: async () => {
+          if (holding) return;
+          holding = true;
+          await reader.query('BEGIN');
+          await reader.query('SELECT id FROM stopped_ssnew LIMIT 1');
+        },
+      },
+    });
+    const building = () =>
+      conn.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE `%`.`stopped_ssnew` ADD KEY%'").then(([r]) => r.length);
+    try {
+      const running = job.execute(await job.prepare());
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().phase === 'building-indexes' && job.status().waitingFor?.what === 'lock', 'the build to wait for the lock');
+      expect(await building()).toBe(1);
+      expect((await executeControl(job, { command: 'abort' }, silentLogger())).ok).toBe(true);
+      // The reader stays: the job must not wait for the build it started. It cannot drop the
+      // table the reader holds either, and says so (exit 5, the table and the fix named).
+      const stopped = await running.then(() => null, (e: unknown) => e);
+      expect(stopped).toBeInstanceOf(AbortLeftBehindError);
+      expect(String((stopped as Error).message)).toMatch(/stopped_ssnew[\s\S]*cleanup --execute/);
+      expect(await building()).toBe(0);
+    } finally {
+      await reader.query('ROLLBACK');
+      await reader.end();
+      await job.close();
+    }
+    // What the reader kept, once it has let go.
+    await conn.query('DROP TABLE IF EXISTS stopped_ssnew, stopped_sslog');
+    expect(await conn.query<RowDataPacket[]>('CHECKSUM TABLE stopped').then(([r]) => r)).toEqual(before[0]);
   });
 
   it('a replica reading the binlog keeps them in place unless --defer-indexes says otherwise', async () => {

@@ -26,7 +26,7 @@ import { JobControls } from '../control/job-controls.js';
 import type { JobThrottle, LiveThrottleSettings } from '../control/throttle-signals.js';
 import type { HookEvent } from '../control/hooks.js';
 import { buildCopyPlan } from './copy-plan.js';
-import { indexDeferralConcern, planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
+import { planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
 import type { JobPhase, JobState, JobStatus } from './job-state.js';
@@ -229,9 +229,7 @@ export class AlterJob {
       info,
       plan,
       outcomes,
-      checksum: this.options.checksum,
-      deferIndexes: this.options.deferIndexes,
-      deferralConcern: await indexDeferralConcern(session, this.options.deferIndexes, this.options.throttle?.replicaUrls),
+      options: this.options,
       resumeAfterSwap: this.resumeAfterSwap,
     });
   }

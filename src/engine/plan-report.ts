@@ -5,6 +5,7 @@
 import type { AlterAnalysis, ColumnMap, CopyPlan, DialectSession, PreflightCheck, TableInfo, WeakenedUniqueIndex } from '../dialects/dialect.js';
 import { buildCopyPlan, type PlanOptions } from './copy-plan.js';
 import { runChecks, type CheckOutcome } from './preflight.js';
+import type { AlterJobOptions } from './job-options.js';
 
 export interface AlterPlanReport {
   jobId: string;
@@ -51,7 +52,7 @@ function defersIndexes(session: DialectSession, plan: CopyPlan | null, deferInde
 }
 
 /** The dialect's concern about deferring (none asked when --no-defer-indexes says no anyway); a replica the job throttles on is one. */
-export async function indexDeferralConcern(session: DialectSession, deferIndexes: boolean | undefined, replicaUrls: readonly string[] | undefined): Promise<string | null> {
+async function indexDeferralConcern(session: DialectSession, deferIndexes: boolean | undefined, replicaUrls: readonly string[] | undefined): Promise<string | null> {
   if (deferIndexes === false || !session.indexDeferralConcern) return null;
   if (replicaUrls?.length) return `the job throttles on ${replicaUrls.length} replica${replicaUrls.length === 1 ? '' : 's'} (--throttle-replicas)`;
   return session.indexDeferralConcern().catch((err: Error) => `cannot tell whether replicas read the binlog (${err.message})`);
@@ -99,18 +100,17 @@ export async function previewAlter(a: {
   return plan;
 }
 
-export function planReport(a: {
+export async function planReport(a: {
   jobId: string;
   session: DialectSession;
   info: TableInfo;
   plan: CopyPlan | null;
   outcomes: CheckOutcome[];
-  checksum: boolean | undefined;
-  deferIndexes: boolean | undefined;
-  deferralConcern: string | null;
+  options: Pick<AlterJobOptions, 'checksum' | 'deferIndexes' | 'throttle'>;
   resumeAfterSwap: boolean;
-}): AlterPlanReport {
-  const { session, info, plan, outcomes } = a;
+}): Promise<AlterPlanReport> {
+  const { session, info, plan, outcomes, options } = a;
+  const deferralConcern = await indexDeferralConcern(session, options.deferIndexes, options.throttle?.replicaUrls);
   const ref = info.ref;
   const carried = new Set((plan?.columns ?? []).map((c) => c.source));
   const fed = new Set((plan?.columns ?? []).map((c) => c.target));
@@ -126,9 +126,9 @@ export function planReport(a: {
     columnsNew: plan ? plan.shadow.columns.filter((c) => !fed.has(c.name)).map((c) => c.name) : [],
     newUniqueIndexes: plan?.newUniqueIndexes ?? [],
     weakenedUniqueIndexes: plan?.weakenedUniqueIndexes ?? [],
-    checksum: a.checksum === false ? 'off' : 'on',
-    deferredIndexes: !session.finishShadow ? 'not built for this dialect' : defersIndexes(session, plan, a.deferIndexes, a.deferralConcern) ? 'on' : 'off',
-    deferredIndexesConcern: a.deferralConcern,
+    checksum: options.checksum === false ? 'off' : 'on',
+    deferredIndexes: !session.finishShadow ? 'not built for this dialect' : defersIndexes(session, plan, options.deferIndexes, deferralConcern) ? 'on' : 'off',
+    deferredIndexesConcern: deferralConcern,
     checks: outcomes,
     ok: outcomes.every((o) => o.ok) && (plan !== null || a.resumeAfterSwap),
   };

@@ -20,7 +20,7 @@ import type { TableRef } from '../dialect.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { wrapError } from './mysql-errors.js';
-import { parseArtefactName } from './mysql-names.js';
+import { changelogBeside } from './mysql-names.js';
 import { quoteTable } from './mysql-quote.js';
 import { hasGlobal, parseGrant, type Grant } from './checks/privileges.js';
 
@@ -74,11 +74,11 @@ export async function deferIndexes(conn: PoolConnection, shadow: TableRef, chang
 
 /** The keys recorded for `shadow` that it does not have (yet). */
 async function missingKeys(db: Pick<Connection, 'query'>, shadow: TableRef): Promise<PlainKey[]> {
-  const parsed = parseArtefactName(shadow.name);
-  if (!parsed) return [];
+  const changelog = changelogBeside(shadow.name);
+  if (!changelog) return [];
   let recorded: RowDataPacket[];
   try {
-    [recorded] = await db.query<RowDataPacket[]>(`SELECT value FROM ${quoteTable(shadow.schema, `${parsed.base}_sslog`)} WHERE kind = ? ORDER BY id`, [KIND]);
+    [recorded] = await db.query<RowDataPacket[]>(`SELECT value FROM ${quoteTable(shadow.schema, changelog)} WHERE kind = ? ORDER BY id`, [KIND]);
   } catch (err) {
     if ((err as { errno?: number }).errno === 1146) return []; // no changelog: nothing was deferred
     throw err;

@@ -82,6 +82,12 @@ export function changelogName(table: string): string {
   return `${baseName(table)}_sslog`;
 }
 
+/** The changelog beside a shadow `<base>_ssnew` (also an earlier version's); null for another name. */
+export function changelogBeside(shadow: string): string | null {
+  const parsed = parseArtefactName(shadow);
+  return parsed?.kind === 'shadow' ? `${parsed.base}_sslog` : null;
+}
+
 export function mysqlArtefactNames(table: TableRef, jobId: string, options?: { resumable?: boolean }): ArtefactNames {
   const id = jobId.replace(/[^0-9a-zA-Z]/g, '').slice(0, 16) || shortHash(jobId);
   const base = baseName(table.name);

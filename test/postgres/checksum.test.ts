@@ -1,6 +1,7 @@
-// The pre-cut-over checksum compares rows by their canonical text: values that are
-// equal but print differently (-0 and 0, 1.0 and 1.00, json spacing) differ; NaN,
-// emoji, bytea, arrays and json compare exactly; the key is part of every row's
+// The pre-cut-over checksum compares rows as they print: values that are equal but
+// print differently (-0 and 0, 1.0 and 1.00, json spacing) differ; NaN, emoji, bytea,
+// arrays and json compare exactly; the columns hashed by their type's own hash function
+// still differ on every change, case under a nondeterministic collation included; the key is part of every row's
 // image, so values moved between rows differ; original and shadow are read on one
 // snapshot taken under the lock, even though two connections read them. The
 // verifier on top reports every repair: a warning naming the range and both row
@@ -92,6 +93,56 @@ describe('checksum: exact values', () => {
         await session.checksummer.recopy(plan, all);
         expect((await compare(plan, [all]))[0]!.same).toBe(true);
       }
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+
+  it('finds a change in every column hashed by its type rather than its text, whatever the collation', async () => {
+    // These types are hashed by their own hash functions (postgres-checksum.ts): a change
+    // that their hash would miss (case under a nondeterministic collation) must still count.
+    const icu = await admin.query(`SELECT count(*)::int AS n FROM pg_collation WHERE collprovider = 'i'`);
+    const ci = icu.rows[0].n > 0;
+    if (ci) await admin.query("CREATE COLLATION IF NOT EXISTS ci_cksum (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
+    await admin.query(`CREATE TABLE typed (id bigint PRIMARY KEY, b bool, s smallint, i int, o oid, d date, tm time, ts timestamp(6), tz timestamptz,
+      u uuid, v varchar(20), t text ${ci ? 'COLLATE ci_cksum' : ''}, by bytea)`);
+    await admin.query(`INSERT INTO typed VALUES
+      (1, true, 1, 1, 1, '2024-01-01', '12:00', '2024-01-01 00:00:00.000001', '2024-01-01 00:00+00', '00000000-0000-0000-0000-000000000001', 'Abc', 'Grüße', '\\x00'),
+      (2, false, -1, -1, 2, 'infinity', '23:59:59.999999', '-infinity', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '', '', '\\x'),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+    const { plan, names } = await shadowOf('typed', 'ADD COLUMN w int', 'typed-job');
+    try {
+      await session.copier.copyChunk(plan, { after: null, upTo: ['3'] });
+      const all: KeyRange = { after: null, upTo: ['3'] };
+      expect(await compare(plan, [all])).toEqual([{ same: true, originalRows: 3, shadowRows: 3 }]);
+      const changes: Array<[string, string]> = [
+        [`b = NOT b`, `id = 1`],
+        [`b = false`, `id = 3`], // NULL -> false
+        [`s = 0`, `id = 3`], // NULL -> 0: a NULL hashes apart from every value
+        [`i = 2`, `id = 1`],
+        [`o = 3`, `id = 2`],
+        [`d = '2024-01-02'`, `id = 1`],
+        [`tm = '12:00:00.000001'`, `id = 1`],
+        [`ts = '2024-01-01 00:00:00.000002'`, `id = 1`],
+        [`tz = '2024-01-01 00:00:00.000001+00'`, `id = 1`],
+        [`u = '00000000-0000-0000-0000-000000000002'`, `id = 1`],
+        [`v = 'abc'`, `id = 1`], // case
+        [`v = NULL`, `id = 2`], // '' -> NULL
+        [`t = 'grüße'`, `id = 1`], // case, under a collation that calls them equal
+        [`t = 'Grüsse'`, `id = 1`],
+        [`by = NULL`, `id = 2`],
+        [`i = NULL, s = -1`, `id = 2`], // -1 moved from one column to the other
+      ];
+      for (const [set, where] of changes) {
+        await admin.query(`UPDATE ${names.shadow} SET ${set} WHERE ${where}`);
+        const [r] = await compare(plan, [all]);
+        expect({ set, ...r }).toEqual({ set, same: false, originalRows: 3, shadowRows: 3 });
+        await session.checksummer.recopy(plan, all);
+        expect((await compare(plan, [all]))[0]!.same).toBe(true);
+      }
+      // Values swapped between rows within one column: a sum of the column hashes alone would not see it.
+      await admin.query(`UPDATE ${names.shadow} s SET d = CASE id WHEN 1 THEN 'infinity'::date ELSE '2024-01-01'::date END WHERE id IN (1, 2)`);
+      expect((await compare(plan, [all]))[0]!.same).toBe(false);
     } finally {
       await session.dropArtefacts(names, { keepBackup: false });
     }

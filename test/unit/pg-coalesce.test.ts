@@ -9,7 +9,7 @@ import type { PlanColumn, PlanSql } from '../../src/dialects/postgres/postgres-p
 import type { ChangeEvent, Row } from '../../src/dialects/dialect.js';
 import { mulberry32 } from '../../src/util/random.js';
 
-const column = (name: string): PlanColumn => ({ source: name, target: name, sourceType: 'text', targetType: 'text', targetBase: 'text', identityAlways: false, lossyCheck: false });
+const column = (name: string): PlanColumn => ({ source: name, target: name, sourceType: 'text', targetType: 'text', targetBase: 'text', targetTypeOid: 25, identityAlways: false, lossyCheck: false });
 const columns = ['id', 'v', 'body'].map(column);
 const P: PlanSql = { original: 'o', shadow: 's', columns, key: [columns[0]!], bySource: new Map(columns.map((c) => [c.source, c])), overriding: false };
 

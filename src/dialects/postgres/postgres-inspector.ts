@@ -13,6 +13,8 @@ export interface ColumnDetail extends ColumnInfo {
   identity: '' | 'a' | 'd';
   /** Type without modifier, e.g. `numeric` for `numeric(12,2)`. */
   baseType: string;
+  /** pg_type oid of the column's type (a domain's own, not its base type's). */
+  typeOid: number;
   /** The column's collation when equality depends on it (nondeterministic, or any collation of citext); else null. */
   comparedByCollation: string | null;
 }
@@ -30,8 +32,8 @@ export async function tableOid(db: Queryable, ref: TableRef): Promise<string | n
 export async function columnDetails(db: Queryable, oid: string): Promise<ColumnDetail[]> {
   // collisdeterministic exists from PostgreSQL 12 on, and before it every collation
   // was deterministic: read it through to_jsonb so older servers answer too.
-  const r = await db.query<{ attname: string; type: string; base: string; notnull: string; generated: string; identity: string; attnum: string; collation: string | null }>(
-    `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS base,
+  const r = await db.query<{ attname: string; type: string; base: string; typeoid: string; notnull: string; generated: string; identity: string; attnum: string; collation: string | null }>(
+    `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS base, a.atttypid::int AS typeoid,
             a.attnotnull::text AS notnull, a.attgenerated::text AS generated, a.attidentity::text AS identity, a.attnum,
             CASE WHEN to_jsonb(co) ->> 'collisdeterministic' = 'false' OR t.typname = 'citext' THEN co.collname END AS collation
        FROM pg_attribute a
@@ -45,6 +47,7 @@ export async function columnDetails(db: Queryable, oid: string): Promise<ColumnD
     name: row.attname,
     type: row.type,
     baseType: row.base,
+    typeOid: Number(row.typeoid),
     nullable: row.notnull !== 'true',
     generated: row.generated !== '',
     identity: row.identity as ColumnDetail['identity'],

@@ -30,6 +30,8 @@ export interface PlanColumn {
   targetType: string;
   /** Target type without modifier (`numeric` for `numeric(12,2)`). */
   targetBase: string;
+  /** pg_type oid of the target type. */
+  targetTypeOid: number;
   /** The shadow column is GENERATED ALWAYS AS IDENTITY: inserts need OVERRIDING SYSTEM VALUE, updates must leave it. */
   identityAlways: boolean;
   /** Source and target types differ in a way that may round silently: checked by a cast round trip. */
@@ -75,6 +77,7 @@ async function buildPlanSql(db: Queryable, plan: CopyPlan): Promise<PlanSql> {
       sourceType: o.type,
       targetType: s.type,
       targetBase: s.baseType,
+      targetTypeOid: s.typeOid,
       identityAlways: s.identity === 'a',
       lossyCheck: o.type !== s.type && FAMILY[o.baseType] !== undefined && FAMILY[o.baseType] === FAMILY[s.baseType],
     };

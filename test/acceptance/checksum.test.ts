@@ -20,6 +20,7 @@ import { JobMetrics } from '../../src/control/metrics.js';
 import { sendControlCommand } from '../../src/control/control-client.js';
 import type { AlterJob } from '../../src/engine/job.js';
 import type { KeyRange } from '../../src/dialects/dialect.js';
+import { endVacuumGuard } from '../support/pg-vacuum-guard.js';
 
 const cases = [
   { dialect: 'mysql' as const, createDb: () => createMysqlDatabase('sum'), series: `SELECT seq, seq FROM ${mysqlSeq(1, 5000)}` },
@@ -110,6 +111,7 @@ describe.each(testedDialects(cases))('$dialect: checksum before cut-over', ({ di
         if (dialect === 'mysql') {
           created = db.exec(`CREATE TRIGGER ${q('sabotage')} BEFORE INSERT ON ${shadow} FOR EACH ROW SET NEW.v = IF(NEW.id = 4242, -999, NEW.v)`);
         } else {
+          await endVacuumGuard(db);
           created = db.exec(`CREATE TRIGGER sabotage BEFORE INSERT OR UPDATE ON ${shadow} FOR EACH ROW EXECUTE FUNCTION sabotage()`);
         }
         created.catch(() => undefined);

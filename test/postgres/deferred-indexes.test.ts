@@ -13,6 +13,7 @@ import { newJob, waitUntil } from '../support/alter.js';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 import { DataLossError } from '../../src/util/errors.js';
 import { pino } from 'pino';
+import { endVacuumGuard } from '../support/pg-vacuum-guard.js';
 
 let admin: pg.Client;
 let session: PostgresSession;
@@ -161,6 +162,7 @@ describe('deferred secondary indexes', () => {
       // The shape of the regression: the deferrable UNIQUE comes back immediate.
       const shadow = job.status().shadowTable!;
       const con = await admin.query<{ conname: string }>(`SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u'`, [shadow]);
+      await endVacuumGuard(admin);
       await admin.query(`ALTER TABLE ${shadow} DROP CONSTRAINT ${con.rows[0]!.conname}, ADD CONSTRAINT ${con.rows[0]!.conname} UNIQUE (code)`);
       const lockers = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'shadowshift cut-over'`);
       expect(lockers.rows[0].n).toBe(0);

@@ -19,6 +19,7 @@ import { newJob, waitUntil } from '../support/alter.js';
 import type { AlterJob } from '../../src/engine/job.js';
 import type { BeforeChunkCommit } from '../../src/dialects/dialect.js';
 import { holdNextChunkUntil, type Staging } from '../support/held-chunk.js';
+import { endVacuumGuard } from '../support/pg-vacuum-guard.js';
 
 /** ~51 KB of hex digits: pglz cannot shrink it by a quarter, so it is stored out of line (TOAST). */
 const big = (seed: string) => `(SELECT string_agg(md5(g::text || '${seed}'), '') FROM generate_series(1, 1600) g)`;
@@ -156,6 +157,7 @@ describe('postgres: key changes of rows with unchanged TOAST values', () => {
         await db.exec('UPDATE t SET v = 100 WHERE id = 8');
         await waitUntil(() => job.status().backlog >= 1, 'the update to be in the stream');
         // Queued behind this chunk, the lock is granted before the applier's first write.
+        await endVacuumGuard(db);
         const locker = await openDb(url);
         await locker.exec('BEGIN');
         const granted = locker.exec(`LOCK TABLE ${shadow} IN EXCLUSIVE MODE`);

@@ -4,6 +4,7 @@
 
 import { openDb, type Db } from './db.js';
 import { waitUntil } from './alter.js';
+import { endVacuumGuard } from './pg-vacuum-guard.js';
 import type { AlterJob } from '../../src/engine/job.js';
 import type { BeforeChunkCommit } from '../../src/dialects/dialect.js';
 
@@ -27,6 +28,7 @@ export function holdNextChunkUntil(statements: string[]): Staging {
       if (started) return;
       started = true;
       const shadow = job.status().shadowTable!;
+      await endVacuumGuard(db);
       const locker = await openDb(url);
       await locker.exec('BEGIN');
       const granted = locker.exec(`LOCK TABLE ${shadow} IN SHARE MODE`);

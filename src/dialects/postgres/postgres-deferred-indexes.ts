@@ -14,6 +14,7 @@ import type pg from 'pg';
 import type { TableRef } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { dedicatedClient } from './postgres-context.js';
+import { releaseVacuumGuard } from './postgres-vacuum-guard.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
 import { tableOid } from './postgres-inspector.js';
 import { DataLossError, ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
@@ -115,6 +116,8 @@ export async function finishShadow(ctx: PgContext, ref: TableRef, signal?: Abort
   const stored = await readStored(ctx.pool, ref).catch((err: unknown) => Promise.reject(classify(err, "reading the new table's deferred indexes")));
   if (!stored) return;
   throwIfCancelled(signal);
+  // The build's locks conflict with the guard's (held again by the caller afterwards).
+  await releaseVacuumGuard(ctx);
   const c = await dedicatedClient(ctx, 'shadowshift index build').catch((err: unknown) => Promise.reject(classify(err, "building the new table's indexes")));
   const table = quoteQualified(ref.schema, ref.name);
   let stopCancelling = () => undefined as void;

@@ -28,6 +28,7 @@ import { PostgresChecksummer } from './postgres-checksum.js';
 import { PostgresCheckpointStore } from './postgres-checkpoints.js';
 import { PostgresProbes } from './postgres-probes.js';
 import { finishShadow } from './postgres-deferred-indexes.js';
+import { holdVacuumGuard, releaseVacuumGuard } from './postgres-vacuum-guard.js';
 import { ShadowReads } from './postgres-original-reads.js';
 
 export class PostgresSession implements DialectSession {
@@ -117,18 +118,23 @@ export class PostgresSession implements DialectSession {
   }
 
   /** `deferIndexes`: see postgres-deferred-indexes.ts for why and how. */
-  createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo> {
-    return createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } }, options);
+  /** Autovacuum is kept off the new shadow from here on (postgres-vacuum-guard.ts). */
+  async createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo> {
+    const shadow = await createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } }, options);
+    await holdVacuumGuard(this.ctx, shadow.ref);
+    return shadow;
   }
 
   async finishShadow(shadow: TableRef, options?: { signal?: AbortSignal }): Promise<TableInfo> {
     await finishShadow(this.ctx, shadow, options?.signal);
+    await holdVacuumGuard(this.ctx, shadow);
     const info = await inspectTable(this.ctx.pool, shadow);
     if (!info) throw new ShadowshiftError(`the shadow table ${shadow.name} is gone`);
     return info;
   }
 
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+  async dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+    await releaseVacuumGuard(this.ctx);
     return dropArtefacts(this.ctx, names, opts);
   }
 
@@ -181,6 +187,7 @@ export class PostgresSession implements DialectSession {
     // Never leave a slot behind: a stream still open is stopped (and its slot dropped).
     for (const s of [...this.streams]) await s.stop().catch((err) => this.ctx.log.warn({ err: (err as Error).message }, 'stopping change stream'));
     await this.applier.close();
+    await releaseVacuumGuard(this.ctx);
     await this.locks.releaseAll();
     await this.ctx.pool.end();
   }

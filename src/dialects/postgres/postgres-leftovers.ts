@@ -4,6 +4,7 @@
 // read, or when the job lock of the table it belongs to is held; a shared table while
 // any job of the database runs (it may write there at any moment).
 
+import { releaseVacuumGuard } from './postgres-vacuum-guard.js';
 import type { Leftover, TableRef } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { anyJobLockHeld, jobLockHeld } from './postgres-job-lock.js';
@@ -157,6 +158,8 @@ export async function removeLeftover(ctx: PgContext, item: PgLeftover): Promise<
         if (r.rows.length !== 1) throw new ShadowshiftError(`cannot tell which schema holds ${item.name} (${r.rows.length} candidates)`);
         schema = r.rows[0]!.nspname;
       }
+      // This session's own guard on it would make the DROP wait for ever (postgres-vacuum-guard.ts).
+      await releaseVacuumGuard(ctx, { schema, name: item.name });
       await pool.query(`DROP TABLE IF EXISTS ${quoteQualified(schema, item.name)}`);
       return;
     }

@@ -3,6 +3,7 @@
 // may be gone already when released (a server restart ended it).
 
 import { openDb, quoteIdent, type Db } from '../db.js';
+import { END_VACUUM_GUARD } from '../pg-vacuum-guard.js';
 
 export interface Holder {
   release(): Promise<void>;
@@ -38,7 +39,8 @@ export function holdWriteLock(url: string, table: string): Promise<Holder> {
 export function holdReadOnly(url: string, table: string): Promise<Holder> {
   return hold(url, (db) => {
     const t = quoteIdent(db.dialect, table);
-    return db.dialect === 'mysql' ? [`LOCK TABLES ${t} READ`] : ['BEGIN', `LOCK TABLE ${t} IN SHARE MODE`];
+    // PostgreSQL: the job's vacuum guard on the shadow would keep SHARE waiting (test/support/pg-vacuum-guard.ts).
+    return db.dialect === 'mysql' ? [`LOCK TABLES ${t} READ`] : [END_VACUUM_GUARD, 'BEGIN', `LOCK TABLE ${t} IN SHARE MODE`];
   });
 }
 

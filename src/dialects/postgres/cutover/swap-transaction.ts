@@ -25,6 +25,7 @@ import { dedicatedClient, type PgContext } from '../postgres-context.js';
 import { isTransient, pgCode } from '../postgres-errors.js';
 import { RetryBudget, backoffMs } from '../../../util/reconnect.js';
 import { finishShadow } from '../postgres-deferred-indexes.js';
+import { holdVacuumGuard, releaseVacuumGuard } from '../postgres-vacuum-guard.js';
 import { checkShadowDefinitions } from '../postgres-definitions.js';
 import { snapshotFence } from '../postgres-snapshot-wait.js';
 import { foreignKeyViolations } from '../postgres-fk-check.js';
@@ -78,6 +79,9 @@ export class PostgresCutover implements Cutover {
       // Everything the swap needs is read and turned into statements before the lock
       // (a dependent object we cannot carry fails the job here, before anything waits).
       const prepared = await this.prepareSwap(c, plan, names);
+      // The vacuum guard goes first (postgres-vacuum-guard.ts): a VACUUM queued behind it
+      // holds a snapshot, which the wait for older snapshots would wait for in turn.
+      await releaseVacuumGuard(this.ctx);
       // The engine's last step before the lock (it waits for older snapshots there, applying
       // the stream): nothing slow may come between it and the lock request.
       await options.beforeLock?.();
@@ -182,6 +186,7 @@ export class PostgresCutover implements Cutover {
       }
       // A dropped connection before COMMIT rolled the whole attempt back on the server.
       if (RETRYABLE.has(pgCode(err) ?? '') || (!committing && isTransient(err)) || committed === false) {
+        await holdVacuumGuard(this.ctx, shadowRef);
         throw new CutoverAttemptError(
           `cut-over attempt on ${plan.original.ref.name} gave up (${(err as Error).message}); everything is as it was before the attempt`,
           { cause: err },

@@ -1,0 +1,54 @@
+// Keeps autovacuum off the shadow while the job owns it. A shadow filled with a million
+// rows is due for an autovacuum (inserts alone trigger one, and the new table has never
+// been analyzed): it then competes with the checksum for the same cores, and the swap's
+// SHARE UPDATE EXCLUSIVE lock waits for it until deadlock_timeout cancels the worker
+// (seen in bench/RESULTS.md: the cut-over's vacuumWait step, 1004 ms). Autovacuum opens
+// a table with SKIP_LOCKED, so a session that holds SHARE UPDATE EXCLUSIVE on the shadow
+// makes every worker pass it by. That lock does not conflict with the copy's and the
+// applier's writes (ROW EXCLUSIVE) or the checksum's reads (ACCESS SHARE). It does
+// conflict with the job's own CREATE INDEX CONCURRENTLY, ALTER TABLE and COMMENT on the
+// shadow: finishShadow() releases it before them and takes it again after, and the swap
+// releases it before it waits for older snapshots and takes the same mode itself (a
+// VACUUM queued behind the guard holds a snapshot: waiting for it with the guard held
+// would wait forever).
+//
+// The guard's transaction takes no snapshot beyond its LOCK statement and writes
+// nothing, so it holds back no vacuum horizon. A lock it cannot take at once (a vacuum
+// already running) is not waited for: the job goes on without the guard, as before.
+// Nothing outlives the job's connection: after a crash the lock is gone with it, and
+// the table is left exactly as it would be without the guard (no storage option to undo).
+
+import type pg from 'pg';
+import type { TableRef } from '../dialect.js';
+import { dedicatedClient, type PgContext } from './postgres-context.js';
+import { quoteQualified } from './postgres-quote.js';
+
+export const VACUUM_GUARD_APPLICATION_NAME = 'shadowshift vacuum guard';
+
+const guards = new WeakMap<PgContext, { client: pg.Client; shadow: TableRef }>();
+
+/** Takes SHARE UPDATE EXCLUSIVE on the shadow on a connection of its own, unless held already or not free at once. */
+export async function holdVacuumGuard(ctx: PgContext, shadow: TableRef): Promise<void> {
+  if (guards.has(ctx)) return;
+  let c: pg.Client | null = null;
+  try {
+    c = await dedicatedClient(ctx, VACUUM_GUARD_APPLICATION_NAME);
+    // The session sits idle in its transaction on purpose.
+    await c.query(`SET idle_in_transaction_session_timeout = 0; BEGIN; LOCK TABLE ${quoteQualified(shadow.schema, shadow.name)} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`);
+    const guard = { client: c, shadow };
+    guards.set(ctx, guard);
+    c.once('end', () => guards.get(ctx) === guard && guards.delete(ctx));
+  } catch (err) {
+    ctx.log.debug({ err: (err as Error).message }, 'autovacuum is not kept off the new table (a vacuum or another lock holds it)');
+    await c?.end().catch(() => undefined);
+  }
+}
+
+/** Lets autovacuum (and the job's own DDL) at the shadow again; with `only`, just when the guard is on that table. */
+export async function releaseVacuumGuard(ctx: PgContext, only?: TableRef): Promise<void> {
+  const guard = guards.get(ctx);
+  if (!guard || (only && (only.schema !== guard.shadow.schema || only.name !== guard.shadow.name))) return;
+  guards.delete(ctx);
+  await guard.client.query('ROLLBACK').catch(() => undefined);
+  await guard.client.end().catch(() => undefined);
+}

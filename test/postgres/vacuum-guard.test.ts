@@ -2,7 +2,8 @@
 // worker opens tables with SKIP_LOCKED, so VACUUM (SKIP_LOCKED) and ANALYZE (SKIP_LOCKED)
 // from a test session stand for it, at every phase: during the copy, after the index
 // build (which the guard must not block), while postponed, and between two cut-over
-// attempts. The guard holds no snapshot, and nothing of it is left after the job.
+// attempts. The guard holds no snapshot, and nothing of it is left after the job. The
+// shadow is analyzed during the checksum (on the guard's session), or after the swap.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,8 @@ async function skipped(table: string, command: 'VACUUM' | 'ANALYZE'): Promise<bo
   }
 }
 
+const statsRows = async (table: string) => (await admin.query(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = $1`, [table])).rows[0].n as number;
+
 const guardSessions = async () =>
   (await admin.query(`SELECT backend_xmin::text AS xmin, backend_xid::text AS xid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [VACUUM_GUARD_APPLICATION_NAME])).rows as Array<{ xmin: string | null; xid: string | null }>;
 
@@ -75,8 +78,10 @@ describe('autovacuum and the shadow (PostgreSQL)', () => {
       expect(lines.some((l) => l.msg === "built the new table's secondary indexes")).toBe(true);
       expect(await skipped(shadow, 'VACUUM')).toBe(true);
       expect(await skipped(shadow, 'ANALYZE')).toBe(true);
-      // One session, in a transaction that holds no snapshot and no transaction id: no vacuum horizon held back.
+      // One session, in a transaction that holds no snapshot and no transaction id: no vacuum horizon held back,
+      // also after it analyzed the shadow during the checksum (ANALYZE writes catalog rows).
       expect(await guardSessions()).toEqual([{ xmin: null, xid: null }]);
+      expect(await statsRows(shadow)).toBeGreaterThan(0);
 
       // The first cut-over attempt times out on a reader of the original; the guard is back before the next.
       await blocker.query('BEGIN');
@@ -91,11 +96,25 @@ describe('autovacuum and the shadow (PostgreSQL)', () => {
       expect(result.repairedChunks).toBe(0);
       expect(await guardSessions()).toEqual([]);
       expect((await admin.query(`SELECT count(*)::int AS n FROM g WHERE w IS NULL`)).rows[0].n).toBe(6000);
-      // The new table is vacuumed like any other now.
+      // The new table kept the statistics taken before the swap, and is vacuumed like any other now.
+      expect(await statsRows('g')).toBeGreaterThan(0);
+      expect(lines.some((l) => /ANALYZE failed/.test(String(l.msg)))).toBe(false);
       expect(await skipped('g', 'VACUUM')).toBe(false);
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end();
+      await job.close();
+    }
+  });
+
+  it('without the checksum, the new table is analyzed after the swap', async () => {
+    await admin.query('CREATE TABLE nc (id int PRIMARY KEY, v text NOT NULL)');
+    await admin.query(`INSERT INTO nc SELECT i, 'v' || i FROM generate_series(1, 2000) i`);
+    const job = newJob(url, 'nc', 'ADD COLUMN w int', { checksum: false });
+    try {
+      await job.execute(await job.prepare());
+      expect(await statsRows('nc')).toBeGreaterThan(0);
+    } finally {
       await job.close();
     }
   });

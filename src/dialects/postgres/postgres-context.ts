@@ -68,6 +68,8 @@ export interface PgContext {
    * connection holds it; null or absent: chunks read current data under row locks.
    */
   copySnapshot?: string | null;
+  /** The shadow analyzed before the cut-over (postgres-vacuum-guard.ts, analyzeShadow): the swap need not analyze it again. */
+  analyzedShadow?: string;
   /** Backend pids of the job's own connections (pool and dedicated), for postgres-waits.ts. */
   sessions?: Set<number>;
   /** Told when the server refuses a new connection (noteConnectFailure): the change stream closes its own. */

@@ -52,3 +52,26 @@ export async function releaseVacuumGuard(ctx: PgContext, only?: TableRef): Promi
   await guard.client.query('ROLLBACK').catch(() => undefined);
   await guard.client.end().catch(() => undefined);
 }
+
+/**
+ * ANALYZE of the shadow, so the new table has its statistics when it goes live (they
+ * stay with it through the rename) and the cut-over need not analyze it after the swap.
+ * ANALYZE takes the guard's lock mode, so it runs on the guard's own session: ANALYZE
+ * writes catalog rows, so its transaction gets an id, which must not stay open, and the
+ * same round trip commits it and takes the lock again. False when it failed (the
+ * cut-over analyzes after the swap then).
+ */
+export async function analyzeShadow(ctx: PgContext, shadow: TableRef): Promise<boolean> {
+  const table = quoteQualified(shadow.schema, shadow.name);
+  const guard = guards.get(ctx);
+  const onGuard = guard && guard.shadow.schema === shadow.schema && guard.shadow.name === shadow.name;
+  try {
+    if (onGuard) await guard.client.query(`ANALYZE ${table}; COMMIT; BEGIN; LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`);
+    else await ctx.pool.query(`ANALYZE ${table}`);
+    return true;
+  } catch (err) {
+    ctx.log.debug({ err: (err as Error).message }, 'analyzing the new table before the cut-over failed; it is analyzed after the swap');
+    if (onGuard) await releaseVacuumGuard(ctx);
+    return false;
+  }
+}

@@ -194,12 +194,13 @@ export class PostgresCutover implements Cutover {
       }
       throw err;
     }
-    // After the lock is gone: validate re-pointed foreign keys (no blocking lock), refresh statistics.
+    // After the lock is gone: validate re-pointed foreign keys (no blocking lock), and take
+    // statistics unless the shadow's were taken during the checksum.
     try {
       for (const fk of validate) {
         await c.query(`ALTER TABLE ${quoteQualified(fk.schema, fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
       }
-      await c.query(`ANALYZE ${quoteQualified(plan.original.ref.schema, newName)}`);
+      if (this.ctx.analyzedShadow !== names.shadow) await c.query(`ANALYZE ${quoteQualified(plan.original.ref.schema, newName)}`);
     } catch (err) {
       options.log.warn({ err: (err as Error).message }, 'after cut-over: validating foreign keys or ANALYZE failed; the swap itself is committed');
     } finally {

@@ -8,8 +8,8 @@
 // so a plain INSERT (PostgresCopier.failedAtSnapshot for the one exception).
 //
 // At current data, under row locks (a resume, or after the snapshot phase ended early),
-// with ON CONFLICT (key) DO NOTHING. Why a row deleted or updated while its chunk is copied cannot come back or go stale
-// in the shadow (invariant 3):
+// with ON CONFLICT (key) DO NOTHING. Why a row deleted or updated while its chunk is
+// copied cannot come back or go stale in the shadow (invariant 3):
 //
 //  1. The replication slot is created before the first chunk is copied, so every
 //     change that commits after that point reaches the stream, in commit order.

@@ -117,8 +117,7 @@ export class PostgresSession implements DialectSession {
     return previewShadow(this.ctx, original, alter);
   }
 
-  /** `deferIndexes`: see postgres-deferred-indexes.ts for why and how. */
-  /** Autovacuum is kept off the new shadow from here on (postgres-vacuum-guard.ts). */
+  /** `deferIndexes`: see postgres-deferred-indexes.ts. Autovacuum is kept off the new shadow from here on (postgres-vacuum-guard.ts). */
   async createShadow(original: TableInfo, alter: string, names: ArtefactNames, options?: { deferIndexes?: boolean }): Promise<TableInfo> {
     const shadow = await createShadow(this.ctx, original, alter, { ...names, extra: { ...names.extra, schema: names.extra.schema ?? original.ref.schema } }, options);
     await holdVacuumGuard(this.ctx, shadow.ref);

@@ -44,10 +44,16 @@ export async function holdVacuumGuard(ctx: PgContext, shadow: TableRef): Promise
   }
 }
 
+/** The guard `ctx` holds; with `table`, only when it is on that table. */
+function guardOn(ctx: PgContext, table?: TableRef) {
+  const guard = guards.get(ctx);
+  return guard && (!table || (guard.shadow.schema === table.schema && guard.shadow.name === table.name)) ? guard : undefined;
+}
+
 /** Lets autovacuum (and the job's own DDL) at the shadow again; with `only`, just when the guard is on that table. */
 export async function releaseVacuumGuard(ctx: PgContext, only?: TableRef): Promise<void> {
-  const guard = guards.get(ctx);
-  if (!guard || (only && (only.schema !== guard.shadow.schema || only.name !== guard.shadow.name))) return;
+  const guard = guardOn(ctx, only);
+  if (!guard) return;
   guards.delete(ctx);
   await guard.client.query('ROLLBACK').catch(() => undefined);
   await guard.client.end().catch(() => undefined);
@@ -63,15 +69,14 @@ export async function releaseVacuumGuard(ctx: PgContext, only?: TableRef): Promi
  */
 export async function analyzeShadow(ctx: PgContext, shadow: TableRef): Promise<boolean> {
   const table = quoteQualified(shadow.schema, shadow.name);
-  const guard = guards.get(ctx);
-  const onGuard = guard && guard.shadow.schema === shadow.schema && guard.shadow.name === shadow.name;
+  const guard = guardOn(ctx, shadow);
   try {
-    if (onGuard) await guard.client.query(`ANALYZE ${table}; COMMIT; BEGIN; LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`);
+    if (guard) await guard.client.query(`ANALYZE ${table}; COMMIT; BEGIN; LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`);
     else await ctx.pool.query(`ANALYZE ${table}`);
     return true;
   } catch (err) {
     ctx.log.debug({ err: (err as Error).message }, 'analyzing the new table before the cut-over failed; it is analyzed after the swap');
-    if (onGuard) await releaseVacuumGuard(ctx);
+    if (guard) await releaseVacuumGuard(ctx);
     return false;
   }
 }

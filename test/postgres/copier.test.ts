@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 import { DataLossError } from '../../src/util/errors.js';
+import { PostgresCopier } from '../../src/dialects/postgres/postgres-copier.js';
+import type { CopyPlan } from '../../src/dialects/dialect.js';
 import { freshDb, makePlan, syncTo, tableText } from './helpers.js';
 import { pgConnect } from '../support/databases.js';
 
@@ -128,53 +130,48 @@ describe('copier', () => {
 });
 
 describe('copier at the copy snapshot', () => {
-  it('after a failed chunk, its retry replaces what an unseen commit may have left in its range', async () => {
-    await admin.query(`CREATE TABLE snapc (id int PRIMARY KEY, v text)`);
-    await admin.query(`INSERT INTO snapc SELECT g, 'v' || g FROM generate_series(1, 100) g`);
-    const { names, plan } = await shadowFor('snapc', 'ADD COLUMN w int', 'snapc-job');
+  /** A fresh copier reading `table` (ids 1..rows) in a snapshot exported now, as a new job's copy does. */
+  async function atSnapshot(table: string, rows: number, work: (copier: PostgresCopier, plan: CopyPlan, shadow: string) => Promise<void>): Promise<void> {
+    await admin.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    await admin.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM generate_series(1, ${rows}) g`);
+    const { names, plan } = await shadowFor(table, 'ADD COLUMN w int', `${table}-job`);
     const exporter = await pgConnect(url);
     try {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       session.ctx.copySnapshot = (await exporter.query(`SELECT pg_export_snapshot() AS s`)).rows[0].s as string;
+      await work(new PostgresCopier(session.ctx), plan, names.shadow);
+    } finally {
+      session.ctx.copySnapshot = null;
+      await exporter.end();
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  }
+
+  it('after a failed chunk, its retry replaces what an unseen commit may have left in its range', async () => {
+    await atSnapshot('snapc', 100, async (copier, plan, shadow) => {
       // Written after the snapshot: not copied.
       await admin.query(`UPDATE snapc SET v = 'later' WHERE id = 10`);
-      const copier = new (session.copier.constructor as new (ctx: typeof session.ctx) => typeof session.copier)(session.ctx);
       expect((await copier.copyChunk(plan, { after: null, upTo: ['40'] })).rowsCopied).toBe(40);
       // A chunk whose COMMIT went through unseen: it failed, and its rows are in the shadow.
       const failing = copier.copyChunk(plan, { after: ['40'], upTo: ['70'] }, async () => {
         throw new Error('the connection dropped during COMMIT');
       });
       await expect(failing).rejects.toThrow(/dropped during COMMIT/);
-      await admin.query(`INSERT INTO ${names.shadow} (id, v) SELECT g, 'unseen' FROM generate_series(41, 70) g`);
+      await admin.query(`INSERT INTO ${shadow} (id, v) SELECT g, 'unseen' FROM generate_series(41, 70) g`);
       // Its retry clears the range first and copies it again at the snapshot; the next chunk is plain.
       expect((await copier.copyChunk(plan, { after: ['40'], upTo: ['70'] })).rowsCopied).toBe(30);
       expect((await copier.copyChunk(plan, { after: ['70'], upTo: ['100'] })).rowsCopied).toBe(30);
-      expect(await tableText(admin, `(SELECT id, v FROM ${names.shadow})`, '1')).toEqual(
+      expect(await tableText(admin, `(SELECT id, v FROM ${shadow})`, '1')).toEqual(
         await tableText(admin, `(SELECT id, CASE WHEN id = 10 THEN 'v10' ELSE v END AS v FROM snapc)`, '1'),
       );
-    } finally {
-      session.ctx.copySnapshot = null;
-      await exporter.end();
-      await session.dropArtefacts(names, { keepBackup: false });
-    }
+    });
   });
 
   it('a fresh copier at the snapshot inserts plainly: a key already in the shadow is a loud duplicate, never a silent skip', async () => {
-    await admin.query(`CREATE TABLE snapd (id int PRIMARY KEY, v text)`);
-    await admin.query(`INSERT INTO snapd SELECT g, 'v' || g FROM generate_series(1, 10) g`);
-    const { names, plan } = await shadowFor('snapd', 'ADD COLUMN w int', 'snapd-job');
-    const exporter = await pgConnect(url);
-    try {
-      await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      session.ctx.copySnapshot = (await exporter.query(`SELECT pg_export_snapshot() AS s`)).rows[0].s as string;
-      await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (5, 'stray')`);
-      const copier = new (session.copier.constructor as new (ctx: typeof session.ctx) => typeof session.copier)(session.ctx);
+    await atSnapshot('snapd', 10, async (copier, plan, shadow) => {
+      await admin.query(`INSERT INTO ${shadow} (id, v) VALUES (5, 'stray')`);
       await expect(copier.copyChunk(plan, { after: null, upTo: ['10'] })).rejects.toThrow(DataLossError);
-    } finally {
-      session.ctx.copySnapshot = null;
-      await exporter.end();
-      await session.dropArtefacts(names, { keepBackup: false });
-    }
+    });
   });
 });
 

@@ -99,21 +99,23 @@ describe('checksum: exact values', () => {
   });
 
   it('finds a change in every column hashed by its type rather than its text, whatever the collation', async () => {
-    // These types are hashed by their own hash functions (postgres-checksum.ts): a change
-    // that their hash would miss (case under a nondeterministic collation) must still count.
+    // These types are hashed by their own hash functions where that is exact (postgres-checksum.ts):
+    // a change that a type's hash would miss (case under a nondeterministic collation, the
+    // 64-bit types' folding to 32 bits) must still count.
     const icu = await admin.query(`SELECT count(*)::int AS n FROM pg_collation WHERE collprovider = 'i'`);
     const ci = icu.rows[0].n > 0;
     if (ci) await admin.query("CREATE COLLATION IF NOT EXISTS ci_cksum (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
     await admin.query(`CREATE TABLE typed (id bigint PRIMARY KEY, b bool, s smallint, i int, o oid, d date, tm time, ts timestamp(6), tz timestamptz,
-      u uuid, v varchar(20), t text ${ci ? 'COLLATE ci_cksum' : ''}, by bytea)`);
+      u uuid, v varchar(20), t text ${ci ? 'COLLATE ci_cksum' : ''}, by bytea, big bigint)`);
     await admin.query(`INSERT INTO typed VALUES
-      (1, true, 1, 1, 1, '2024-01-01', '12:00', '2024-01-01 00:00:00.000001', '2024-01-01 00:00+00', '00000000-0000-0000-0000-000000000001', 'Abc', 'Grüße', '\\x00'),
-      (2, false, -1, -1, 2, 'infinity', '23:59:59.999999', '-infinity', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '', '', '\\x'),
-      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+      (1, true, 1, 1, 1, '2024-01-01', '00:00:00.000004', '2024-01-01 00:00:00.000001', '2024-01-01 00:00+00', '00000000-0000-0000-0000-000000000001', 'Abc', 'Grüße', '\\x00', -1),
+      (2, false, -1, -1, 2, 'infinity', '23:59:59.999999', '-infinity', 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '', '', '\\x', 1),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
     const { plan, names } = await shadowOf('typed', 'ADD COLUMN w int', 'typed-job');
     try {
-      await session.copier.copyChunk(plan, { after: null, upTo: ['3'] });
-      const all: KeyRange = { after: null, upTo: ['3'] };
+      // Open at both ends: a changed key stays in the range, so only the hash can tell.
+      const all: KeyRange = { after: null, upTo: null };
+      await session.copier.copyChunk(plan, all);
       expect(await compare(plan, [all])).toEqual([{ same: true, originalRows: 3, shadowRows: 3 }]);
       const changes: Array<[string, string]> = [
         [`b = NOT b`, `id = 1`],
@@ -122,7 +124,10 @@ describe('checksum: exact values', () => {
         [`i = 2`, `id = 1`],
         [`o = 3`, `id = 2`],
         [`d = '2024-01-02'`, `id = 1`],
-        [`tm = '12:00:00.000001'`, `id = 1`],
+        [`tm = '01:11:34.967301'`, `id = 1`], // hashes as 00:00:00.000004 under time's own (32-bit folding) hash
+        [`big = 4294967295`, `id = 1`], // -1 -> 4294967295: alike under bigint's own hash
+        [`big = 4294967296`, `id = 2`], // 1 -> 2^32: alike too
+        [`id = 4294967298`, `id = 2`], // the key, likewise
         [`ts = '2024-01-01 00:00:00.000002'`, `id = 1`],
         [`tz = '2024-01-01 00:00:00.000001+00'`, `id = 1`],
         [`u = '00000000-0000-0000-0000-000000000002'`, `id = 1`],

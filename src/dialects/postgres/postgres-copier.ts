@@ -54,11 +54,11 @@ function keyList(p: PlanSql, side: 'source' | 'target'): string {
   return rowOf(p.key.map((k) => k[side]));
 }
 
-function rangeWhere(p: PlanSql, after: Value[] | null, upTo: Value[] | null, params: unknown[], side: 'source' | 'target' = 'source'): string {
-  const k = keyList(p, side);
+function rangeWhere(p: PlanSql, after: Value[] | null, upTo: Value[] | null, params: unknown[]): string {
+  const k = keyList(p, 'source');
   const conds: string[] = [];
-  if (after) conds.push(`${k} > ${keyParams(p.key, after, params, side === 'target')}`);
-  if (upTo) conds.push(`${k} <= ${keyParams(p.key, upTo, params, side === 'target')}`);
+  if (after) conds.push(`${k} > ${keyParams(p.key, after, params)}`);
+  if (upTo) conds.push(`${k} <= ${keyParams(p.key, upTo, params)}`);
   return conds.length ? conds.join(' AND ') : 'TRUE';
 }
 
@@ -77,10 +77,11 @@ export class PostgresCopier implements RowCopier {
    * decode. The exception: a chunk at the snapshot that failed may have committed unseen
    * (the connection lost during COMMIT). Its rows are invisible to the snapshot, where
    * even ON CONFLICT fails on them (a serialization failure), so its retry at the
-   * snapshot first deletes its range from the shadow, committed on its own: nothing else
-   * writes there while the phase lasts. These are the ranges to clear.
+   * snapshot first deletes the rows that chunk's transaction wrote (by xmin: its range
+   * in the shadow's key order could take in other chunks' rows where a collation
+   * changes), committed on its own. These are the failed ranges and their transactions.
    */
-  private readonly failedAtSnapshot = new Set<string>();
+  private readonly failedAtSnapshot = new Map<string, string>();
 
   constructor(private readonly ctx: PgContext) {}
 
@@ -131,11 +132,12 @@ export class PostgresCopier implements RowCopier {
       `INSERT INTO ${p.shadow} (${targets})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
       `SELECT ${sources} FROM ${p.original} WHERE ${where} ORDER BY ${orderBy(p)}` +
       (snapshot ? '' : ` FOR SHARE ON CONFLICT (${p.key.map((k) => quoteIdent(k.target)).join(', ')}) DO NOTHING`);
-    if (snapshot && this.failedAtSnapshot.has(rangeId(range))) {
-      const own: unknown[] = [];
-      await this.ctx.pool.query(`DELETE FROM ${p.shadow} WHERE ${rangeWhere(p, range.after, range.upTo, own, 'target')}`, own).catch((err: unknown) => Promise.reject(classify(err, 'clearing a failed chunk')));
+    const failedXid = snapshot ? this.failedAtSnapshot.get(rangeId(range)) : undefined;
+    if (failedXid !== undefined) {
+      await this.ctx.pool.query(`DELETE FROM ${p.shadow} WHERE xmin = $1::xid`, [failedXid]).catch((err: unknown) => Promise.reject(classify(err, 'clearing a failed chunk')));
       this.failedAtSnapshot.delete(rangeId(range));
     }
+    let xid: string | undefined;
     const client = await this.ctx.pool.connect();
     let ok = false;
     try {
@@ -150,6 +152,8 @@ export class PostgresCopier implements RowCopier {
       await client.query(`SET LOCAL lock_timeout = '500ms'`);
       if (beforeInsert) await beforeInsert(client);
       const r = await client.query(sql, params);
+      // The transaction's id as the rows' xmin holds it (32 bits), for the retry's cleanup.
+      if (snapshot) xid = (await client.query<{ x: string }>(`SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text AS x`)).rows[0]!.x;
       await this.checkLossy(client, p, plan, where, params);
       // Rows copied here may be newer than events still to be applied; a key change with
       // unchanged TOAST values among those must not take them from this chunk's rows
@@ -161,7 +165,7 @@ export class PostgresCopier implements RowCopier {
       ok = true;
       return { rowsCopied: r.rowCount ?? 0 };
     } catch (err) {
-      if (snapshot) this.failedAtSnapshot.add(rangeId(range));
+      if (xid !== undefined) this.failedAtSnapshot.set(rangeId(range), xid);
       await client.query('ROLLBACK').catch(() => undefined);
       throw classify(dataLossFrom(err, plan, 'copying rows'), 'copying rows');
     } finally {

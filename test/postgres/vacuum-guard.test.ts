@@ -107,6 +107,29 @@ describe('autovacuum and the shadow (PostgreSQL)', () => {
     }
   });
 
+  it('steps aside for a session that waits for the shadow: a manual ANALYZE gets it while the cut-over is postponed', async () => {
+    await admin.query('CREATE TABLE w (id int PRIMARY KEY, v text NOT NULL)');
+    await admin.query(`INSERT INTO w SELECT i, 'v' || i FROM generate_series(1, 2000) i`);
+    const flag = join(dir, 'postpone-wait');
+    writeFileSync(flag, '');
+    const job = newJob(url, 'w', 'ADD COLUMN x int', { postponeCutoverFlagFile: flag });
+    const dba = await pgConnect(url);
+    try {
+      const running = job.execute(await job.prepare());
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().state === 'postponed', 'the job to postpone its cut-over');
+      expect(await guardSessions()).toHaveLength(1);
+      // Without the guard stepping aside this waits until the cut-over, which never comes while postponed.
+      await dba.query(`ANALYZE ${job.status().shadowTable!}`);
+      expect(await guardSessions()).toEqual([]);
+      rmSync(flag);
+      expect((await running).repairedChunks).toBe(0);
+    } finally {
+      await dba.end();
+      await job.close();
+    }
+  });
+
   it('without the checksum, the new table is analyzed after the swap', async () => {
     await admin.query('CREATE TABLE nc (id int PRIMARY KEY, v text NOT NULL)');
     await admin.query(`INSERT INTO nc SELECT i, 'v' || i FROM generate_series(1, 2000) i`);

@@ -15,6 +15,10 @@
 // The guard's transaction takes no snapshot beyond its LOCK statement and writes
 // nothing, so it holds back no vacuum horizon. A lock it cannot take at once (a vacuum
 // already running) is not waited for: the job goes on without the guard, as before.
+// And it steps aside for anyone who waits for the shadow (checked every second): a
+// manual VACUUM, ANALYZE or DDL queued behind it would otherwise wait until the
+// cut-over, the applier's writes queued behind that, and a waiting ANALYZE's snapshot
+// would hold back vacuum in the whole database meanwhile.
 // Nothing outlives the job's connection: after a crash the lock is gone with it, and
 // the table is left exactly as it would be without the guard (no storage option to undo).
 
@@ -25,7 +29,19 @@ import { quoteQualified } from './postgres-quote.js';
 
 export const VACUUM_GUARD_APPLICATION_NAME = 'shadowshift vacuum guard';
 
-const guards = new WeakMap<PgContext, { client: pg.Client; shadow: TableRef }>();
+const guards = new WeakMap<PgContext, { client: pg.Client; shadow: TableRef; watch: NodeJS.Timeout }>();
+
+const WATCH_MS = 1000;
+
+/** Releases the guard when some session waits for a lock on the shadow. */
+async function yieldToWaiters(ctx: PgContext, shadow: TableRef): Promise<void> {
+  const r = await ctx.pool
+    .query(`SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = to_regclass($1) AND NOT granted LIMIT 1`, [quoteQualified(shadow.schema, shadow.name)])
+    .catch(() => null);
+  if (!r?.rowCount || !guardOn(ctx, shadow)) return;
+  ctx.log.info({ table: shadow.name }, 'a session waits for the new table: autovacuum is no longer kept off it');
+  await releaseVacuumGuard(ctx, shadow);
+}
 
 /** Takes SHARE UPDATE EXCLUSIVE on the shadow on a connection of its own, unless held already or not free at once. */
 export async function holdVacuumGuard(ctx: PgContext, shadow: TableRef): Promise<void> {
@@ -35,9 +51,14 @@ export async function holdVacuumGuard(ctx: PgContext, shadow: TableRef): Promise
     c = await dedicatedClient(ctx, VACUUM_GUARD_APPLICATION_NAME);
     // The session sits idle in its transaction on purpose.
     await c.query(`SET idle_in_transaction_session_timeout = 0; BEGIN; LOCK TABLE ${quoteQualified(shadow.schema, shadow.name)} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`);
-    const guard = { client: c, shadow };
+    const watch = setInterval(() => void yieldToWaiters(ctx, shadow), WATCH_MS);
+    watch.unref();
+    const guard = { client: c, shadow, watch };
     guards.set(ctx, guard);
-    c.once('end', () => guards.get(ctx) === guard && guards.delete(ctx));
+    c.once('end', () => {
+      clearInterval(watch);
+      if (guards.get(ctx) === guard) guards.delete(ctx);
+    });
   } catch (err) {
     ctx.log.debug({ err: (err as Error).message }, 'autovacuum is not kept off the new table (a vacuum or another lock holds it)');
     await c?.end().catch(() => undefined);
@@ -55,6 +76,7 @@ export async function releaseVacuumGuard(ctx: PgContext, only?: TableRef): Promi
   const guard = guardOn(ctx, only);
   if (!guard) return;
   guards.delete(ctx);
+  clearInterval(guard.watch);
   await guard.client.query('ROLLBACK').catch(() => undefined);
   await guard.client.end().catch(() => undefined);
 }

@@ -184,9 +184,10 @@ export class PostgresCutover implements Cutover {
         // The commit's moment is unknown: up to now is an upper bound.
         return { lockedMs: Date.now() - started };
       }
+      // Not swapped: the shadow waits for the next attempt, kept from autovacuum again.
+      await holdVacuumGuard(this.ctx, shadowRef);
       // A dropped connection before COMMIT rolled the whole attempt back on the server.
       if (RETRYABLE.has(pgCode(err) ?? '') || (!committing && isTransient(err)) || committed === false) {
-        await holdVacuumGuard(this.ctx, shadowRef);
         throw new CutoverAttemptError(
           `cut-over attempt on ${plan.original.ref.name} gave up (${(err as Error).message}); everything is as it was before the attempt`,
           { cause: err },

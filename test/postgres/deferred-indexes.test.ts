@@ -164,7 +164,7 @@ describe('deferred secondary indexes', () => {
       const con = await admin.query<{ conname: string }>(`SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u'`, [shadow]);
       await endVacuumGuard(admin);
       await admin.query(`ALTER TABLE ${shadow} DROP CONSTRAINT ${con.rows[0]!.conname}, ADD CONSTRAINT ${con.rows[0]!.conname} UNIQUE (code)`);
-      const lockers = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'shadowshift cut-over'`);
+      const lockers = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'shadowshift cut-over' AND datname = current_database()`);
       expect(lockers.rows[0].n).toBe(0);
       job.controls.postponedByCommand = false;
       job.controls.wake();

@@ -141,7 +141,7 @@ describe('--kill-blockers-after', () => {
       .swap(plan, names, {
         lockTimeoutMs: 2000,
         drainUnderLock: async () => {
-          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shadowshift cut-over'`);
+          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shadowshift cut-over' AND datname = current_database()`);
           await new Promise((r) => setTimeout(r, 100));
         },
         log,

@@ -1,7 +1,8 @@
 // Checksum before cut-over (Spirit's approach): compare original and shadow
-// chunk by chunk over one consistent snapshot, recopy the chunks that differ,
-// and check those again. Differences that do not go away fail the job before
-// the cut-over, naming the key range.
+// over one consistent snapshot (the whole tables in one pass where the dialect
+// can; otherwise, or when that pass differs, key range by key range), recopy
+// the ranges that differ, and check those again. Differences that do not go
+// away fail the job before the cut-over, naming the key range.
 //
 // The snapshot is exact (the stream is drained under the lock it is taken in),
 // so a difference is never expected: it means the copy or the stream lost a
@@ -71,11 +72,11 @@ function describe(range: KeyRange): string {
 }
 
 /**
- * Cut at the original's keys as read now, before the snapshot, but open at both
+ * Cut at the original's keys as read now (outside the snapshot), but open at both
  * ends: the shadow may hold rows outside the original's bounds (a delete of the
- * largest keys the stream lost, a stray row), and the original may have grown
- * past its maximum before the snapshot is taken. Closed ends would compare
- * neither. An empty original is one range over everything, for the same reason.
+ * largest keys the stream lost, a stray row), and the original's bounds as read
+ * now need not be the snapshot's. Closed ends would compare neither. An empty
+ * original is one range over everything, for the same reason.
  */
 async function rangesOf(copier: RowCopier, plan: CopyPlan, size: number): Promise<KeyRange[]> {
   const bounds = await copier.keyBounds(plan);
@@ -115,23 +116,42 @@ interface Spent {
   compareMs: number;
 }
 
-async function differing(options: VerifyOptions, ranges: KeyRange[], spent: Spent): Promise<Difference[]> {
+/** What one snapshot's compare found, and how many chunks (key ranges, or the whole tables as one) it compared. */
+interface Compared {
+  bad: Difference[];
+  chunks: number;
+}
+
+/**
+ * Compares `ranges`, or with 'everything' the whole tables: in one pass where the
+ * dialect has one (compareWhole), then, only if that differs, range by range to find
+ * where. The ranges are cut while the snapshot is open; that is as good as before it,
+ * as they are open at both ends.
+ */
+async function differing(options: VerifyOptions, ranges: KeyRange[] | 'everything', spent: Spent): Promise<Compared> {
   const opened = Date.now();
   const view = await openView(options);
   const comparing = Date.now();
   spent.snapshotMs += comparing - opened;
-  const bad: Difference[] = [];
+  const found: Compared = { bad: [], chunks: 0 };
   try {
-    for (const range of ranges) {
+    if (ranges === 'everything' && view.compareWhole) {
+      const whole = await view.compareWhole();
+      found.chunks++;
+      await options.afterCompare?.(found.chunks);
+      if (whole.same) return found;
+    }
+    for (const range of ranges === 'everything' ? await rangesOf(options.copier, options.plan, options.chunkSize) : ranges) {
       const r = await view.compare(range);
-      if (!r.same) bad.push({ range, originalRows: r.originalRows, shadowRows: r.shadowRows });
-      await options.afterCompare?.(ranges.indexOf(range) + 1);
+      if (!r.same) found.bad.push({ range, originalRows: r.originalRows, shadowRows: r.shadowRows });
+      found.chunks++;
+      await options.afterCompare?.(found.chunks);
     }
   } finally {
     await view.close();
     spent.compareMs += Date.now() - comparing;
   }
-  return bad;
+  return found;
 }
 
 function warnRepaired(log: Logger, d: Difference, round: number): void {
@@ -145,10 +165,10 @@ function warnRepaired(log: Logger, d: Difference, round: number): void {
 
 export async function verifyShadow(options: VerifyOptions): Promise<VerifyResult> {
   const started = Date.now();
-  const ranges = await rangesOf(options.copier, options.plan, options.chunkSize);
   const spent: Spent = { snapshotMs: 0, compareMs: 0 };
-  let bad = await differing(options, ranges, spent);
-  if (options.tally) options.tally.chunksCompared += ranges.length;
+  const first = await differing(options, 'everything', spent);
+  let bad = first.bad;
+  if (options.tally) options.tally.chunksCompared += first.chunks;
   let repaired = 0;
   const maxRounds = options.maxRounds ?? 3;
   for (let round = 1; bad.length > 0; round++) {
@@ -166,11 +186,11 @@ export async function verifyShadow(options: VerifyOptions): Promise<VerifyResult
       warnRepaired(options.log, d, round);
     }
     await options.between?.();
-    bad = await differing(options, bad.map((d) => d.range), spent);
+    bad = (await differing(options, bad.map((d) => d.range), spent)).bad;
   }
   if (options.tally) options.tally.runs++;
   const timing = { seconds: (Date.now() - started) / 1000, snapshotSeconds: spent.snapshotMs / 1000, compareSeconds: spent.compareMs / 1000 };
-  if (repaired) options.log.warn({ chunks: ranges.length, repaired, ...timing }, `checksum: original and shadow match after ${repaired} repair(s); see the warnings above and report them`);
-  else options.log.info({ chunks: ranges.length, repaired, ...timing }, 'checksum: original and shadow match');
-  return { chunks: ranges.length, repaired };
+  if (repaired) options.log.warn({ chunks: first.chunks, repaired, ...timing }, `checksum: original and shadow match after ${repaired} repair(s); see the warnings above and report them`);
+  else options.log.info({ chunks: first.chunks, repaired, ...timing }, 'checksum: original and shadow match');
+  return { chunks: first.chunks, repaired };
 }

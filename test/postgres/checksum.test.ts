@@ -5,9 +5,9 @@
 // image, so values moved between rows differ; original and shadow are read on one
 // snapshot taken under the lock, even though two connections read them. The
 // verifier on top reports every repair: a warning naming the range and both row
-// counts, and the job's running totals. Its ranges are open at both ends, so rows
-// beyond the original's key bounds as read before the snapshot are compared and
-// recopied.
+// counts, and the job's running totals. It compares the whole tables first, and cuts
+// key ranges only when that differs; those ranges are open at both ends, so rows beyond the original's key bounds as read outside the snapshot are
+// compared and recopied.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
@@ -219,6 +219,7 @@ describe('checksum: one snapshot', () => {
         await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (0, 0)`);
         expect(await view.compare({ after: null, upTo: ['1000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
         expect(await view.compare({ after: ['1000'], upTo: ['2000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
+        expect(await view.compareWhole!()).toEqual({ same: true, originalRows: 2000, shadowRows: 2000 });
       } finally {
         await view.close();
       }
@@ -226,6 +227,49 @@ describe('checksum: one snapshot', () => {
       expect((await admin.query(`SELECT v FROM ${names.shadow} WHERE id = 1600`)).rows[0].v).toBe(-4);
       // On a new snapshot the differences show.
       expect((await compare(plan, [{ after: null, upTo: ['1000'] }, { after: ['1000'], upTo: ['2000'] }])).map((r) => r.same)).toEqual([false, false]);
+    } finally {
+      await session.dropArtefacts(names, { keepBackup: false });
+    }
+  });
+});
+
+describe('checksum: the whole tables at once', () => {
+  it('counts every row of both tables and finds a change anywhere in them', async () => {
+    await admin.query(`CREATE TABLE wh (id int PRIMARY KEY, v text)`);
+    await admin.query(`INSERT INTO wh SELECT g, repeat('x', 200) || g FROM generate_series(1, 3000) g`);
+    const { plan, names } = await shadowOf('wh', 'ADD COLUMN w int', 'wh-job');
+    try {
+      // The shadow's halves in the other physical order.
+      await session.copier.copyChunk(plan, { after: ['1500'], upTo: null });
+      await session.copier.copyChunk(plan, { after: null, upTo: ['1500'] });
+      const whole = async () => {
+        const view = await session.checksummer.open(plan, { lockTimeoutMs: 2000, drainUnderLock: async () => undefined });
+        try {
+          return await view.compareWhole!();
+        } finally {
+          await view.close();
+        }
+      };
+      expect(await whole()).toEqual({ same: true, originalRows: 3000, shadowRows: 3000 });
+      const restore = (ids: string) => `UPDATE ${names.shadow} SET v = repeat('x', 200) || id WHERE id IN (${ids})`;
+      const changes: Array<[string, string]> = [
+        // a value changed at the start of the shadow, and at its end
+        [`UPDATE ${names.shadow} SET v = v || '!' WHERE id = 1600`, restore('1600')],
+        [`UPDATE ${names.shadow} SET v = v || '!' WHERE id = 1400`, restore('1400')],
+        // two rows swap their values
+        [`UPDATE ${names.shadow} SET v = repeat('x', 200) || CASE id WHEN 10 THEN 2900 ELSE 10 END WHERE id IN (10, 2900)`, restore('10, 2900')],
+        // one row missing and another extra: the count stays
+        [
+          `DELETE FROM ${names.shadow} WHERE id = 5; INSERT INTO ${names.shadow} (id, v) VALUES (3001, 'x')`,
+          `DELETE FROM ${names.shadow} WHERE id = 3001; INSERT INTO ${names.shadow} (id, v) VALUES (5, repeat('x', 200) || 5)`,
+        ],
+      ];
+      for (const [change, undo] of changes) {
+        await admin.query(change);
+        expect((await whole()).same, change).toBe(false);
+        await admin.query(undo);
+        expect((await whole()).same, undo).toBe(true);
+      }
     } finally {
       await session.dropArtefacts(names, { keepBackup: false });
     }
@@ -245,7 +289,8 @@ describe('checksum: every repair reported', () => {
       const tally = new ChecksumTally();
       const verify = () =>
         verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log, tally });
-      expect(await verify()).toEqual({ chunks: 3, repaired: 2 });
+      // The whole-table pass differs, so the 3 ranges are compared to find where.
+      expect(await verify()).toEqual({ chunks: 4, repaired: 2 });
       const warned = lines.filter((l) => l.level === 40);
       expect(warned.map((l) => [l.range, l.originalRows, l.shadowRows])).toEqual([
         ['key range (1000) < key <= (2000)', 1000, 998],
@@ -254,8 +299,8 @@ describe('checksum: every repair reported', () => {
       ]);
       expect(warned[1]!.msg).toMatch(/^checksum: repaired key range \(2000\) < key <= \+inf \(original 999 rows, shadow 1000 rows\) by copying it again\. A repair means the change stream or the copy missed a change/);
       expect(warned[2]!.msg).toBe('checksum: original and shadow match after 2 repair(s); see the warnings above and report them');
-      expect(await verify()).toEqual({ chunks: 3, repaired: 0 });
-      expect({ ...tally }).toEqual({ runs: 2, chunksCompared: 6, repairedChunks: 2 });
+      expect(await verify()).toEqual({ chunks: 1, repaired: 0 });
+      expect({ ...tally }).toEqual({ runs: 2, chunksCompared: 5, repairedChunks: 2 });
     } finally {
       await session.dropArtefacts(names, { keepBackup: false });
     }
@@ -270,13 +315,14 @@ describe('checksum: every repair reported', () => {
     try {
       await session.copier.copyChunk(plan, { after: null, upTo: ['3000'] });
       await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (0, 0)`); // below the smallest key
-      // The original gains a row above its largest key after the bounds are read and
-      // before the snapshot; the drain below is a no-op, so the shadow never gets it.
+      await admin.query(`DELETE FROM ${names.shadow} WHERE id = 2995`);
+      // The ranges are cut outside the snapshot: here the original's largest keys are
+      // deleted after the snapshot and before its bounds are read, so row 2995, which
+      // the snapshot sees in the original only, lies above the bounds as read.
       const copier: RowCopier = {
         keyBounds: async (p) => {
-          const bounds = await session.copier.keyBounds(p);
-          await admin.query(`INSERT INTO ob VALUES (3001, 3001)`);
-          return bounds;
+          await admin.query(`DELETE FROM ob WHERE id > 2990`);
+          return session.copier.keyBounds(p);
         },
         chunkEnd: (...a) => session.copier.chunkEnd(...a),
         copyChunk: (...a) => session.copier.copyChunk(...a),
@@ -285,16 +331,17 @@ describe('checksum: every repair reported', () => {
       const verify = (c: RowCopier, p: CopyPlan) =>
         verifyShadow({ checksummer: session.checksummer, copier: c, plan: p, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
       const repairs = () => lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows]);
-      expect(await verify(copier, plan)).toEqual({ chunks: 3, repaired: 2 });
+      expect(await verify(copier, plan)).toEqual({ chunks: 4, repaired: 2 });
       expect(repairs()).toEqual([
         ['key range -inf < key <= (1000)', 1000, 1001],
-        ['key range (2000) < key <= +inf', 1001, 1000],
+        ['key range (2000) < key <= +inf', 1000, 999],
       ]);
-      expect((await admin.query(`SELECT min(id) AS lo, max(id) AS hi, count(*)::int AS n FROM ${names.shadow}`)).rows[0]).toEqual({ lo: 1, hi: 3001, n: 3001 });
+      // Recopied from the original as it is now, without its rows above 2990.
+      expect((await admin.query(`SELECT min(id) AS lo, max(id) AS hi, count(*)::int AS n FROM ${names.shadow}`)).rows[0]).toEqual({ lo: 1, hi: 2990, n: 2990 });
 
       await admin.query(`INSERT INTO ${empty.names.shadow} (id, v) VALUES (7, 7)`);
       lines.length = 0;
-      expect(await verify(session.copier, empty.plan)).toEqual({ chunks: 1, repaired: 1 });
+      expect(await verify(session.copier, empty.plan)).toEqual({ chunks: 2, repaired: 1 });
       expect(repairs()).toEqual([['key range -inf < key <= +inf', 0, 1]]);
       expect((await admin.query(`SELECT count(*)::int AS n FROM ${empty.names.shadow}`)).rows[0].n).toBe(0);
     } finally {

@@ -7,6 +7,12 @@ import type { CopyPlan, KeyRange } from './copy.js';
 export interface ChecksumView {
   /** Compares the rows of `range` in both tables over the copied columns. */
   compare(range: KeyRange): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
+  /**
+   * Optional: compares the whole tables the cheapest way the dialect has. The
+   * verifier uses it first and cuts key ranges only when it finds a difference,
+   * to name and recopy it.
+   */
+  compareWhole?(): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
   close(): Promise<void>;
 }
 

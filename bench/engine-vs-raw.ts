@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
-//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking,engine-keepidx]]
+//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking,engine-keepidx,engine-ckpt]]
 //        [--json FILE] [--log-dir DIR]
 //
 // One run, per dialect, in this order (runs repeat it, so peers and engine
@@ -45,7 +45,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { openDb, quoteIdent, withDb, type Dialect } from '../test/support/db.js';
+import { openDb, quoteIdent, withDb, type Db, type Dialect } from '../test/support/db.js';
 import { createWorkloadTable, seedWorkloadTable, type WorkloadModel, type WorkloadStats } from '../test/support/workload/index.js';
 import { startBenchServers } from './lib/servers.js';
 import { baselineCopy, type BaselineCopyResult } from './lib/baseline-copy.js';
@@ -66,7 +66,7 @@ const { values: args } = parseArgs({
     'chunk-time': { type: 'string', default: '200' },
     'copy-threads': { type: 'string', default: '1' },
     'load-seconds': { type: 'string', default: '10' },
-    // Also: engine-nock (checksum off), engine-locking (the copy under row locks) and engine-keepidx (--no-defer-indexes), diagnostics.
+    // Also: engine-nock (checksum off), engine-locking (the copy under row locks) engine-keepidx (--no-defer-indexes) and engine-ckpt (MariaDB: --max-load on the redo checkpoint age), diagnostics.
     steps: { type: 'string', default: 'nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli' },
     json: { type: 'string' },
     'log-dir': { type: 'string' },
@@ -257,6 +257,9 @@ async function deferredIndexCopy(url: string, d: Dialect, withStatusIndex: boole
 
 interface EngineRun {
   rowsCopied: number;
+  innodb: InnodbPressure | null;
+  /** When each phase began (performance.now()). */
+  phases: Array<{ phase: string; at: number }>;
   eventsApplied: number;
   cutoverAttempts: number;
   /** copying -> first catching-up */
@@ -287,12 +290,70 @@ interface EngineVariant {
   checksum?: boolean;
   copyRowLocks?: boolean;
   deferIndexes?: boolean;
+  /** MariaDB: --max-load Innodb_checkpoint_age at this fraction of Innodb_checkpoint_max_age (read when the run starts). */
+  checkpointAgeFraction?: number;
+}
+
+/** Log messages that start a phase of the job, to place the application's slow operations in them. */
+const PHASE_MARKS: Array<[RegExp, string]> = [
+  [/^state: copying$/, 'copy'],
+  [/^copy complete/, 'index build'],
+  [/^built the new table/, 'catch-up and checksum'],
+  [/^state: postponed$/, 'postponed'],
+  [/^state: cutting-over$/, 'cut-over'],
+  [/^cut-over done$/, 'after'],
+];
+
+/** How many of the application's slow operations (scheduled at performance.now() times) fall in each phase. */
+function slowOpsByPhase(slowOps: Array<{ at: number }>, phases: Array<{ phase: string; at: number }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const op of slowOps) {
+    const phase = phases.filter((p) => p.at <= op.at).at(-1)?.phase ?? 'before';
+    counts[phase] = (counts[phase] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** InnoDB's redo checkpoint age and the buffer pool's free-page waits, sampled while a MariaDB job runs. */
+interface InnodbPressure {
+  maxCheckpointAgePct: number;
+  bufferPoolWaitFree: number;
+}
+
+const innodbStatus = async (db: Db, names: string[]): Promise<Record<string, number>> => {
+  const rows = await db.query<{ Variable_name: string; Value: string }>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names.map(() => '?').join(', ')})`, names);
+  return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+};
+
+/** Samples every 100 ms until stopped; answers null on PostgreSQL. */
+async function sampleInnodb(url: string, d: Dialect): Promise<() => Promise<InnodbPressure | null>> {
+  if (d !== 'mysql') return async () => null;
+  const db = await openDb(url);
+  const names = ['Innodb_checkpoint_age', 'Innodb_checkpoint_max_age', 'Innodb_buffer_pool_wait_free'];
+  const start = await innodbStatus(db, names);
+  let maxPct = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const v = await innodbStatus(db, names);
+      maxPct = Math.max(maxPct, (100 * v.Innodb_checkpoint_age!) / v.Innodb_checkpoint_max_age!);
+      await sleep(100);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    const end = await innodbStatus(db, names);
+    await db.close();
+    return { maxCheckpointAgePct: Math.round(maxPct), bufferPoolWaitFree: end.Innodb_buffer_pool_wait_free! - start.Innodb_buffer_pool_wait_free! };
+  };
 }
 
 async function runEngine(url: string, d: Dialect, logFile: string, variant: EngineVariant = {}): Promise<EngineRun> {
   const flag = join(tmpdir(), `shadowshift-bench-${randomBytes(4).toString('hex')}.flag`);
   writeFileSync(flag, '');
   const states: Array<{ state: string; atMs: number; rowsCopied: number }> = [];
+  const phases: Array<{ phase: string; at: number }> = [];
   const chunks: Array<{ rows: number; seconds: number }> = [];
   let blockedMs: number | null = null;
   let job: AlterJob | null = null;
@@ -303,6 +364,8 @@ async function runEngine(url: string, d: Dialect, logFile: string, variant: Engi
       appendFileSync(logFile, line);
       try {
         const o = JSON.parse(line) as { to?: string; msg?: string; blockedMs?: number };
+        const mark = PHASE_MARKS.find(([re]) => re.test(o.msg ?? ''));
+        if (mark && !phases.some((p) => p.phase === mark[1])) phases.push({ phase: mark[1], at: performance.now() });
         if (o.to) {
           states.push({ state: o.to, atMs: now, rowsCopied: job?.status().rowsCopied ?? 0 });
           if (o.to === 'postponed' && existsSync(flag)) unlinkSync(flag);
@@ -314,6 +377,13 @@ async function runEngine(url: string, d: Dialect, logFile: string, variant: Engi
     },
   };
   const log = pino({ level: 'info', base: undefined }, dest);
+  const { checkpointAgeFraction, ...jobVariant } = variant;
+  let maxLoad: Map<string, number> | undefined;
+  if (checkpointAgeFraction !== undefined) {
+    const max = await withDb(url, async (db) => (await innodbStatus(db, ['Innodb_checkpoint_max_age'])).Innodb_checkpoint_max_age!);
+    maxLoad = new Map([['Innodb_checkpoint_age', Math.round(max * checkpointAgeFraction)]]);
+  }
+  const pressure = await sampleInnodb(url, d);
   job = new AlterJob({
     connection: parseConnectionUrl(url),
     table: TABLE,
@@ -326,7 +396,8 @@ async function runEngine(url: string, d: Dialect, logFile: string, variant: Engi
     postponeCutoverFlagFile: flag,
     log,
     observer: { chunkCopied: (r, s) => chunks.push({ rows: r, seconds: s }) },
-    ...variant,
+    ...(maxLoad ? { maxLoad } : {}),
+    ...jobVariant,
   });
   const cpu0 = process.cpuUsage();
   let peakRss = process.memoryUsage().rss;
@@ -337,6 +408,7 @@ async function runEngine(url: string, d: Dialect, logFile: string, variant: Engi
     if (!report.ok) throw new Error(`preflight failed: ${JSON.stringify(report.checks.filter((c) => !c.ok))}`);
     const result = await job.execute(report);
     const doneAt = performance.now() - t0;
+    const innodb = await pressure();
     const at = (s: string, nth = 1) => states.filter((x) => x.state === s)[nth - 1]?.atMs;
     const copyStart = at('copying');
     const copyEnd = at('catching-up');
@@ -366,6 +438,8 @@ async function runEngine(url: string, d: Dialect, logFile: string, variant: Engi
         const c = process.cpuUsage(cpu0);
         return +((c.user + c.system) / Math.max(1, result.rowsCopied)).toFixed(2);
       })(),
+      innodb,
+      phases,
     };
   } finally {
     clearInterval(sampler);
@@ -392,6 +466,7 @@ function engineExtra(e: EngineRun): Record<string, unknown> {
     cutoverAttempts: e.cutoverAttempts,
     peakRssMB: e.peakRssMB,
     cpuUsPerRow: e.cpuUsPerRow,
+    ...(e.innodb ?? {}),
     states: e.states.map((s) => `${s.state}@${(s.atMs / 1000).toFixed(2)}s`).join(' '),
   };
 }
@@ -415,7 +490,7 @@ async function main(): Promise<void> {
           const model = await freshTable(url);
           if (steps.has('nomig')) {
             const w = await runWithWorkload(wl(model, false), () => sleep(loadSeconds * 1000));
-            note({ dialect: d, run, what: 'no migration', load: 'loaded', wallMs: w.wallMs, stats: w.stats, loadavg: loadavg() });
+            note({ dialect: d, run, what: 'no migration', load: 'loaded', wallMs: w.wallMs, stats: w.stats, extra: { slowOps: w.stats.slowOps.length }, loadavg: loadavg() });
           }
           if (steps.has('raw')) {
             const i = await rawCopy(url, `${TABLE}_raw`, d);
@@ -468,6 +543,7 @@ async function main(): Promise<void> {
           { step: 'engine-nock', what: 'engine, checksum off', options: { checksum: false } },
           { step: 'engine-locking', what: 'engine, copy under row locks', options: { copyRowLocks: true } },
           { step: 'engine-keepidx', what: 'engine, indexes built before the copy', options: { deferIndexes: false } },
+          { step: 'engine-ckpt', what: 'engine, --max-load Innodb_checkpoint_age at half its maximum', options: { checkpointAgeFraction: 0.5 } },
         ]) {
           if (!steps.has(variant.step)) continue;
           const tag = variant.step;
@@ -482,7 +558,7 @@ async function main(): Promise<void> {
           note({
             dialect: d, run, what: variant.what, load: 'loaded', rows: el.rowsCopied, seconds: el.copyMs / 1000, rowsPerSec: el.rowsCopied / (el.copyMs / 1000),
             wallMs: el.totalMs, stats: l.stats, verifyEqual: l.verify?.equal, verifyDiffs: diffsOf(l.verify),
-            extra: { ...engineExtra(el), longestStallAtJobS: +((l.stats.longestWriteStallStart - WARMUP_MS) / 1000).toFixed(2), errorSamples: l.stats.errorSamples.slice(0, 3) },
+            extra: { ...engineExtra(el), longestStallAtJobS: +((l.stats.longestWriteStallStart - WARMUP_MS) / 1000).toFixed(2), errorSamples: l.stats.errorSamples.slice(0, 3), slowOpsByPhase: slowOpsByPhase(l.stats.slowOps, el.phases) },
             loadavg: loadavg(),
           });
           await dropLeftovers(url);

@@ -1,6 +1,8 @@
 // Servers for benchmarks: the throwaway ones the tests use (test/support/servers.ts),
 // or existing ones from SHADOWSHIFT_BENCH_MYSQL_URL / SHADOWSHIFT_BENCH_PG_URL
 // (root/superuser URLs). Each benchmark gets a fresh database on them.
+// SHADOWSHIFT_BENCH_MARIADB_ARGS adds server options to a started MariaDB
+// (space-separated, e.g. --innodb-log-file-size=1G).
 
 import { startMariaDb, startPostgres } from '../../test/support/servers.js';
 import { createDatabaseOn, type Dialect } from '../../test/support/db.js';
@@ -24,7 +26,8 @@ export async function startBenchServers(dialects: Dialect[] = ['mysql', 'postgre
           adminUrl[d] = fromEnv;
           return;
         }
-        const server = d === 'mysql' ? await startMariaDb() : await startPostgres();
+        const extraArgs = (process.env.SHADOWSHIFT_BENCH_MARIADB_ARGS ?? '').split(/\s+/).filter(Boolean);
+        const server = d === 'mysql' ? await startMariaDb({ extraArgs }) : await startPostgres();
         stops.push(() => server.stop());
         adminUrl[d] = server.adminUrl(d === 'mysql' ? '' : 'postgres');
       }),

@@ -7,6 +7,7 @@ import { createMysqlDatabase, createPgDatabase } from '../support/databases.js';
 import { openDb, quoteIdent, type Db } from '../support/db.js';
 import { createWorkloadTable, seedWorkloadTable, seedRow, startWorkload, WorkloadModel, type WorkloadStats } from '../support/workload/index.js';
 import { compareTables, compareWithModel, formatDiffs } from '../support/compare.js';
+import { SLOW_OP_MS, StatsRecorder } from '../support/workload/stats.js';
 
 const SEED_ROWS = 20_000;
 
@@ -219,5 +220,21 @@ describe.each([
     expect(diff.diffs[1]).toMatchObject({ key: '["4000"]', kind: 'missing' });
     const all = await compareTables(db, 'orig', 'shadow', { batchSize: 1000 });
     expect(all.diffs.map((d) => `${d.key}:${d.kind}`)).toEqual(['["3000"]:value', '["4000"]:missing', '["12345"]:missing', '["99999"]:extra']);
+  });
+});
+
+describe('workload stats', () => {
+  it('keeps each operation of SLOW_OP_MS or more with when it was scheduled, so a benchmark can place it in a phase', () => {
+    const rec = new StatsRecorder(3);
+    rec.start(1000);
+    rec.succeeded(true, SLOW_OP_MS - 1, 1010);
+    rec.succeeded(false, SLOW_OP_MS, 1020);
+    rec.succeeded(true, 250, 1030);
+    const stats = rec.snapshot(1000, 300, 0);
+    expect(stats.slowOps).toEqual([
+      { at: 1020, ms: SLOW_OP_MS },
+      { at: 1030, ms: 250 },
+    ]);
+    expect(stats.latency.count).toBe(3);
   });
 });

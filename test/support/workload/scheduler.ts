@@ -185,7 +185,7 @@ export class Workload {
     try {
       const { affected, rows } = await runStatement(slot, this.o.url, op.write, sql, params, this.o.opTimeoutMs);
       const now = performance.now();
-      this.rec.succeeded(op.write, now - scheduledAt);
+      this.rec.succeeded(op.write, now - scheduledAt, scheduledAt);
       if (op.write) {
         if (!this.paused && !this.stopping) this.rec.noteStall(now);
         else if (!this.stopping) this.rec.restartStallClock(now);

@@ -80,7 +80,12 @@ export interface WorkloadStats {
   opsPerSec: number;
   /** Scheduled operations never started because stop() came first. */
   backlogAtStop: number;
+  /** Operations that took SLOW_OP_MS or more: when they were scheduled (performance.now()) and how long they took, to place them in time. */
+  slowOps: Array<{ at: number; ms: number }>;
 }
+
+/** What counts as a slow operation in `slowOps`: near the p99 the benchmarks aim at. */
+export const SLOW_OP_MS = 20;
 
 export function summarize(values: number[]): LatencySummary {
   if (values.length === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
@@ -111,6 +116,7 @@ export class StatsRecorder {
   private readMismatchSamples: WorkloadSample[] = [];
   private longestStall = 0;
   private longestStallStart = 0;
+  private slowOps: Array<{ at: number; ms: number }> = [];
 
   constructor(private readonly maxSamples: number) {}
 
@@ -139,8 +145,9 @@ export class StatsRecorder {
     this.opsByKind[op]++;
   }
 
-  succeeded(write: boolean, latency: number): void {
+  succeeded(write: boolean, latency: number, scheduledAt: number): void {
     this.latencies.push(latency);
+    if (latency >= SLOW_OP_MS) this.slowOps.push({ at: scheduledAt, ms: latency });
     this.okOps++;
     if (write) {
       this.writeLatencies.push(latency);
@@ -198,6 +205,7 @@ export class StatsRecorder {
       writesPerSec: this.okWrites / secs,
       opsPerSec: this.latencies.length / secs,
       backlogAtStop,
+      slowOps: [...this.slowOps],
     };
   }
 }

@@ -19,6 +19,7 @@ import { cutoverNamesCheck } from './cutover-names.js';
 import { timeZonesCheck } from './time-zones.js';
 import { cutoverBackupVisibilityCheck } from './cutover-backup-visibility.js';
 import { noLeftoversCheck } from './no-leftovers.js';
+import { redoLogSizeCheck } from './redo-log-size.js';
 
 export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): PreflightCheck[] {
   return [
@@ -39,5 +40,6 @@ export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): Prefli
     noLeftoversCheck(ctx),
     sharedKeyCheck(),
     timeZonesCheck(ctx),
+    redoLogSizeCheck(ctx),
   ];
 }

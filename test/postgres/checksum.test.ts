@@ -6,8 +6,9 @@
 // snapshot taken under the lock, even though two connections read them. The
 // verifier on top reports every repair: a warning naming the range and both row
 // counts, and the job's running totals. It compares the whole tables first, and cuts
-// key ranges only when that differs; those ranges are open at both ends, so rows beyond the original's key bounds as read outside the snapshot are
-// compared and recopied.
+// key ranges only when that differs; those ranges are open at both ends, so rows
+// beyond the original's key bounds as read outside the snapshot are compared and
+// recopied.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
@@ -219,7 +220,7 @@ describe('checksum: one snapshot', () => {
         await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (0, 0)`);
         expect(await view.compare({ after: null, upTo: ['1000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
         expect(await view.compare({ after: ['1000'], upTo: ['2000'] })).toEqual({ same: true, originalRows: 1000, shadowRows: 1000 });
-        expect(await view.compareWhole!()).toEqual({ same: true, originalRows: 2000, shadowRows: 2000 });
+        expect(await view.compare({ after: null, upTo: null })).toEqual({ same: true, originalRows: 2000, shadowRows: 2000 });
       } finally {
         await view.close();
       }
@@ -245,7 +246,7 @@ describe('checksum: the whole tables at once', () => {
       const whole = async () => {
         const view = await session.checksummer.open(plan, { lockTimeoutMs: 2000, drainUnderLock: async () => undefined });
         try {
-          return await view.compareWhole!();
+          return await view.compare({ after: null, upTo: null });
         } finally {
           await view.close();
         }

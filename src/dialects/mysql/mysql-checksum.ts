@@ -111,15 +111,6 @@ class MysqlChecksumView implements ChecksumView {
     }
   }
 
-  /**
-   * The whole tables, one full scan per side: the verifier's key ranges cost a walk
-   * over the clustered index to cut (LIMIT 1 OFFSET n reads every row up to n), and
-   * under a key collation change each range scans the whole shadow.
-   */
-  compareWhole(): Promise<{ same: boolean; originalRows: number; shadowRows: number }> {
-    return this.compare({ after: null, upTo: null });
-  }
-
   async close(): Promise<void> {
     for (const c of [this.original, this.shadow]) {
       await c.query('ROLLBACK').catch(() => undefined);

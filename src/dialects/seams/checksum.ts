@@ -5,14 +5,12 @@ import type { CopyPlan, KeyRange } from './copy.js';
 
 /** One consistent snapshot over the original and the shadow. */
 export interface ChecksumView {
-  /** Compares the rows of `range` in both tables over the copied columns. */
-  compare(range: KeyRange): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
   /**
-   * Optional: compares the whole tables the cheapest way the dialect has. The
-   * verifier uses it first and cuts key ranges only when it finds a difference,
-   * to name and recopy it.
+   * Compares the rows of `range` in both tables over the copied columns. A range open
+   * at both ends must read each table in one full scan: the verifier compares the whole
+   * tables that way first.
    */
-  compareWhole?(): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
+  compare(range: KeyRange): Promise<{ same: boolean; originalRows: number; shadowRows: number }>;
   close(): Promise<void>;
 }
 

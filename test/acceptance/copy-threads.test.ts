@@ -1,7 +1,8 @@
 // --copy-threads: a round copies several consecutive chunks at once, each on its own
 // connection, and the stream is applied only between rounds. On both dialects (MySQL's
-// chunks without row locks, each after its marker commit; PostgreSQL's at the stream's snapshot and then, past
-// --copy-snapshot-max, under row locks), under an open-loop workload that keeps a model
+// chunks without row locks, each after its marker commit, and with --copy-row-locks;
+// PostgreSQL's at the stream's snapshot and then, past --copy-snapshot-max, under row
+// locks), under an open-loop workload that keeps a model
 // of every acknowledged write: the migrated table must equal the model, with zero
 // checksum repairs (runAlter). The first round is held until all three of its chunks
 // are in their transactions at once, so a copy that ran them one after another fails
@@ -18,7 +19,8 @@ const ROWS = 30_000;
 const THREADS = 3;
 
 const cases = [
-  { dialect: 'mysql', createDb: () => createMysqlDatabase('threads'), alter: 'ADD COLUMN flag INT NOT NULL DEFAULT 1', modes: [{}] },
+  // Without row locks (each chunk after its marker commit), and with them (--copy-row-locks).
+  { dialect: 'mysql', createDb: () => createMysqlDatabase('threads'), alter: 'ADD COLUMN flag INT NOT NULL DEFAULT 1', modes: [{}, { copyRowLocks: true }] },
   {
     dialect: 'postgres',
     createDb: () => createPgDatabase('threads'),
@@ -30,7 +32,8 @@ const cases = [
 
 describe.each(testedDialects(cases))('$dialect: --copy-threads under a write workload', ({ createDb, alter, modes }) => {
   for (const mode of modes as readonly TestAlterOptions[]) {
-    it(`copies ${THREADS} chunks at a time and ends equal to the model${mode.copySnapshotMaxSeconds === 0 ? ' (row locks)' : ''}`, async () => {
+    const rowLocks = mode.copySnapshotMaxSeconds === 0 || mode.copyRowLocks === true;
+    it(`copies ${THREADS} chunks at a time and ends equal to the model${rowLocks ? ' (row locks)' : ''}`, async () => {
       const { url } = await createDb();
       const db = await openDb(url);
       try {

@@ -17,7 +17,7 @@ import type { ArtefactNames, Checksummer, CopyPlan, KeyRange, RowCopier } from '
 import { freshDb, makePlan } from './helpers.js';
 import { pgConnect } from '../support/databases.js';
 import { capturingLogger } from '../support/alter.js';
-import { ChecksumTally, verifyShadow } from '../../src/engine/verifier.js';
+import { ChecksumTally, verifyShadow, type VerifyOptions } from '../../src/engine/verifier.js';
 
 let admin: pg.Client;
 let session: PostgresSession;
@@ -51,6 +51,11 @@ async function compare(plan: CopyPlan, ranges: KeyRange[]): Promise<Array<{ same
   } finally {
     await view.close();
   }
+}
+
+/** The verifier on this session's checksummer and copier, with no stream to drain; `more` replaces any of its options. */
+function verifyOn(plan: CopyPlan, log: VerifyOptions['log'], more: Partial<VerifyOptions> = {}) {
+  return verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log, ...more });
 }
 
 describe('checksum: exact values', () => {
@@ -288,8 +293,7 @@ describe('checksum: every repair reported', () => {
       await admin.query(`INSERT INTO ${names.shadow} (id, v) VALUES (2500, 1)`); // a row the original does not have
       const { log, lines } = capturingLogger();
       const tally = new ChecksumTally();
-      const verify = () =>
-        verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log, tally });
+      const verify = () => verifyOn(plan, log, { tally });
       // The whole-table pass differs, so the 3 ranges are compared to find where.
       expect(await verify()).toEqual({ chunks: 4, repaired: 2 });
       const warned = lines.filter((l) => l.level === 40);
@@ -329,8 +333,7 @@ describe('checksum: every repair reported', () => {
         copyChunk: (...a) => session.copier.copyChunk(...a),
       };
       const { log, lines } = capturingLogger();
-      const verify = (c: RowCopier, p: CopyPlan) =>
-        verifyShadow({ checksummer: session.checksummer, copier: c, plan: p, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
+      const verify = (copier: RowCopier, p: CopyPlan) => verifyOn(p, log, { copier });
       const repairs = () => lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows]);
       expect(await verify(copier, plan)).toEqual({ chunks: 4, repaired: 2 });
       expect(repairs()).toEqual([
@@ -373,7 +376,7 @@ describe('checksum: a repair never loses rows silently', () => {
         },
       };
       const { log, lines } = capturingLogger();
-      const result = await verifyShadow({ checksummer, copier: session.copier, plan, chunkSize: 1000, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
+      const result = await verifyOn(plan, log, { checksummer });
       expect(lines.filter((l) => l.level === 40 && l.range).map((l) => [l.range, l.originalRows, l.shadowRows, l.round])).toEqual([
         ['key range -inf < key <= (1000)', 1000, 1000, 1],
         ['key range (2000) < key <= +inf', 1000, 999, 2],
@@ -393,7 +396,7 @@ describe('checksum: a repair never loses rows silently', () => {
     try {
       await session.copier.copyChunk(plan, { after: null, upTo: null });
       const { log } = capturingLogger();
-      const verify = () => verifyShadow({ checksummer: session.checksummer, copier: session.copier, plan, chunkSize: 1, lockTimeoutMs: 2000, drainUnderLock: async () => undefined, log });
+      const verify = () => verifyOn(plan, log, { chunkSize: 1 });
       // Equal tables match in the whole-table pass, whatever the order.
       expect(await verify()).toEqual({ chunks: 1, repaired: 0 });
       await admin.query(`UPDATE ${names.shadow} SET v = -1 WHERE k = 'c'`);

@@ -15,13 +15,19 @@ import { startHttpControl } from '../control/http-server.js';
 import { startStatusReporter } from '../control/status-reporter.js';
 import { checkNumber, engineSettingsFromArgs, withEngineOptions, withSingleJobOptions } from './engine-options.js';
 import { alterJobOptions } from '../engine/settings.js';
+import { formatSeconds } from '../engine/revert-point.js';
 
 export function alterBuilder(y: Argv) {
   const own = withConnectionOptions(y)
     .option('table', { type: 'string', demandOption: true, describe: 'table to alter (db.table or table)' })
     .option('alter', { type: 'string', demandOption: true, describe: 'ALTER TABLE clauses, e.g. "ADD COLUMN c INT, ADD INDEX (c)"' })
     .option('execute', { type: 'boolean', default: false, describe: 'run the migration; without it only the plan is printed' });
-  return withSingleJobOptions(withEngineOptions(own, { pauses: 'the copy', critical: 'abort (the original is untouched)' }))
+  return withJobCommandOptions(own);
+}
+
+/** What `alter` and `revert` share: the engine's flags, and the job's controls and observability. */
+export function withJobCommandOptions<T>(y: Argv<T>) {
+  return withSingleJobOptions(withEngineOptions(y, { pauses: 'the copy', critical: 'abort (the original is untouched)' }))
     .option('control-socket', { type: 'string', describe: 'Unix socket for `shadowshift ctl` (default: in the OS temp dir, printed at start)' })
     .option('status-interval', { type: 'number', default: 5, describe: 'seconds between JSON status lines when not on a terminal' })
     .option('json', { type: 'boolean', default: false, describe: 'print the plan and the result as JSON' })
@@ -36,16 +42,30 @@ export function alterBuilder(y: Argv) {
 export type AlterArgs = Awaited<ReturnType<typeof alterBuilder>['argv']>;
 
 export function formatPlan(report: AlterPlanReport, execute: boolean): string {
+  const r = report.revert;
   const lines = [
-    `shadowshift plan for ${report.table} (${report.server})`,
+    `shadowshift ${r ? 'revert ' : ''}plan for ${report.table} (${report.server})`,
+    ...(r
+      ? [
+          `  undoes:           ${r.alter}`,
+          `  swapped:          ${r.swappedAt} (${formatSeconds(r.ageSeconds)} ago; window ${formatSeconds(r.windowSeconds)}); the old table is ${r.oldTable}`,
+          ...(r.swappedBefore ? ['  an interrupted run of this revert had swapped the tables already: only its finish is left'] : []),
+        ]
+      : []),
     `  estimated rows:   ${report.estimatedRows}`,
     `  key:              ${report.key ? report.key.map((k) => (k.source === k.target ? k.source : `${k.source} -> ${k.target}`)).join(', ') : '(none shared)'}`,
-    `  columns copied:   ${report.columns.map((c) => (c.source === c.target ? c.source : `${c.source} -> ${c.target}`)).join(', ') || '(none)'}`,
+    `  ${r ? 'carried back:  ' : 'columns copied:'}   ${report.columns.map((c) => (c.source === c.target ? c.source : `${c.source} -> ${c.target}`)).join(', ') || '(none)'}`,
   ];
-  if (report.columnsNotCopied.length) lines.push(`  not copied:       ${report.columnsNotCopied.join(', ')}`);
-  if (report.columnsNew.length) lines.push(`  new (defaults):   ${report.columnsNew.join(', ')}`);
+  if (r) {
+    if (report.columnsNotCopied.length) lines.push(`  dropped:          ${report.columnsNotCopied.join(', ')} (columns the ALTER added: their data is not taken back)`);
+    if (report.columnsNew.length) lines.push(`  restored:         ${report.columnsNew.join(', ')} (columns the ALTER dropped: rows written since the swap get their default)`);
+  } else {
+    if (report.columnsNotCopied.length) lines.push(`  not copied:       ${report.columnsNotCopied.join(', ')}`);
+    if (report.columnsNew.length) lines.push(`  new (defaults):   ${report.columnsNew.join(', ')}`);
+  }
   lines.push(`  checksum:         ${report.checksum}`);
-  if (report.deferredIndexes !== 'not built for this dialect') lines.push(`  indexes:          ${indexesLine(report)}`);
+  if (!r && report.deferredIndexes !== 'not built for this dialect') lines.push(`  indexes:          ${indexesLine(report)}`);
+  if (report.revertible) lines.push(`  revertible:       yes: \`shadowshift revert\` can undo it for ${formatSeconds(report.revertible.windowSeconds)} after the swap (the old table is kept; keep the binlog as long)`);
   if (report.newUniqueIndexes.length) lines.push(`  new unique keys:  ${report.newUniqueIndexes.join(', ')} (a duplicate fails the job, nothing is dropped)`);
   for (const w of report.weakenedUniqueIndexes) lines.push(`    ${w.name}: the original has it, but the ALTER changes ${w.change}`);
   lines.push('  preflight checks:');
@@ -100,6 +120,8 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
 }
 
 export interface RunAlterOptions {
+  /** Undo the table's last revertible ALTER (`shadowshift revert`); args.alter is not used. */
+  revert?: boolean;
   /** Called with the plan once preflight has run, before anything changes. */
   planned?: (report: AlterPlanReport) => void;
   /** Told about the job's states, chunks, cut-over attempts and errors, besides the metrics. */
@@ -129,6 +151,7 @@ export async function runAlter(args: AlterArgs, options: RunAlterOptions = {}): 
     connection: connectionFrom(args),
     table: args.table,
     alter: args.alter,
+    revert: options.revert,
     log,
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
     observer: {

@@ -3,6 +3,7 @@ import type { DialectSession, Leftover } from '../dialects/dialect.js';
 import { openDialect } from '../dialects/open-dialect.js';
 import { createLogger } from '../util/logger.js';
 import { connectionFrom, withConnectionOptions } from './connection-options.js';
+import { formatSeconds } from '../engine/revert-point.js';
 
 export function cleanupBuilder(y: Argv) {
   return withConnectionOptions(y)
@@ -11,6 +12,11 @@ export function cleanupBuilder(y: Argv) {
       type: 'number',
       default: 0,
       describe: 'with --execute: seconds to wait for leftovers still in use to be freed (a job that was just killed holds them until its last statement ends)',
+    })
+    .option('close-reverts', {
+      type: 'boolean',
+      default: false,
+      describe: 'with --execute: also close open revert windows (remove revert points and the old tables they keep); `shadowshift revert` can then no longer undo those ALTERs',
     })
     .option('json', { type: 'boolean', default: false });
 }
@@ -29,6 +35,18 @@ function isJobArtefact(l: Leftover): boolean {
   return l.kind !== 'heartbeat-table' && l.kind !== 'checkpoint-table';
 }
 
+/** A revert point, or an old table one keeps, while `shadowshift revert` may still need it. */
+function keptForRevert(l: Leftover, closeReverts: boolean): boolean {
+  return Boolean(l.revertWindow?.open) && !closeReverts;
+}
+
+function revertNote(l: Leftover): string {
+  const w = l.revertWindow!;
+  return w.open
+    ? `kept for \`shadowshift revert\`: ${formatSeconds(w.ageSeconds)} old, window ${formatSeconds(w.windowSeconds)}; --close-reverts removes it`
+    : `revert window closed (${formatSeconds(w.ageSeconds)} old, window ${formatSeconds(w.windowSeconds)}): would be removed with --execute`;
+}
+
 export async function cleanupCommand(args: CleanupArgs): Promise<number> {
   const log = createLogger();
   const session = await openDialect(connectionFrom(args), log);
@@ -42,7 +60,7 @@ export async function cleanupCommand(args: CleanupArgs): Promise<number> {
       const tried = new Set<string>();
       const key = (l: Leftover) => `${l.kind} ${l.name} ${l.table?.schema ?? ''}.${l.table?.name ?? ''}`;
       for (;;) {
-        const free = leftovers.filter((l) => !l.inUse && !tried.has(key(l)));
+        const free = leftovers.filter((l) => !l.inUse && !tried.has(key(l)) && !keptForRevert(l, args.closeReverts));
         if (free.length > 0) {
           for (const l of free) tried.add(key(l));
           removed.push(...(await removeFree(session, free, log)));
@@ -62,7 +80,7 @@ export async function cleanupCommand(args: CleanupArgs): Promise<number> {
     } else {
       const line = (l: Leftover, what: string) => process.stdout.write(`${l.kind.padEnd(16)} ${l.name}  (${what})\n`);
       for (const l of removed) line(l, 'removed');
-      for (const l of leftovers) line(l, l.inUse ? 'in use by a running job, kept' : 'would be removed with --execute');
+      for (const l of leftovers) line(l, l.inUse ? 'in use by a running job, kept' : l.revertWindow ? revertNote(l) : 'would be removed with --execute');
     }
     if (kept.length === 0) return 0;
     log.error(

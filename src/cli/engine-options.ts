@@ -78,7 +78,9 @@ export function withSingleJobOptions<T>(y: Argv<T>) {
   return y
     .option('postpone-cutover-flag-file', { type: 'string', describe: 'while this file exists, wait before cut-over (changes keep being applied)' })
     .option('resumable', { type: 'boolean', default: false, describe: 'on failure or SIGTERM keep the state (shadow, slot, checkpoint) so --resume can continue; every job writes checkpoints, so a crash (SIGKILL) always leaves a resumable state' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' });
+    .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
+    .option('revertible', { type: 'boolean', default: false, describe: 'keep the way back open: record at the swap what `shadowshift revert` needs to undo the ALTER without losing a write (MySQL/MariaDB; keeps the old table and needs the binlog since the swap)' })
+    .option('revert-window', { type: 'number', default: 86400, describe: 'seconds after the swap during which `shadowshift revert` is allowed (keep the binlog at least this long)' });
 }
 
 /** The parsed flags withEngineOptions adds, and withSingleJobOptions' when the command has them. */
@@ -110,6 +112,8 @@ export interface EngineArgs {
   postponeCutoverFlagFile?: string;
   resumable?: boolean;
   resume?: boolean;
+  revertible?: boolean;
+  revertWindow?: number;
 }
 
 function thresholds(spec: string | undefined, flag: string): Map<string, number> {
@@ -149,6 +153,10 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('max-lag', args.maxLag, 'positive');
   checkNumber('heartbeat-interval', args.heartbeatInterval, 'positive');
   checkNumber('critical-load-hibernate', args.criticalLoadHibernate, 'positive');
+  checkNumber('revert-window', args.revertWindow, 'positive', 'seconds');
+  if (args.revertible && args.dropOldTable) {
+    throw new UsageError('--revertible keeps the old table for the way back, and --drop-old-table would drop it: use one or the other');
+  }
   return engineSettings({
     copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, rowLocks: args.copyRowLocks, threads: args.copyThreads },
     cutover: {
@@ -157,6 +165,8 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
       killBlockersAfterMs: args.killBlockersAfter === undefined ? undefined : ms(args.killBlockersAfter),
       snapshotWaitMs: ms(args.cutoverSnapshotWait),
       dropOldTable: args.dropOldTable,
+      revertible: args.revertible ?? false,
+      ...(args.revertWindow === undefined ? {} : { revertWindowSeconds: args.revertWindow }),
       postponeFlagFile: args.postponeCutoverFlagFile,
     },
     checksum: { enabled: args.checksum, intervalSeconds: args.checksumInterval },

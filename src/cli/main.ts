@@ -8,6 +8,7 @@ import { cleanupBuilder, cleanupCommand } from './cleanup-command.js';
 import { migrateBuilder, migrateCommand } from './migrate-command.js';
 import { lintBuilder, lintCommand } from './lint-command.js';
 import { demoBuilder, demoCommand } from './demo-command.js';
+import { revertBuilder, revertCommand } from './revert-command.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -19,6 +20,9 @@ async function main(argv: string[]): Promise<number> {
     })
     .command('alter', 'change a table online (plan only, unless --execute)', alterBuilder, async (a) => {
       exitCode = await alterCommand(a);
+    })
+    .command('revert', "undo the table's last `alter --revertible`, keeping every write made since (plan only, unless --execute)", revertBuilder, async (a) => {
+      exitCode = await revertCommand(a);
     })
     .command('ctl <command> [setting]', 'talk to a running job over its control socket', ctlBuilder, async (a) => {
       exitCode = await ctlCommand(a);
@@ -32,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     .command('lint [paths..]', 'check migration files for statements that block or break a running application', lintBuilder, async (a) => {
       exitCode = await lintCommand(a);
     })
-    .demandCommand(1, 'name a command: demo, alter, ctl, cleanup, migrate or lint (--help lists them)')
+    .demandCommand(1, 'name a command: demo, alter, revert, ctl, cleanup, migrate or lint (--help lists them)')
     .strict()
     .fail((msg, err) => {
       // yargs' own validation (unknown flag, missing value) is bad input: exit 2.

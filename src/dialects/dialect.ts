@@ -12,7 +12,7 @@
 //
 // This file holds the DialectSession (what one job gets from a database) and re-exports
 // the seam's parts, one file a role in seams/: table, copy, stream, cutover, checksum,
-// preflight, leftovers, probes. Which dialects exist, and what they provide besides a
+// preflight, leftovers, probes, revert. Which dialects exist, and what they provide besides a
 // session: registry.ts.
 
 import type { Logger } from '../util/logger.js';
@@ -23,6 +23,7 @@ import type { Cutover, ObservedWait } from './seams/cutover.js';
 import type { ArtefactLeft, Leftover } from './seams/leftovers.js';
 import type { PreflightCheck } from './seams/preflight.js';
 import type { LoadProbes } from './seams/probes.js';
+import type { RevertSupport } from './seams/revert.js';
 import type { Applier, ChangeStream, CheckpointStore, StreamPosition, StreamPositionProblem } from './seams/stream.js';
 import type { AlterAnalysis, ArtefactNames, DialectName, ServerInfo, TableInfo, TableRef } from './seams/table.js';
 
@@ -34,6 +35,7 @@ export * from './seams/checksum.js';
 export * from './seams/preflight.js';
 export * from './seams/leftovers.js';
 export * from './seams/probes.js';
+export * from './seams/revert.js';
 
 /** Everything one job needs from a database, opened from a URL. */
 export interface DialectSession {
@@ -108,12 +110,13 @@ export interface DialectSession {
    */
   observeWaits(tables: TableRef[]): Promise<ObservedWait | null>;
   /**
-   * Drops the shadow and changelog artefacts, never the original: each one on its own,
+   * Drops the shadow (unless `keepShadow`: a revert's target is the user's old table) and
+   * the changelog artefacts, never the original: each one on its own,
    * waiting at most `lockTimeoutMs` for its lock, so one that another session holds does
    * not keep the others. Returns what is still there and why ([] when all is gone); it
    * does not throw for a drop that failed.
    */
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]>;
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]>;
   /**
    * With `exportCopySnapshot`, where the dialect can: a new stream exports the snapshot of
    * its start for the copy (ChangeStream.copySnapshotState).
@@ -142,6 +145,8 @@ export interface DialectSession {
    * gone; PostgreSQL: the slot or publication is gone, or the server invalidated the slot.
    */
   streamPositionProblem?(position: StreamPosition, names: ArtefactNames): Promise<StreamPositionProblem | null>;
+  /** Undoing a finished ALTER (`revert`); absent where it is not built (PostgreSQL, so far). */
+  readonly revert?: RevertSupport;
   close(): Promise<void>;
 }
 

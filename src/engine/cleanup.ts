@@ -21,6 +21,8 @@ export interface CleanupRequest {
   pump: EventPump | null;
   /** The shadow is the table now: the old table is the user's and stays unless `dropOldTable`. */
   keepBackup: boolean;
+  /** Never drop the shadow: a revert's is the user's old table. */
+  keepShadow?: boolean;
   /** Keep shadow, stream state and checkpoint for `--resume` (saves a last checkpoint). */
   keepForResume: boolean;
   /** The job writes checkpoints: one goes with its artefacts, kept or removed with them. */
@@ -47,7 +49,7 @@ export async function cleanUpJob(r: CleanupRequest): Promise<ArtefactLeft[]> {
       'the job\'s state is kept for a resume: run the same command with --resume to continue, or `shadowshift cleanup --execute` to throw it away',
     );
   } else if (names) {
-    left = await dropWithRetries(session, names, r.keepBackup, log);
+    left = await dropWithRetries(session, names, { keepBackup: r.keepBackup, keepShadow: r.keepShadow }, log);
     if (r.checkpoints && r.ref) {
       try {
         await session.checkpoints.remove(r.ref);
@@ -62,11 +64,11 @@ export async function cleanUpJob(r: CleanupRequest): Promise<ArtefactLeft[]> {
   return left;
 }
 
-async function dropWithRetries(session: DialectSession, names: ArtefactNames, keepBackup: boolean, log: Logger): Promise<ArtefactLeft[]> {
+async function dropWithRetries(session: DialectSession, names: ArtefactNames, keep: { keepBackup: boolean; keepShadow?: boolean }, log: Logger): Promise<ArtefactLeft[]> {
   let left: ArtefactLeft[] = [];
   for (let attempt = 1; attempt <= DROP_ATTEMPTS; attempt++) {
     try {
-      left = await session.dropArtefacts(names, { keepBackup, lockTimeoutMs: DROP_LOCK_TIMEOUT_MS });
+      left = await session.dropArtefacts(names, { ...keep, lockTimeoutMs: DROP_LOCK_TIMEOUT_MS });
     } catch (err) {
       // dropArtefacts reports each failure in its result; this is the server gone before it could look.
       left = [{ kind: 'shadow', name: names.shadow, reason: `${(err as Error).message}; its other artefacts may be left too` }];

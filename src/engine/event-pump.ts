@@ -18,7 +18,7 @@ const STREAM_RESTARTS = 5;
 
 /** What the stream saw between the cut-over's drain marker and the swap (changesBeforeSwap). */
 export type SwapWitness =
-  | { t: 'seen'; events: ChangeEvent[] }
+  | { t: 'seen'; events: ChangeEvent[]; afterSwap: StreamPosition | null }
   /** This stream cannot see the swap (PostgreSQL: it is not a step of its own). */
   | { t: 'blind' }
   /** The swap did not come through: the check could not be made. */
@@ -227,7 +227,7 @@ export class EventPump {
       const batch = stream.take(MAX_BATCH_EVENTS);
       if (batch) {
         events.push(...batch.events);
-        if (batch.swap) return { t: 'seen', events };
+        if (batch.swap) return { t: 'seen', events, afterSwap: batch.afterSwap ?? null };
         continue;
       }
       if (this.streamError) return { t: 'lost', reason: `the change stream failed before the swap came through: ${this.streamError.message}` };

@@ -28,6 +28,12 @@ export interface AlterJobOptions {
    */
   cutoverSnapshotWaitMs?: number;
   dropOldTable: boolean;
+  /** Record a revert point at the swap, so `shadowshift revert` can undo the ALTER (RevertSupport). */
+  revertible?: boolean;
+  /** How long after the swap the revert stays allowed (default 24 h). */
+  revertWindowSeconds?: number;
+  /** Undo the table's last revertible ALTER instead (`alter` is not used): engine/revert-point.ts. */
+  revert?: boolean;
   postponeCutoverFlagFile?: string;
   log: Logger;
   throttle?: Partial<ThrottleConfig>;

@@ -1,12 +1,15 @@
 // One online ALTER of one table, as a state machine:
 //   preflight → shadow → stream → copy ⇄ apply → catch-up → (postponed) → cut-over → cleanup
-// The job decides policy only; every statement comes from the dialect.
+// The job decides policy only; every statement comes from the dialect. A revert
+// (options.revert) is the same machine resumed at its catch-up, the old table its shadow
+// (revert-point.ts, revert-preflight.ts).
 //
 // Why it is over 400 lines: it is the phase sequence and the state the phases share (the
 // status reads all of it); its options and result are in job-options.ts. The phases' own
 // work lives beside it: plan-report.ts (what prepare() finds), copy-loop.ts,
 // index-build.ts, checksum-runs.ts, cutover-loop.ts (catch-up, postponed, hook hold,
-// attempts), throttle-wiring.ts, checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts.
+// attempts), throttle-wiring.ts, checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts,
+// revert-point.ts.
 
 import { randomBytes } from 'node:crypto';
 import type {
@@ -32,7 +35,7 @@ import { EventPump } from './event-pump.js';
 import type { JobPhase, JobState, JobStatus } from './job-state.js';
 import { jobTables, passiveWait, WaitWatcher } from './wait-watcher.js';
 import { ChecksumRuns } from './checksum-runs.js';
-import { failuresOf, runChecks } from './preflight.js';
+import { failuresOf, runChecks, type CheckOutcome } from './preflight.js';
 import { buildDeferredIndexes, buildsBeforeDrain } from './index-build.js';
 import { catchUp, CutoverLoop } from './cutover-loop.js';
 import { CopyLoop, withRetries } from './copy-loop.js';
@@ -43,6 +46,8 @@ import { liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
 import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEFORE_THE_STOP } from './resume.js';
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
+import { loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
+import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, formatSeconds, recordRevertPoint, revertNames } from './revert-point.js';
 
 export type { AlterJobOptions, AlterResult, JobObserver } from './job-options.js';
 export type { AlterPlanReport };
@@ -82,6 +87,10 @@ export class AlterJob {
   private resuming: boolean;
   /** Taken by prepare() on --resume (before it ends the stopped run's statements), else by execute(). */
   private jobLockHeld = false;
+  /** A revert (options.revert): the old table is the shadow, the stream starts at the swap. */
+  private revert: RevertPlan | null = null;
+  /** The table has a revert point of an earlier ALTER: this job closes its window when it starts. */
+  private closesRevertWindow = false;
   readonly liveSettings: LiveThrottleSettings;
 
   constructor(private readonly options: AlterJobOptions) {
@@ -182,7 +191,7 @@ export class AlterJob {
 
   /** Connects, inspects, previews the ALTER and runs every preflight check. Changes nothing. */
   async prepare(): Promise<AlterPlanReport> {
-    if (!this.options.alter.trim()) throw new UsageError('--alter is empty; give the ALTER TABLE clauses, e.g. --alter "ADD COLUMN x INT"');
+    if (!this.options.revert && !this.options.alter.trim()) throw new UsageError('--alter is empty; give the ALTER TABLE clauses, e.g. --alter "ADD COLUMN x INT"');
     const session = (this.session = await openDialect(this.options.connection, this.log));
     const checks = session.preflightChecks();
     const typed = (this.ref = session.resolveTable(this.options.table));
@@ -196,6 +205,19 @@ export class AlterJob {
     // what was typed): artefacts, the stream's filter, the job lock and checkpoints use it.
     const ref = (this.ref = info.ref);
     this.original = info;
+    if (this.options.revert) return this.prepareRevert(session, checks, outcomes, info);
+    if (this.options.revertible && !session.revert) {
+      throw new UsageError(`--revertible is not built for ${session.name} yet (only MySQL/MariaDB so far); run without it (the old table is kept as a backup)`);
+    }
+    if (this.options.revertible && session.revert) outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
+    const previous = await session.revert?.points.load(ref);
+    if (previous) {
+      this.closesRevertWindow = true;
+      outcomes.push({
+        check: 'revert-window', phase: 'table', ok: true, warning: true,
+        message: `this job closes the revert window of the previous ALTER (${previous.alter}, swapped ${formatSeconds(ageSeconds(previous))} ago): after it, \`shadowshift revert\` can no longer undo that one. Its old table ${previous.oldTable} stays as a plain backup`,
+      });
+    }
     if (!this.resuming && this.options.resumeIfSameAlter) {
       const kept = await session.checkpoints.load(ref);
       if (kept && kept.alter.trim() === this.options.alter.trim()) {
@@ -234,6 +256,31 @@ export class AlterJob {
     });
   }
 
+  /** prepare() of a revert: the same checks, the old table as the shadow, nothing to preview. */
+  private async prepareRevert(session: DialectSession, checks: ReturnType<DialectSession['preflightChecks']>, outcomes: CheckOutcome[], info: TableInfo): Promise<AlterPlanReport> {
+    const point = await loadRevertPoint(session, info);
+    // As a resume: the job lock first, then what a killed run of this revert still runs on the server.
+    await session.acquireJobLock(info.ref);
+    this.jobLockHeld = true;
+    // Not by the old table's name: it is the user's, and other sessions may read it.
+    const names = revertNames(session, point);
+    const ended = await session.endStoppedRun({ ...names, shadow: names.backup }, info.ref);
+    if (ended.length > 0) this.log.warn({ sessions: ended }, "ended a stopped revert's statements still running on the server");
+    const r = (this.revert = await prepareRevert({ session, checks, info, point, outcomes }));
+    this.analysis = r.analysis;
+    this.checkpoint = r.checkpoint;
+    this.resuming = true;
+    this.resumeAfterSwap = r.swappedBefore;
+    this.previewPlan = r.plan;
+    const report = await planReport({ jobId: this.id, session, info, plan: r.plan, outcomes, options: { ...this.options, deferIndexes: false }, resumeAfterSwap: r.swappedBefore });
+    return { ...report, revert: { alter: point.alter, oldTable: point.oldTable, swappedAt: point.swappedAt, ageSeconds: ageSeconds(point), windowSeconds: point.windowSeconds, swappedBefore: r.swappedBefore } };
+  }
+
+  /** The ALTER the job applies; a revert's, said in words. */
+  private get alterText(): string {
+    return this.revert ? describeRevert(this.revert.point) : this.options.alter;
+  }
+
   /** Runs the job to the end. `prepare()` must have passed. Cleans up on every exit path. */
   async execute(report: AlterPlanReport): Promise<AlterResult> {
     const failures = failuresOf(report.checks);
@@ -247,6 +294,10 @@ export class AlterJob {
     this.waits.start();
     if (!this.jobLockHeld) await session.acquireJobLock(this.ref);
     this.jobLockHeld = true;
+    if (this.closesRevertWindow) {
+      await session.revert?.points.remove(this.ref);
+      this.log.warn({ table: this.status().table }, "closed the previous ALTER's revert window: `shadowshift revert` can no longer undo it");
+    }
     session.jobLockLost(this.ref).catch((err: Error) => this.controls.fail(err));
     const resumed = this.checkpoint;
     // A resumed job is where its checkpoint says from the first moment: its status counts
@@ -257,7 +308,8 @@ export class AlterJob {
       this.checkpointPhase = resumed.phase ?? 'copying';
     }
     const checkpointer = (this.checkpointer = new Checkpointer(
-      session.checkpoints,
+      // A revert always starts again from the swap (revert-point.ts): it keeps no checkpoint.
+      this.revert ? undefined : session.checkpoints,
       (this.options.checkpointIntervalSeconds ?? DEFAULT_CHECKPOINT_INTERVAL_SECONDS) * 1000,
       () => this.checkpointState(),
       this.log,
@@ -271,6 +323,7 @@ export class AlterJob {
         names = this.names = resumed.names;
         shadowInfo = await session.inspectTable({ schema: this.ref.schema, name: names.shadow });
         if (!shadowInfo) throw new UsageError(`the checkpoint's shadow table ${names.shadow} is gone; run \`shadowshift cleanup --execute\` to remove what the stopped run left, and start again without --resume`);
+        if (this.revert) await session.revert!.prepareStream(names);
       } else {
         names = this.names = session.artefactNames(this.ref, this.id, { resumable: this.resumable, alter: this.options.alter });
         this.log.info({ shadow: names.shadow }, 'creating shadow table');
@@ -298,7 +351,8 @@ export class AlterJob {
       await this.fire('on-validated');
 
       this.setState('copying');
-      const copied = await this.copy.run(session, plan, pump, resumed, this.startedAt);
+      // A revert's shadow is the old table, which holds every row as of the swap.
+      const copied = this.revert ? { atStreamStart: false } : await this.copy.run(session, plan, pump, resumed, this.startedAt);
       // Each phase change is saved at once: a crash after the copy re-copies nothing.
       await checkpointer.now();
       await this.finishShadow(session, plan, buildsBeforeDrain(copied.atStreamStart, this.previewPlan));
@@ -332,7 +386,13 @@ export class AlterJob {
       const cutoverLockedMs = await cutover.run();
       this.swapped = true;
       await this.options.testHooks?.afterSwap?.();
-      await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
+      const afterSwap = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
+      if (session.revert && (this.revert || this.options.revertible)) {
+        await recordRevertPoint({
+          support: session.revert, log: this.log, table: this.ref, jobId: this.id, oldTable: names.backup, afterSwap, undone: this.revert?.point ?? null,
+          alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
+        });
+      }
       this.setState('done');
       if (checkpointer.enabled) await session.checkpoints.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
       await this.fire('on-success');
@@ -365,7 +425,9 @@ export class AlterJob {
         // Before the swap the backup name does not exist; after it, it is the user's
         // old table and is only dropped when asked to and the job succeeded.
         keepBackup: !(swapped && this.state === 'done' && this.options.dropOldTable),
-        keepForResume: !swapped && this.resumable && this.state !== 'done' && (this.state === 'failed' || this.controls.keepStateOnAbort),
+        keepForResume: !this.revert && !swapped && this.resumable && this.state !== 'done' && (this.state === 'failed' || this.controls.keepStateOnAbort),
+        // A revert's shadow is the user's old table: never dropped.
+        keepShadow: this.revert !== null,
         checkpoints: Boolean(this.checkpointer?.enabled),
         saveCheckpoint: () => this.checkpointer?.now() ?? Promise.resolve(),
         swapped,
@@ -384,7 +446,7 @@ export class AlterJob {
 
   private async fire(event: HookEvent): Promise<number> {
     if (!this.options.hooks) return 0;
-    return this.options.hooks.run(event, { dialect: this.session?.name ?? '', alter: this.options.alter, status: this.status() });
+    return this.options.hooks.run(event, { dialect: this.session?.name ?? '', alter: this.alterText, status: this.status() });
   }
 
   async close(): Promise<void> {
@@ -416,6 +478,11 @@ export class AlterJob {
     const names = (this.names = cp.names);
     this.swapped = true;
     this.log.warn({ table: this.status().table, backup: names.backup }, SWAPPED_BEFORE_THE_STOP);
+    if (this.revert) {
+      // Its way forward again was not recorded (the stopped run did not get that far).
+      await session.revert!.points.remove(this.ref!);
+      this.log.warn({ table: this.status().table }, 'the revert point is removed: to go forward again, run the ALTER again');
+    }
     this.setState('done');
     await session.checkpoints.remove(this.ref!).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
     await this.fire('on-success');

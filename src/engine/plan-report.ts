@@ -6,6 +6,7 @@ import type { AlterAnalysis, ColumnMap, CopyPlan, DialectSession, PreflightCheck
 import { buildCopyPlan, type PlanOptions } from './copy-plan.js';
 import { runChecks, type CheckOutcome } from './preflight.js';
 import type { AlterJobOptions } from './job-options.js';
+import { DEFAULT_REVERT_WINDOW_SECONDS } from './revert-point.js';
 
 export interface AlterPlanReport {
   jobId: string;
@@ -30,6 +31,10 @@ export interface AlterPlanReport {
   deferredIndexesConcern: string | null;
   checks: CheckOutcome[];
   ok: boolean;
+  /** A revert: the ALTER it undoes and its revert point (`swappedBefore`: a stopped run of it had swapped already). */
+  revert?: { alter: string; oldTable: string; swappedAt: string; ageSeconds: number; windowSeconds: number; swappedBefore: boolean };
+  /** --revertible: the job records a revert point at its swap. */
+  revertible?: { windowSeconds: number };
 }
 
 export const planOptions = (session: DialectSession): PlanOptions => ({
@@ -106,7 +111,7 @@ export async function planReport(a: {
   info: TableInfo;
   plan: CopyPlan | null;
   outcomes: CheckOutcome[];
-  options: Pick<AlterJobOptions, 'checksum' | 'deferIndexes' | 'throttle'>;
+  options: Pick<AlterJobOptions, 'checksum' | 'deferIndexes' | 'throttle' | 'revertible' | 'revertWindowSeconds'>;
   resumeAfterSwap: boolean;
 }): Promise<AlterPlanReport> {
   const { session, info, plan, outcomes, options } = a;
@@ -131,5 +136,6 @@ export async function planReport(a: {
     deferredIndexesConcern: deferralConcern,
     checks: outcomes,
     ok: outcomes.every((o) => o.ok) && (plan !== null || a.resumeAfterSwap),
+    ...(options.revertible ? { revertible: { windowSeconds: options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS } } : {}),
   };
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import type { HookRunner } from '../control/hooks.js';
 import { DEFAULT_CHECKPOINT_INTERVAL_SECONDS, DEFAULT_CHECKPOINT_MAX_AGE_SECONDS } from './checkpointing.js';
 import type { AlterJobOptions, JobObserver } from './job.js';
+import { DEFAULT_REVERT_WINDOW_SECONDS } from './revert-point.js';
 
 export interface CopySettings {
   /** Target duration of one chunk; the chunk size adapts to it. */
@@ -45,6 +46,10 @@ export interface CutoverSettings {
   /** PostgreSQL: how long an attempt waits for snapshots older than the shadow's rows (0: only warn). */
   snapshotWaitMs: number;
   dropOldTable: boolean;
+  /** Record, at the swap, what `shadowshift revert` needs to undo the ALTER without losing a write. */
+  revertible: boolean;
+  /** How long after the swap a revert stays allowed. */
+  revertWindowSeconds: number;
   /** While this file exists the cut-over waits (changes keep being applied). */
   postponeFlagFile?: string;
 }
@@ -107,7 +112,7 @@ export const DEFAULT_CHUNK_TIME_MS = 200;
 export function defaultEngineSettings(): EngineSettings {
   return {
     copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
-    cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false },
+    cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false, revertible: false, revertWindowSeconds: DEFAULT_REVERT_WINDOW_SECONDS },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {
       resumable: false,
@@ -139,6 +144,8 @@ export interface JobTarget {
   log: Logger;
   hooks?: HookRunner;
   observer?: JobObserver;
+  /** Undo the table's last revertible ALTER (`alter` is not used). */
+  revert?: boolean;
 }
 
 /** The job's own options from the settings (AlterJob reads a flat shape; see docs/ARCHITECTURE.md). */
@@ -157,6 +164,8 @@ export function alterJobOptions(settings: EngineSettings, target: JobTarget): Al
     killBlockersAfterMs: cutover.killBlockersAfterMs,
     cutoverSnapshotWaitMs: cutover.snapshotWaitMs,
     dropOldTable: cutover.dropOldTable,
+    revertible: cutover.revertible,
+    revertWindowSeconds: cutover.revertWindowSeconds,
     postponeCutoverFlagFile: cutover.postponeFlagFile,
     checksum: checksum.enabled,
     checksumIntervalSeconds: checksum.intervalSeconds,

@@ -15,7 +15,7 @@
 // new table: the application may have written the same rows there since the swap, and
 // only it knows which version wins. The job fails instead (exit 4), naming them.
 
-import type { ChangeEvent, Row, Value } from '../dialects/dialect.js';
+import type { ChangeEvent, Row, StreamPosition, Value } from '../dialects/dialect.js';
 import { SwapUnverifiedError, WritesAfterDrainError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { EventPump } from './event-pump.js';
@@ -67,11 +67,15 @@ export function describeWrite(e: ChangeEvent, columns: string[]): string {
   }
 }
 
-/** Throws when writes reached the old table after the drain, or when that could not be checked. */
-export async function proveSwap(input: SwapProofInput): Promise<void> {
+/**
+ * Throws when writes reached the old table after the drain, or when that could not be
+ * checked. Returns where the writes to the new table begin in the stream (a revert reads
+ * from there), or null where the stream does not show the swap.
+ */
+export async function proveSwap(input: SwapProofInput): Promise<StreamPosition | null> {
   const { pump, table, backup, keyColumns, log } = input;
   const witness = await pump.changesBeforeSwap(input.timeoutMs ?? SWAP_PROOF_TIMEOUT_MS);
-  if (witness.t === 'blind') return;
+  if (witness.t === 'blind') return null;
   if (witness.t === 'lost') {
     const message =
       `the tables were swapped (${table} is the new table, the old one is kept as ${backup}), but the job could not check that no write reached the old table ` +
@@ -82,7 +86,7 @@ export async function proveSwap(input: SwapProofInput): Promise<void> {
   const writes = witness.events;
   if (writes.length === 0) {
     log.info({ table }, 'the change stream shows no write to the old table between the drain and the swap');
-    return;
+    return witness.afterSwap;
   }
   const shown = writes.slice(0, KEYS_SHOWN).map((e) => describeWrite(e, keyColumns));
   const n = writes.length;

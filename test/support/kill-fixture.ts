@@ -38,6 +38,8 @@ export interface KillFixtureArgs {
   /** Every chunk waits until this file exists: the test takes a hold on the new table first. */
   gateFile?: string;
   deferIndexes?: boolean;
+  /** Run `shadowshift revert` of the table instead (`alter` is not used). */
+  revert?: boolean;
 }
 
 export interface KillFixtureStop {
@@ -72,6 +74,7 @@ const job: AlterJob = new AlterJob({
   connection: parseConnectionUrl(args.url),
   table: args.table,
   alter: args.alter,
+  revert: args.revert,
   chunkTimeMs: 200,
   chunkSize: args.chunkSize ?? 2000,
   cutoverLockTimeoutMs: 60_000,

@@ -48,15 +48,15 @@ async function pumpOver(stream: ScriptedStream): Promise<EventPump> {
 }
 
 const prove = (pump: EventPump, timeoutMs = 2000) => proveSwap({ pump, table: 'db.t', backup: 'db.t_ssold_j1', keyColumns: ['id'], log: silentLogger(), timeoutMs });
-const batch = (events: ChangeEvent[], swap = false): ChangeBatch => ({ events, markers: [], position: 'f:2', ...(swap ? { swap } : {}) });
+const batch = (events: ChangeEvent[], swap = false): ChangeBatch => ({ events, markers: [], position: 'f:2', ...(swap ? { swap, afterSwap: 'f:9' } : {}) });
 const insert = (id: number): ChangeEvent => ({ kind: 'insert', after: { id, v: 1 } });
 
 describe('proveSwap', () => {
-  it('passes when the swap comes through with nothing before it', async () => {
+  it('passes when the swap comes through with nothing before it, and says where the writes to the new table begin', async () => {
     const stream = new ScriptedStream(true);
     const pump = await pumpOver(stream);
     stream.batches.push(batch([], true));
-    await expect(prove(pump)).resolves.toBeUndefined();
+    await expect(prove(pump)).resolves.toBe('f:9');
   });
 
   it('names every kind of write that reached the old table, the first ten keys, and the backup; exit 4; nothing applied', async () => {
@@ -101,7 +101,7 @@ describe('proveSwap', () => {
     stream.batches.push(batch([], true));
     stream.fail(new TransientDatabaseError('binlog reader failed: connection lost'));
     await new Promise((r) => setImmediate(r));
-    await expect(prove(pump)).resolves.toBeUndefined();
+    await expect(prove(pump)).resolves.toBe('f:9');
   });
 
   it('is unverified when the swap does not come through in time', async () => {
@@ -115,7 +115,7 @@ describe('proveSwap', () => {
     const stream = new ScriptedStream();
     const pump = await pumpOver(stream);
     stream.batches.push(batch([insert(1)]));
-    await expect(prove(pump)).resolves.toBeUndefined();
+    await expect(prove(pump)).resolves.toBeNull();
   });
 
   it('a swap outside the cut-over ends the job instead of applying past it', async () => {

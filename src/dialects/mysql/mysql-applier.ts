@@ -160,12 +160,19 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
   if (deletes.length > 0) await deleteKeys(conn, plan, deletes);
   if (upserts.length === 0) return;
 
-  const run = async (verb: 'REPLACE' | 'INSERT', rows: Value[][]) => {
+  const keyIndexes = plan.key.map((k) => plan.columns.findIndex((c) => c.target === k.target));
+  const keyText = (row: Value[]) => plan.key.map((k, i) => `${k.source}=${Buffer.isBuffer(row[keyIndexes[i]!]) ? `0x${(row[keyIndexes[i]!] as Buffer).toString('hex')}` : String(row[keyIndexes[i]!])}`).join(', ');
+  const run = async (verb: 'REPLACE' | 'INSERT', rows: Value[][]): Promise<void> => {
     try {
       await conn.query(`${verb} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}`, rows.flatMap(params));
     } catch (err) {
-      if (isDataError(err)) throw dataLossForValue(name, (err as Error).message, 'applying a change');
-      throw err;
+      if (!isDataError(err)) throw err;
+      // Name the row: the server says which one ("at row N") for some errors; else one by one
+      // (the statement was undone on its own, and the job's transaction is rolled back anyway).
+      const message = (err as Error).message;
+      const at = rows[Number(/ at row (\d+)/.exec(message)?.[1] ?? 0) - 1] ?? (rows.length === 1 ? rows[0] : undefined);
+      if (!at) for (const row of rows) await run(verb, [row]);
+      throw dataLossForValue(name, message, 'applying a change', at ? keyText(at) : undefined);
     }
   };
 

@@ -40,7 +40,7 @@ export const MAX_QUEUED = DEFAULT_MAX_QUEUED;
 type Item =
   | { t: 'event'; event: ChangeEvent; ts: number }
   | { t: 'marker'; id: string; ts: number }
-  | { t: 'swap'; ts: number }
+  | { t: 'swap'; ts: number; after: StreamPosition | null }
   | { t: 'commit'; position: StreamPosition; ts: number };
 
 interface ZEvent {
@@ -253,7 +253,9 @@ export class MysqlChangeStream implements ChangeStream {
       } else if (verdict.t === 'truncate') this.queue.push({ t: 'event', event: { kind: 'truncate' }, ts });
       else if (verdict.t === 'swap') {
         this.swapSeen = true;
-        this.queue.push({ t: 'swap', ts });
+        // The first write to the new table is logged after the RENAME: a revert reads from here.
+        const file = this.zongji?.options.filename;
+        this.queue.push({ t: 'swap', ts, after: file && ev.nextPosition ? formatPosition(file, ev.nextPosition) : null });
       }
       else if (verdict.t === 'fail') this.refuse(verdict.error);
       return;
@@ -293,14 +295,17 @@ export class MysqlChangeStream implements ChangeStream {
     if (this.queue.waiting.length === 0) return null;
     const markers: string[] = [];
     let swap = false;
+    let afterSwap: StreamPosition | null = null;
     const events = this.queue.take(maxEvents, (item) => {
       if (item.t === 'marker') markers.push(item.id);
-      else if (item.t === 'swap') swap = true;
-      else if (item.t === 'commit') this.lastPosition = item.position;
+      else if (item.t === 'swap') {
+        swap = true;
+        afterSwap = item.after;
+      } else if (item.t === 'commit') this.lastPosition = item.position;
       this.lastTakenTs = item.ts;
       return markers.length === 0 && !swap;
     });
-    return { events, markers, position: this.lastPosition, ...(swap ? { swap } : {}) };
+    return { events, markers, position: this.lastPosition, ...(swap ? { swap, afterSwap } : {}) };
   }
 
   backlog(): number {

@@ -26,6 +26,7 @@ import { endStoppedRun, listLeftovers, removeLeftover } from './mysql-leftovers.
 import { mysqlChecks } from './checks/index.js';
 import { MysqlCheckpointStore } from './mysql-checkpoints.js';
 import { MysqlChecksummer } from './mysql-checksum.js';
+import { MysqlRevertSupport } from './mysql-revert.js';
 
 export class MysqlSession implements DialectSession {
   readonly name = 'mysql' as const;
@@ -38,6 +39,7 @@ export class MysqlSession implements DialectSession {
   readonly cutover: MysqlCutover;
   readonly checkpoints: MysqlCheckpointStore;
   readonly checksummer: MysqlChecksummer;
+  readonly revert: MysqlRevertSupport;
   private readonly locks: MysqlJobLocks;
   private readonly streams = new Set<MysqlChangeStream>();
 
@@ -50,6 +52,7 @@ export class MysqlSession implements DialectSession {
     this.cutover = new MysqlCutover(ctx);
     this.checkpoints = new MysqlCheckpointStore(ctx);
     this.checksummer = new MysqlChecksummer(ctx);
+    this.revert = new MysqlRevertSupport(ctx);
     this.locks = new MysqlJobLocks(ctx);
   }
 
@@ -110,7 +113,7 @@ export class MysqlSession implements DialectSession {
     return deferralConcern(this.ctx);
   }
 
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     return dropArtefacts(this.ctx, names, names.extra.schema ?? this.ctx.config.database, opts);
   }
 

@@ -82,10 +82,11 @@ export function duplicateOf(message: string): { value: string; key: string } | n
   return { value: m[1]!, key };
 }
 
-export function dataLossForValue(table: string, message: string, where: string): DataLossError {
+/** `row`: the row's key, as `id=5`, when known. */
+export function dataLossForValue(table: string, message: string, where: string, row?: string): DataLossError {
   const column = columnOf(message);
   return new DataLossError(
-    `${where}: the server would change or drop a value${column ? ` of column ${column}` : ''} of ${table} (${message}). ` +
+    `${where}: the server would change or drop a value${column ? ` of column ${column}` : ''} of ${table}${row ? ` in the row ${row}` : ''} (${message}). ` +
       'The original table is untouched. Fix the data first (or widen the new type / keep the column NULL-able) and run the job again.',
   );
 }

@@ -5,14 +5,14 @@
 // database runs (it may write there at any moment).
 
 import type { RowDataPacket } from 'mysql2/promise';
-import type { ArtefactNames, Leftover } from '../dialect.js';
+import { revertPointAge, type ArtefactNames, type Leftover, type RevertPoint } from '../dialect.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { anyJobLockHeld, jobLockHeld } from './mysql-job-lock.js';
 import { baseName, canOrderNamesAfter, legacyBaseName, parseArtefactName, previewLockName } from './mysql-names.js';
 import { quoteTable } from './mysql-quote.js';
 import { SENTRY_COMMENT } from './mysql-shadow.js';
-import { CHECKPOINT_TABLE, MysqlCheckpointStore } from './mysql-checkpoints.js';
+import { CHECKPOINT_TABLE, MysqlCheckpointStore, MysqlRevertPointStore, REVERT_TABLE } from './mysql-checkpoints.js';
 import { HEARTBEAT_TABLE } from './mysql-probes.js';
 
 /** In `schema`, by default the URL's database. */
@@ -50,6 +50,19 @@ export async function listLeftovers(ctx: MyContext, schema = ctx.config.database
       sharedOut.push({ kind: 'checkpoint', name: `${table.schema}.${table.name}`, table, inUse: await jobLockHeld(ctx, table), resumable: true });
     }
   }
+  // Revert points, and the old tables they keep (a revert's target: not debris while its window is open).
+  const keptOld = new Map<string, Leftover['revertWindow']>();
+  if (tables.some((t) => String(t.name) === REVERT_TABLE)) {
+    const [points] = await ctx.pool.query<RowDataPacket[]>(`SELECT table_schema AS s, table_name AS t, checkpoint AS p FROM ${quoteTable(schema, REVERT_TABLE)} ORDER BY 1, 2`);
+    for (const p of points) {
+      const point = JSON.parse(String(p.p)) as RevertPoint;
+      const age = revertPointAge(point);
+      const window = { ageSeconds: age, windowSeconds: point.windowSeconds, open: age <= point.windowSeconds };
+      const table = { schema: String(p.s), name: String(p.t) };
+      if (table.schema === schema) keptOld.set(point.oldTable, window);
+      sharedOut.push({ kind: 'revert-point', name: `${table.schema}.${table.name}`, table, inUse: await jobLockHeld(ctx, table), revertWindow: window });
+    }
+  }
   const out: Leftover[] = [];
   for (const t of tables) {
     const name = String(t.name);
@@ -73,7 +86,8 @@ export async function listLeftovers(ctx: MyContext, schema = ctx.config.database
     const resumable = candidates.some((o) => resumableOwners.has(o));
     // The table whose name is the base itself, the usual case; a cut or legacy base maps back through owners.
     const table = { schema, name: candidates.includes(parsed.base) ? parsed.base : (candidates[0] ?? parsed.base) };
-    out.push({ kind, name, table, inUse, ...(resumable ? { resumable: true } : {}) });
+    const revertWindow = kind === 'backup' ? keptOld.get(name) : undefined;
+    out.push({ kind, name, table, inUse, ...(resumable ? { resumable: true } : {}), ...(revertWindow ? { revertWindow } : {}) });
   }
   return [...out, ...sharedOut];
 }
@@ -94,6 +108,10 @@ export async function removeLeftover(ctx: MyContext, item: Leftover): Promise<vo
     }
     case 'heartbeat-table':
       await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(schema, HEARTBEAT_TABLE)}`);
+      return;
+    case 'revert-point':
+      if (!item.table) throw new ShadowshiftError(`revert point ${item.name} does not say which table it belongs to`);
+      await new MysqlRevertPointStore(ctx).remove(item.table);
       return;
     default:
   }

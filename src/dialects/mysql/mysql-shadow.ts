@@ -147,6 +147,18 @@ async function previewOnTable(ctx: MyContext, conn: PoolConnection, original: Ta
 }
 
 /** With `deferIndexes`, the shadow's plain keys wait for finishShadow() (mysql-deferred-indexes.ts). */
+/** The job's marker and heartbeat table (the change stream reads its rows). */
+export async function createChangelog(conn: PoolConnection, schema: string, name: string): Promise<void> {
+  await conn.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteTable(schema, name)} (
+       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       kind VARCHAR(32) NOT NULL,
+       value VARCHAR(255) NOT NULL,
+       written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shadowshift changelog (markers, heartbeats)'`,
+  );
+}
+
 export async function createShadow(ctx: MyContext, original: TableInfo, alter: string, names: ArtefactNames, options: { deferIndexes?: boolean } = {}): Promise<TableInfo> {
   const schema = original.ref.schema;
   const shadow = quoteTable(schema, names.shadow);
@@ -181,14 +193,7 @@ export async function createShadow(ctx: MyContext, original: TableInfo, alter: s
       if (next !== null && next !== undefined && /^\d+$/.test(String(next))) {
         await conn.query(`ALTER TABLE ${shadow} AUTO_INCREMENT = ${String(next)}`);
       }
-      await conn.query(
-        `CREATE TABLE IF NOT EXISTS ${changelog} (
-           id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-           kind VARCHAR(32) NOT NULL,
-           value VARCHAR(255) NOT NULL,
-           written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='shadowshift changelog (markers, heartbeats)'`,
-      );
+      await createChangelog(conn, schema, names.changelog);
       if (options.deferIndexes) {
         const kept = await deferIndexes(conn, { schema, name: names.shadow }, names.changelog);
         if (kept) ctx.log.info({ why: kept }, "the new table's indexes are built before the copy");
@@ -212,9 +217,9 @@ export async function dropArtefacts(
   ctx: MyContext,
   names: ArtefactNames,
   schema: string,
-  opts: { keepBackup: boolean; lockTimeoutMs?: number },
+  opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number },
 ): Promise<ArtefactLeft[]> {
-  const tables: Array<[ArtefactLeft['kind'], string]> = [['shadow', names.shadow], ['changelog', names.changelog]];
+  const tables: Array<[ArtefactLeft['kind'], string]> = [...(opts.keepShadow ? [] : [['shadow', names.shadow] as [ArtefactLeft['kind'], string]]), ['changelog', names.changelog]];
   if (!opts.keepBackup) tables.push(['backup', names.backup]);
   const left: ArtefactLeft[] = [];
   await withConnection(ctx, async (conn) => {

@@ -32,11 +32,16 @@ function isArtefact(t: TableName, ref: TableRef, kind: 'shadow' | 'backup'): boo
   return a !== null && a.kind === kind && a.base.toLowerCase() === baseName(ref.name).toLowerCase() && same(t.schema, ref.schema);
 }
 
-/** The job's own swap: the original goes to its backup name and the shadow takes its place. */
+/**
+ * The job's own swap: the original goes to its backup name and the shadow takes its
+ * place, or (a revert) an old table kept under a backup name takes it back.
+ */
 function isOwnSwap(s: Statement, ref: TableRef): boolean {
   if (s.verb !== 'RENAME TABLE') return false;
   return s.renames.every(
-    (r) => (!isTable(r.from, ref) || isArtefact(r.to, ref, 'backup')) && (!isTable(r.to, ref) || isArtefact(r.from, ref, 'shadow')),
+    (r) =>
+      (!isTable(r.from, ref) || isArtefact(r.to, ref, 'backup')) &&
+      (!isTable(r.to, ref) || isArtefact(r.from, ref, 'shadow') || isArtefact(r.from, ref, 'backup')),
   );
 }
 

@@ -132,7 +132,7 @@ export class PostgresSession implements DialectSession {
     return info;
   }
 
-  async dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+  async dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     await releaseVacuumGuard(this.ctx);
     return dropArtefacts(this.ctx, names, opts);
   }

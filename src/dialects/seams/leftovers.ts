@@ -11,7 +11,7 @@ export interface Leftover {
    * `statement`: a job's statement still running on the server (always in use; a killed
    * job's CREATE of a shadow commits only when it ends, so its table is not there yet).
    */
-  kind: 'shadow' | 'backup' | 'changelog' | 'sentry' | 'preview' | 'slot' | 'publication' | 'checkpoint' | 'checkpoint-table' | 'heartbeat-table' | 'statement';
+  kind: 'shadow' | 'backup' | 'changelog' | 'sentry' | 'preview' | 'slot' | 'publication' | 'checkpoint' | 'checkpoint-table' | 'heartbeat-table' | 'statement' | 'revert-point';
   name: string;
   /** The table it belongs to, when it belongs to one (a checkpoint always does). */
   table?: TableRef;
@@ -19,6 +19,12 @@ export interface Leftover {
   inUse: boolean;
   /** Kept on purpose by a resumable job (`--resume` continues it); removing it throws that job's state away. */
   resumable?: boolean;
+  /**
+   * A revert point (name `schema.table`), or the old table one keeps: `shadowshift revert`
+   * needs it while its window is open, so `cleanup --execute` keeps it then unless told
+   * `--close-reverts`. Not debris, and never in a new job's way.
+   */
+  revertWindow?: { ageSeconds: number; windowSeconds: number; open: boolean };
 }
 
 /** How an operator reads each kind: `shadow table x`, `replication slot y`, `checkpoint of s.t`. */
@@ -34,6 +40,7 @@ export const LEFTOVER_LABELS: Record<Leftover['kind'], string> = {
   'checkpoint-table': 'checkpoint table',
   'heartbeat-table': 'heartbeat table',
   statement: 'statement still running:',
+  'revert-point': 'revert point of',
 };
 
 /** An artefact of a job that a drop could not remove, and the server's reason. */

@@ -29,6 +29,8 @@ export interface ChangeBatch {
    * logged before the swap, and nothing after the swap is delivered.
    */
   swap?: boolean;
+  /** With `swap`: where the writes to the new table begin (the position right after the swap), when the stream knows it. */
+  afterSwap?: StreamPosition | null;
 }
 
 export interface ChangeStream {

@@ -298,11 +298,15 @@ function ownerGrantsAndSecurity(b: Build): void {
 
 /**
  * 6. Foreign keys this table declares (LIKE does not copy them): added NOT VALID
- *    under the lock, validated after commit.
+ *    under the lock, validated after commit. The old table gives them up: nothing
+ *    writes it any more, and its rows as of the swap must not hold the parents (a
+ *    parent's legal DELETE would fail on them, or cascade into them).
  */
 function declaredForeignKeys(b: Build): void {
   const { f, tbl, mapCol } = b;
+  const backup = quoteQualified(b.schema, b.names.backup);
   for (const fk of f.childFks) {
+    b.sql.push(`ALTER TABLE ${backup} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
     const cols = parseArrayText(fk.cols).map((x) => quoteIdent(mapCol(x))).join(', ');
     const refcols = parseArrayText(fk.refcols).map((x) => quoteIdent(fk.refoid === f.o ? mapCol(x) : x)).join(', ');
     b.sql.push(`ALTER TABLE ${tbl} ADD CONSTRAINT ${quoteIdent(fk.name)} FOREIGN KEY (${cols}) REFERENCES ${fk.ref} (${refcols}) ${fk.tail ?? ''} NOT VALID`);

@@ -1,0 +1,44 @@
+// After a PostgreSQL cut-over the old table is kept as a backup. Its rows are a snapshot of
+// the moment of the swap, and the application no longer writes them: the foreign keys it
+// declares must not keep holding the parents it referenced. Otherwise a legal DELETE of a
+// parent row, whose children the application has already deleted from the live table,
+// fails on the stale copies in the backup (and ON DELETE CASCADE would delete from the
+// backup instead). The new table carries the constraints under their names.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { freshDb } from './helpers.js';
+import { runAlter } from '../support/alter.js';
+import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
+
+let url: string;
+let admin: pg.Client;
+let session: PostgresSession;
+
+beforeAll(async () => {
+  ({ url, admin, session } = await freshDb('bkfk'));
+});
+
+afterAll(async () => {
+  await session?.close();
+  await admin?.end();
+});
+
+describe('postgres: the backup after the cut-over', () => {
+  it("does not keep holding the parents of the table's foreign keys", async () => {
+    await admin.query('CREATE TABLE parent (id bigint PRIMARY KEY)');
+    await admin.query('CREATE TABLE orders (id bigint PRIMARY KEY, parent_id bigint NOT NULL CONSTRAINT orders_parent_fk REFERENCES parent (id))');
+    await admin.query('INSERT INTO parent SELECT generate_series(1, 3)');
+    await admin.query('INSERT INTO orders SELECT g, g FROM generate_series(1, 3) g');
+    const result = await runAlter(url, 'orders', 'ADD COLUMN note text');
+    // The application deletes a child and then its parent: legal on the live table.
+    await admin.query('DELETE FROM orders WHERE parent_id = 1');
+    await admin.query('DELETE FROM parent WHERE id = 1');
+    // The live table still enforces its key, under its name.
+    await expect(admin.query('INSERT INTO orders (id, parent_id) VALUES (9, 42)')).rejects.toThrow(/orders_parent_fk/);
+    const fks = await admin.query<{ rel: string; con: string }>("SELECT conrelid::regclass::text AS rel, conname AS con FROM pg_constraint WHERE contype = 'f' ORDER BY 1");
+    expect(fks.rows).toEqual([{ rel: 'orders', con: 'orders_parent_fk' }]);
+    // The backup keeps its rows as of the swap.
+    expect((await admin.query(`SELECT count(*)::int AS n FROM "${result.backupTable}"`)).rows[0].n).toBe(3);
+  });
+});

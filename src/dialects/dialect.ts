@@ -111,12 +111,12 @@ export interface DialectSession {
   observeWaits(tables: TableRef[]): Promise<ObservedWait | null>;
   /**
    * Drops the shadow (unless `keepShadow`: a revert's target is the user's old table) and
-   * the changelog artefacts, never the original: each one on its own,
+   * the changelog artefacts (the stream's slot and publication unless `keepStream`), never the original: each one on its own,
    * waiting at most `lockTimeoutMs` for its lock, so one that another session holds does
    * not keep the others. Returns what is still there and why ([] when all is gone); it
    * does not throw for a drop that failed.
    */
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]>;
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]>;
   /**
    * With `exportCopySnapshot`, where the dialect can: a new stream exports the snapshot of
    * its start for the copy (ChangeStream.copySnapshotState).

@@ -18,8 +18,10 @@ export function leftoversCheck(list: (table: TableRef) => Promise<Leftover[]>): 
         (l) =>
           // An old table kept after a cut-over is the user's backup, not in a new job's way.
           l.kind !== 'backup' &&
-          // A revert point is closed by the next job itself, which says so (engine/job.ts).
+          // A revert point, and what it keeps (PostgreSQL: its slot and publication), are closed
+          // by the next job itself, which says so (engine/job.ts).
           l.kind !== 'revert-point' &&
+          !l.revertWindow &&
           l.table?.schema === t.schema &&
           l.table.name === t.name &&
           !(r && (continued.has(l.name) || l.kind === 'checkpoint')),

@@ -23,6 +23,8 @@ export interface CleanupRequest {
   keepBackup: boolean;
   /** Never drop the shadow: a revert's is the user's old table. */
   keepShadow?: boolean;
+  /** Keep the stream's server-side state (PostgreSQL slot and publication): a revert's, until its swap, is the way back. */
+  keepStream?: boolean;
   /** Keep shadow, stream state and checkpoint for `--resume` (saves a last checkpoint). */
   keepForResume: boolean;
   /** The job writes checkpoints: one goes with its artefacts, kept or removed with them. */
@@ -36,7 +38,7 @@ export interface CleanupRequest {
 export async function cleanUpJob(r: CleanupRequest): Promise<ArtefactLeft[]> {
   const { session, names, log } = r;
   try {
-    await r.pump?.stop({ keepForResume: r.keepForResume });
+    await r.pump?.stop({ keepForResume: r.keepForResume || r.keepStream });
   } catch (err) {
     // The drops below try the stream's server-side state (slot, publication) again.
     log.warn({ err: (err as Error).message }, 'stopping the change stream failed');
@@ -49,7 +51,7 @@ export async function cleanUpJob(r: CleanupRequest): Promise<ArtefactLeft[]> {
       'the job\'s state is kept for a resume: run the same command with --resume to continue, or `shadowshift cleanup --execute` to throw it away',
     );
   } else if (names) {
-    left = await dropWithRetries(session, names, { keepBackup: r.keepBackup, keepShadow: r.keepShadow }, log);
+    left = await dropWithRetries(session, names, { keepBackup: r.keepBackup, keepShadow: r.keepShadow, keepStream: r.keepStream }, log);
     if (r.checkpoints && r.ref) {
       try {
         await session.checkpoints.remove(r.ref);
@@ -57,14 +59,14 @@ export async function cleanUpJob(r: CleanupRequest): Promise<ArtefactLeft[]> {
         left.push({ kind: 'checkpoint', name: `${r.ref.schema}.${r.ref.name}`, reason: (err as Error).message });
       }
     }
-    if (left.length === 0) log.info(r.swapped ? 'removed the job\'s working tables' : 'removed the shadow and every other artefact; the original is untouched');
+    if (left.length === 0) log.info(r.swapped ? 'removed the job\'s working tables' : r.keepShadow ? "removed the job's working artefacts; the original is untouched" : 'removed the shadow and every other artefact; the original is untouched');
     else log.error({ left }, `cleanup left ${describeLeft(left)}: run \`shadowshift cleanup --execute\` to remove it`);
   }
   if (r.ref) await session.releaseJobLock(r.ref).catch(() => undefined);
   return left;
 }
 
-async function dropWithRetries(session: DialectSession, names: ArtefactNames, keep: { keepBackup: boolean; keepShadow?: boolean }, log: Logger): Promise<ArtefactLeft[]> {
+async function dropWithRetries(session: DialectSession, names: ArtefactNames, keep: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean }, log: Logger): Promise<ArtefactLeft[]> {
   let left: ArtefactLeft[] = [];
   for (let attempt = 1; attempt <= DROP_ATTEMPTS; attempt++) {
     try {

@@ -3,7 +3,7 @@
 // applied all the while (EventPump.applyWhile), so the drain under the lock stays short.
 // The job (job.ts) decides when this runs; the dialect's Cutover writes every statement.
 
-import type { ArtefactNames, CopyPlan, DialectSession } from '../dialects/dialect.js';
+import type { ArtefactNames, CopyPlan, DialectSession, StreamPosition } from '../dialects/dialect.js';
 import type { JobControls } from '../control/job-controls.js';
 import type { HookEvent } from '../control/hooks.js';
 import type { Logger } from '../util/logger.js';
@@ -62,6 +62,8 @@ export interface CutoverJob {
 export class CutoverLoop {
   /** The attempt under way or last made (status `cutoverAttempts`). */
   attempts = 0;
+  /** Where the writes to the new table begin, when the dialect's swap says so (CutoverTiming.afterSwap). */
+  afterSwap: StreamPosition | null = null;
   /** Sessions the attempt waits for before its lock (status `snapshotWait`), null when none. */
   snapshotWait: SnapshotWait | null = null;
 
@@ -116,7 +118,7 @@ export class CutoverLoop {
       let started = Date.now();
       let fence: FenceMark | null = null;
       try {
-        const { lockedMs } = await this.job.waits.during('cutting-over', () => session.cutover.swap(plan, names, {
+        const { lockedMs, afterSwap } = await this.job.waits.during('cutting-over', () => session.cutover.swap(plan, names, {
           beforeLock: async () => {
             fence = await waitForOlderSnapshots(guard, session.cutover, plan, options.cutoverSnapshotWaitMs ?? 60_000, (w) => (this.snapshotWait = w));
             await options.testHooks?.afterSnapshotWait?.();
@@ -138,6 +140,7 @@ export class CutoverLoop {
         const window = f && { snapshotWindowMs: Date.now() - f.at, eventsSinceFence: pump.eventsApplied - f.eventsApplied };
         log.info({ attempt, blockedMs: Date.now() - started, lockedMs, backup: names.backup, ...window }, 'cut-over done');
         options.observer?.cutoverAttempt?.('ok', (Date.now() - started) / 1000);
+        this.afterSwap = afterSwap ?? null;
         return lockedMs;
       } catch (err) {
         options.observer?.cutoverAttempt?.('failed', (Date.now() - started) / 1000);

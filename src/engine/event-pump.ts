@@ -2,8 +2,8 @@
 // stream events, and the job calls it between chunks, so copy and apply never
 // race on a row from two of our own connections (gh-ost's single writer).
 
-import type { Applier, ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, StreamPosition } from '../dialects/dialect.js';
-import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../util/errors.js';
+import type { Applier, ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition, Value } from '../dialects/dialect.js';
+import { CutoverAttemptError, DataLossError, ShadowshiftError, TransientDatabaseError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { RetryBudget, backoffMs } from '../util/reconnect.js';
 
@@ -13,6 +13,30 @@ export const APPLY_BUDGET_MS = 1000;
 /** The pause between rounds of a wait that keeps applying (a control ends it early). */
 const WAIT_ROUND_PAUSE_MS = 100;
 const APPLY_RETRIES = 5;
+/** Rows one batch may take back from the original (EventPump.recoverRows) before the job gives up. */
+const MAX_RECOVERED_ROWS = 1000;
+
+const keyId = (values: Value[]) => JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? `0x${v.toString('hex')}` : v === null || v === undefined ? null : String(v))));
+
+/**
+ * `keys`, and every key an event of `events` moves a row between with one of them (an
+ * update of the key: its old key must be taken back too), and the events that touch none.
+ */
+export function withoutRows(plan: CopyPlan, events: ChangeEvent[], keys: Value[][]): { keys: Value[][]; rest: ChangeEvent[] } {
+  const keyOf = (row: Row) => plan.key.map((k) => row[k.source] ?? null);
+  const touched = (e: ChangeEvent) => (e.kind === 'truncate' ? [] : e.kind === 'insert' ? [keyOf(e.after)] : e.kind === 'delete' ? [keyOf(e.before)] : [keyOf(e.after), ...(e.before ? [keyOf(e.before)] : [])]);
+  const all = new Map(keys.map((k) => [keyId(k), k]));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const e of events) {
+      const ks = touched(e);
+      if (!ks.some((k) => all.has(keyId(k)))) continue;
+      for (const k of ks) if (!all.has(keyId(k))) grew = Boolean(all.set(keyId(k), k));
+    }
+  }
+  return { keys: [...all.values()], rest: events.filter((e) => !touched(e).some((k) => all.has(keyId(k)))) };
+}
+
 /** Reconnects in a row before the job gives up on the stream. */
 const STREAM_RESTARTS = 5;
 
@@ -51,6 +75,13 @@ export class EventPump {
   private failuresInARow = 0;
   /** Runs after every applied batch (the job checkpoints there). */
   afterBatch: (() => Promise<void>) | null = null;
+  /**
+   * A revert: rows whose change the shadow cannot hold (a value the old column does not
+   * fit, written since the swap and maybe changed again since) are taken back from the
+   * original as they are now instead, as a copied row ahead of the stream is (invariant
+   * 2): later events for them converge. A row that still does not fit fails the job.
+   */
+  recoverRows: ((keys: Value[][]) => Promise<void>) | null = null;
   /** Stream restarts in a row: a few, and through a database restart (util/reconnect.ts). */
   private readonly restarts = new RetryBudget(STREAM_RESTARTS);
 
@@ -268,11 +299,22 @@ export class EventPump {
           'The original is untouched; run the job again once nothing truncates the table.',
       );
     }
+    let events = batch.events;
+    let recovered = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (batch.events.length > 0) await this.applier.apply(this.plan, batch.events);
+        if (events.length > 0) await this.applier.apply(this.plan, events);
         break;
       } catch (err) {
+        if (err instanceof DataLossError && err.keys?.length && this.recoverRows && recovered < MAX_RECOVERED_ROWS) {
+          const { keys, rest } = withoutRows(this.plan, events, err.keys as Value[][]);
+          recovered += keys.length;
+          this.log.warn({ rows: keys.length, reason: err.message }, 'a change since the swap does not fit the old table: taking its row back from the live table as it is now');
+          await this.recoverRows(keys);
+          events = rest;
+          attempt = 0;
+          continue;
+        }
         if (!(err instanceof TransientDatabaseError)) throw err;
         if (attempt >= APPLY_RETRIES) {
           // Still failing: the server may be going away (a restart). An open stream would hold

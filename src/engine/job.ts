@@ -47,7 +47,7 @@ import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEF
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
 import { loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
-import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, formatSeconds, recordRevertPoint, revertNames } from './revert-point.js';
+import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, formatSeconds, recordRevertPoint, revertNames, wayBackNames } from './revert-point.js';
 
 export type { AlterJobOptions, AlterResult, JobObserver } from './job-options.js';
 export type { AlterPlanReport };
@@ -89,6 +89,8 @@ export class AlterJob {
   private jobLockHeld = false;
   /** A revert (options.revert): the old table is the shadow, the stream starts at the swap. */
   private revert: RevertPlan | null = null;
+  /** What prepareWayBack made before the swap (a revertible job or a revert), until the swap: dropped if it does not come. */
+  private wayBack: ArtefactNames | null = null;
   /** The table has a revert point of an earlier ALTER: this job closes its window when it starts. */
   private closesRevertWindow = false;
   readonly liveSettings: LiveThrottleSettings;
@@ -206,9 +208,6 @@ export class AlterJob {
     const ref = (this.ref = info.ref);
     this.original = info;
     if (this.options.revert) return this.prepareRevert(session, checks, outcomes, info);
-    if (this.options.revertible && !session.revert) {
-      throw new UsageError(`--revertible is not built for ${session.name} yet (only MySQL/MariaDB so far); run without it (the old table is kept as a backup)`);
-    }
     if (this.options.revertible && session.revert) outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
     const previous = await session.revert?.points.load(ref);
     if (previous) {
@@ -276,6 +275,11 @@ export class AlterJob {
     return { ...report, revert: { alter: point.alter, oldTable: point.oldTable, swappedAt: point.swappedAt, ageSeconds: ageSeconds(point), windowSeconds: point.windowSeconds, swappedBefore: r.swappedBefore } };
   }
 
+  /** The id the revert point of this job's swap carries: the same in every run of the job (a resume's, a revert's re-run). */
+  private get pointJobId(): string {
+    return this.checkpoint?.jobId ?? this.id;
+  }
+
   /** The ALTER the job applies; a revert's, said in words. */
   private get alterText(): string {
     return this.revert ? describeRevert(this.revert.point) : this.options.alter;
@@ -294,8 +298,10 @@ export class AlterJob {
     this.waits.start();
     if (!this.jobLockHeld) await session.acquireJobLock(this.ref);
     this.jobLockHeld = true;
-    if (this.closesRevertWindow) {
-      await session.revert?.points.remove(this.ref);
+    if (this.closesRevertWindow && session.revert) {
+      const previous = await session.revert.points.load(this.ref);
+      if (previous) await session.revert.dropWayBack(wayBackNames(session, this.ref, previous.jobId));
+      await session.revert.points.remove(this.ref);
       this.log.warn({ table: this.status().table }, "closed the previous ALTER's revert window: `shadowshift revert` can no longer undo it");
     }
     session.jobLockLost(this.ref).catch((err: Error) => this.controls.fail(err));
@@ -339,6 +345,8 @@ export class AlterJob {
       this.pump = new EventPump(() => session.openChangeStream(plan, names, streamJobId, { exportCopySnapshot }), session.applier, plan, this.log, () => this.controls.wake());
       // Wherever the job applies the stream, a checkpoint every interval; not under the cut-over's lock.
       this.pump.afterBatch = () => (this.state === 'cutting-over' ? Promise.resolve() : checkpointer.maybe());
+      // A revert replays every write since the swap: one the old table cannot hold may have been fixed since.
+      if (this.revert) this.pump.recoverRows = (keys) => session.checksummer.recopyKeys(plan, keys);
       await this.options.testHooks?.beforeStreamStart?.();
       const pump = this.pump;
       // PostgreSQL: creating the slot waits for every transaction writing at that moment.
@@ -383,13 +391,19 @@ export class AlterJob {
       }));
       await cutover.waitWhilePostponed();
       await checkpointer.now();
+      // The way back, made before the swap so that it sees every write after it (RevertSupport.prepareWayBack).
+      const revertSupport = this.revert || this.options.revertible ? session.revert : undefined;
+      if (revertSupport) {
+        this.wayBack = wayBackNames(session, this.ref, this.pointJobId);
+        await revertSupport.prepareWayBack({ schema: this.ref.schema, name: names.shadow }, this.wayBack);
+      }
       const cutoverLockedMs = await cutover.run();
       this.swapped = true;
       await this.options.testHooks?.afterSwap?.();
-      const afterSwap = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
-      if (session.revert && (this.revert || this.options.revertible)) {
+      const proven = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
+      if (revertSupport) {
         await recordRevertPoint({
-          support: session.revert, log: this.log, table: this.ref, jobId: this.id, oldTable: names.backup, afterSwap, undone: this.revert?.point ?? null,
+          support: revertSupport, log: this.log, table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
         });
       }
@@ -417,6 +431,9 @@ export class AlterJob {
     } finally {
       await this.jobThrottle?.stop();
       const swapped = this.swapped;
+      if (this.wayBack && !swapped) {
+        await session.revert?.dropWayBack(this.wayBack).catch((e: Error) => this.log.warn({ err: e.message }, 'could not drop the way back prepared for the swap; `shadowshift cleanup --execute` removes it'));
+      }
       const left = await this.inPhase('cleanup', () => cleanUpJob({
         session,
         ref: this.ref,
@@ -426,8 +443,10 @@ export class AlterJob {
         // old table and is only dropped when asked to and the job succeeded.
         keepBackup: !(swapped && this.state === 'done' && this.options.dropOldTable),
         keepForResume: !this.revert && !swapped && this.resumable && this.state !== 'done' && (this.state === 'failed' || this.controls.keepStateOnAbort),
-        // A revert's shadow is the user's old table: never dropped.
+        // A revert's shadow is the user's old table: never dropped; and until its swap the
+        // stream it reads is the way back, which the revert point still needs.
         keepShadow: this.revert !== null,
+        keepStream: this.revert !== null && !swapped,
         checkpoints: Boolean(this.checkpointer?.enabled),
         saveCheckpoint: () => this.checkpointer?.now() ?? Promise.resolve(),
         swapped,
@@ -478,10 +497,12 @@ export class AlterJob {
     const names = (this.names = cp.names);
     this.swapped = true;
     this.log.warn({ table: this.status().table, backup: names.backup }, SWAPPED_BEFORE_THE_STOP);
-    if (this.revert) {
-      // Its way forward again was not recorded (the stopped run did not get that far).
-      await session.revert!.points.remove(this.ref!);
-      this.log.warn({ table: this.status().table }, 'the revert point is removed: to go forward again, run the ALTER again');
+    if (session.revert && (this.revert || this.options.revertible)) {
+      // Where the writes since the swap begin died with the stopped run: no revert point
+      // (a revert's own one removed), and the way back it prepared goes.
+      await session.revert.dropWayBack(wayBackNames(session, this.ref!, this.pointJobId));
+      if (this.revert) await session.revert.points.remove(this.ref!);
+      this.log.warn({ table: this.status().table }, 'no revert point was recorded for the interrupted swap: to undo it, run an ALTER');
     }
     this.setState('done');
     await session.checkpoints.remove(this.ref!).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));

@@ -9,8 +9,7 @@
 // onto an old table a killed revert already brought part of the way is safe: every event
 // carries whole rows and the applier writes them by key, so a replay ends where one pass does.
 
-import { createHash } from 'node:crypto';
-import { revertPointAge, type AlterAnalysis, type ArtefactNames, type Checkpoint, type DialectSession, type RevertLoss, type RevertPoint, type RevertSupport, type StreamPosition, type TableRef } from '../dialects/dialect.js';
+import { revertJobId, revertPointAge, type AlterAnalysis, type ArtefactNames, type Checkpoint, type DialectSession, type RevertLoss, type RevertPoint, type RevertSupport, type StreamPosition, type TableRef } from '../dialects/dialect.js';
 import type { Logger } from '../util/logger.js';
 import { UsageError } from '../util/errors.js';
 
@@ -40,6 +39,7 @@ export async function recordRevertPoint(a: {
   support: RevertSupport;
   log: Logger;
   table: TableRef;
+  /** The swapping job's id, the same in every run of it (a revert's is revertJobId of the point it used). */
   jobId: string;
   oldTable: string;
   afterSwap: StreamPosition | null;
@@ -55,7 +55,7 @@ export async function recordRevertPoint(a: {
   }
   const undone = a.undone;
   const point = revertPointAt({
-    jobId: undone ? revertJobId(undone) : a.jobId,
+    jobId: a.jobId,
     table: a.table,
     oldTable: a.oldTable,
     alter: undone ? describeRevert(undone) : a.alter,
@@ -68,13 +68,6 @@ export async function recordRevertPoint(a: {
   a.log.info({ table, oldTable: point.oldTable, position: a.afterSwap, windowSeconds: point.windowSeconds }, `revert point recorded: \`shadowshift revert --table ${table}\` can undo this until ${until}`);
 }
 
-/**
- * The id of the job that reverts `point`, the same for every run of it: a killed run's
- * changelog and cut-over sentry then carry the names the next run uses, and are its own.
- */
-export function revertJobId(point: RevertPoint): string {
-  return createHash('sha256').update(`revert ${point.jobId} ${point.swappedAt}`).digest('hex').slice(0, 8);
-}
 
 /** The way back, as an ALTER analysis: the columns the ALTER renamed go back to their names. */
 export function reverseAnalysis(point: RevertPoint): AlterAnalysis {
@@ -88,8 +81,14 @@ export function reverseAnalysis(point: RevertPoint): AlterAnalysis {
 
 /** A revert's artefacts: its shadow is the old table; its backup will hold the table it replaces. */
 export function revertNames(session: DialectSession, point: RevertPoint): ArtefactNames {
-  const names = session.artefactNames(point.table, revertJobId(point));
-  return { ...names, shadow: point.oldTable };
+  const names = session.artefactNames(point.table, revertJobId(point.jobId));
+  // `revert`: the shadow is an old table, with objects of its own (PostgreSQL's swap minds them).
+  return { ...names, shadow: point.oldTable, extra: { ...names.extra, revert: 'true' } };
+}
+
+/** The artefact names of the job that would revert the point a job (`pointJobId`) records at its swap. */
+export function wayBackNames(session: DialectSession, table: TableRef, pointJobId: string): ArtefactNames {
+  return session.artefactNames(table, revertJobId(pointJobId));
 }
 
 /**
@@ -99,7 +98,7 @@ export function revertNames(session: DialectSession, point: RevertPoint): Artefa
 export function revertCheckpoint(point: RevertPoint, names: ArtefactNames): Checkpoint {
   return {
     version: 1,
-    jobId: revertJobId(point),
+    jobId: revertJobId(point.jobId),
     table: point.table,
     alter: describeRevert(point),
     names,
@@ -118,6 +117,7 @@ export function describeRevert(point: RevertPoint): string {
 
 /** Seconds since the point's swap. */
 export const ageSeconds = revertPointAge;
+export { revertJobId };
 
 /** Why the point can no longer be used, or null. */
 export function windowClosed(point: RevertPoint, now = Date.now()): string | null {

@@ -27,6 +27,18 @@ export class PreflightError extends ShadowshiftError {
 /** Copying or applying would drop or change data (truncation, NULL into NOT NULL, duplicate on a new unique key). */
 export class DataLossError extends ShadowshiftError {
   override readonly exitCode = 4;
+  /**
+   * The original's rows whose change could not be applied, by key (in the copy plan's key
+   * order), when the applier knows them: a revert takes such a row back from the live
+   * table instead (EventPump.recoverRows).
+   */
+  keys?: unknown[][];
+}
+
+/** `err` with the rows it names, when it is a DataLossError. */
+export function withKeys<E>(err: E, keys: unknown[][]): E {
+  if (err instanceof DataLossError) err.keys = keys;
+  return err;
 }
 
 /**

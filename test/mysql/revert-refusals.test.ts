@@ -136,6 +136,28 @@ describe('mysql: what revert refuses', () => {
     }
   });
 
+  it('takes back from the live table a row whose value since the swap did not fit, but was fixed since', async () => {
+    // More changes between the two than one batch takes: the long value is applied on its own.
+    const { url, db } = await altered(TABLE, 'MODIFY email VARCHAR(100) NOT NULL', [
+      "INSERT INTO t (id, email, n) VALUES (6, 'a-very-long-address@example.com', 6)",
+      ...Array.from({ length: 5 }, (_, b) => `INSERT INTO t (id, email, n) VALUES ${Array.from({ length: 500 }, (_, i) => `(${100 + b * 500 + i}, 'f${100 + b * 500 + i}@x', 1)`).join(', ')}`),
+      "UPDATE t SET email = 'f@x', n = 66 WHERE id = 6",
+    ]);
+    try {
+      const job = newJob(url, 't', '', { revert: true });
+      try {
+        const result = await job.execute(await job.prepare());
+        expect(result.repairedChunks).toBe(0);
+      } finally {
+        await job.close();
+      }
+      expect(await db.query('SELECT email, n FROM t WHERE id = 6')).toEqual([{ email: 'f@x', n: 66 }]);
+      expect(Number((await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM t'))[0]!.n)).toBe(3 + 1 + 2500);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('puts a renamed column back under its old name, with the values written since', async () => {
     const { url, db } = await altered(TABLE, 'RENAME COLUMN note TO memo, ADD COLUMN extra INT NULL', [
       "INSERT INTO t (id, email, n, memo, extra) VALUES (4, 'd@x', 4, 'four', 44)",

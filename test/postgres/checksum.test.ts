@@ -368,6 +368,7 @@ describe('checksum: a repair never loses rows silently', () => {
       let damaged = false;
       const checksummer: Checksummer = {
         open: (...a) => session.checksummer.open(...a),
+        recopyKeys: (...a) => session.checksummer.recopyKeys(...a),
         recopy: async (p, range) => {
           await session.checksummer.recopy(p, range);
           if (damaged) return;

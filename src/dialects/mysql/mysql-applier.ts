@@ -24,6 +24,7 @@ import { keyString } from './mysql-keys.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
 import { collisionsOfChangedRow, weakeningOf } from './mysql-duplicates.js';
+import { withKeys } from '../../util/errors.js';
 
 /** Rows per multi-row statement; keeps each statement well under max_allowed_packet for ordinary rows. */
 const ROWS_PER_STATEMENT = 200;
@@ -172,7 +173,8 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
       const message = (err as Error).message;
       const at = rows[Number(/ at row (\d+)/.exec(message)?.[1] ?? 0) - 1] ?? (rows.length === 1 ? rows[0] : undefined);
       if (!at) for (const row of rows) await run(verb, [row]);
-      throw dataLossForValue(name, message, 'applying a change', at ? keyText(at) : undefined);
+      const lost = dataLossForValue(name, message, 'applying a change', at ? keyText(at) : undefined);
+      throw at ? withKeys(lost, [keyIndexes.map((i) => at[i])]) : lost;
     }
   };
 
@@ -203,7 +205,7 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
         if (newUnique.has(dup.key.toLowerCase())) {
           const valueOf = (target: string) => u.values[plan.columns.findIndex((c) => c.target.toLowerCase() === target.toLowerCase())];
           const rows = await collisionsOfChangedRow(conn, plan, dup.key, u.key, valueOf);
-          throw dataLossForDuplicate(name, dup.key, dup.value, 'applying a change', { rows, change: weakeningOf(plan, dup.key) });
+          throw withKeys(dataLossForDuplicate(name, dup.key, dup.value, 'applying a change', { rows, change: weakeningOf(plan, dup.key) }), [u.key]);
         }
         await run('REPLACE', [u.values]);
       }

@@ -23,13 +23,13 @@
 // warnings checked their values — and the job logs once which ones and why.
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import type { Checksummer, ChecksumView, CopyPlan, KeyRange } from '../dialect.js';
+import type { Checksummer, ChecksumView, CopyPlan, KeyRange, Value } from '../dialect.js';
 import { CutoverAttemptError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { copyRange, rangeWhere, shadowRangeWhere } from './mysql-copier.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
-import { wrapError } from './mysql-errors.js';
-import { convertedForChecksum, typedColumns, zoneFor } from './mysql-conversions.js';
+import { ER_DUP_ENTRY, dataLossForValue, isDataError, wrapError } from './mysql-errors.js';
+import { convertedForChecksum, copyExpressions, typedColumns, zoneFor } from './mysql-conversions.js';
 
 const TEXT_TYPES = /^(char|varchar|tinytext|text|mediumtext|longtext|enum|set|json)\b/i;
 
@@ -157,6 +157,39 @@ export class MysqlChecksummer implements Checksummer {
     } finally {
       if (locked) await lock.query('UNLOCK TABLES').catch(() => undefined);
       await lock.end().catch(() => lock.destroy());
+    }
+  }
+
+  async recopyKeys(plan: CopyPlan, keys: Value[][]): Promise<void> {
+    if (keys.length === 0) return;
+    const inList = (cols: string[]) => {
+      const lhs = cols.length === 1 ? quoteIdent(cols[0]!) : `(${cols.map(quoteIdent).join(', ')})`;
+      const tuple = cols.length === 1 ? '?' : `(${cols.map(() => '?').join(', ')})`;
+      return `${lhs} IN (${keys.map(() => tuple).join(', ')})`;
+    };
+    const params = keys.flat();
+    const named = keys.map((k) => plan.key.map((c, i) => `${c.source}=${String(k[i])}`).join(', ')).join('; ');
+    const conn = await this.ctx.pool.getConnection();
+    let open = false;
+    try {
+      await conn.query('BEGIN');
+      open = true;
+      await conn.query(`DELETE FROM ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} WHERE ${inList(plan.key.map((k) => k.target))}`, params);
+      // Strict mode, and no IGNORE: a value the shadow cannot hold is an error here, never a warning.
+      await conn.query(
+        `INSERT INTO ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} (${plan.columns.map((c) => quoteIdent(c.target)).join(', ')}) ` +
+          `SELECT ${copyExpressions(plan, await zoneFor(this.ctx, plan)).join(', ')} FROM ${quoteTable(plan.original.ref.schema, plan.original.ref.name)} ` +
+          `WHERE ${inList(plan.key.map((k) => k.source))} LOCK IN SHARE MODE`,
+        params,
+      );
+      await conn.query('COMMIT');
+      open = false;
+    } catch (err) {
+      if (open) await conn.query('ROLLBACK').catch(() => conn.destroy());
+      if (isDataError(err) || (err as { errno?: number }).errno === ER_DUP_ENTRY) throw dataLossForValue(plan.original.ref.name, (err as Error).message, 'taking rows back from the live table', named);
+      throw wrapError(err, `copying rows of ${plan.original.ref.name} again`);
+    } finally {
+      conn.release();
     }
   }
 

@@ -113,7 +113,7 @@ export class MysqlSession implements DialectSession {
     return deferralConcern(this.ctx);
   }
 
-  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+  dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     return dropArtefacts(this.ctx, names, names.extra.schema ?? this.ctx.config.database, opts);
   }
 

@@ -76,6 +76,11 @@ export class MysqlRevertSupport implements RevertSupport {
     return seconds > 0 ? seconds : null;
   }
 
+  /** The binlog already holds every write: nothing to prepare. */
+  async prepareWayBack(): Promise<void> {}
+
+  async dropWayBack(): Promise<void> {}
+
   async prepareStream(names: ArtefactNames): Promise<void> {
     const conn = await this.ctx.pool.getConnection();
     try {

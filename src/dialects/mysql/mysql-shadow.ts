@@ -217,7 +217,7 @@ export async function dropArtefacts(
   ctx: MyContext,
   names: ArtefactNames,
   schema: string,
-  opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number },
+  opts: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean; lockTimeoutMs?: number },
 ): Promise<ArtefactLeft[]> {
   const tables: Array<[ArtefactLeft['kind'], string]> = [...(opts.keepShadow ? [] : [['shadow', names.shadow] as [ArtefactLeft['kind'], string]]), ['changelog', names.changelog]];
   if (!opts.keepBackup) tables.push(['backup', names.backup]);

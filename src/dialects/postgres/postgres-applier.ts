@@ -32,7 +32,7 @@ import { convert, dataLossFrom, lossyValueError, planSql, toParam, type PlanColu
 import { coalesce, type Action } from './postgres-coalesce.js';
 import { quoteIdent } from './postgres-quote.js';
 import { BatchXids, completeFromOriginal } from './postgres-original-reads.js';
-import { ShadowshiftError } from '../../util/errors.js';
+import { ShadowshiftError, withKeys } from '../../util/errors.js';
 
 const MAX_PARAMS = 30000;
 
@@ -68,8 +68,32 @@ export class PostgresApplier implements Applier {
           throw classify(dataLossFrom(err2, plan, 'applying changes'), 'applying changes');
         }
       }
-      throw classify(dataLossFrom(err, plan, 'applying changes'), 'applying changes');
+      const failed = await this.failingRow(p, plan, events, batch, err);
+      throw classify(failed ? withKeys(dataLossFrom(err, plan, 'applying changes', failed.text), [failed.key]) : dataLossFrom(err, plan, 'applying changes'), 'applying changes');
     }
+  }
+
+  /**
+   * Which event's row a value error (a type the value does not fit, NULL into NOT NULL)
+   * came from: the events again one at a time, in a transaction rolled back at the first
+   * failure. Undefined for other errors, or when none fails again.
+   */
+  private async failingRow(p: PlanSql, plan: CopyPlan, events: ChangeEvent[], batch: BatchXids, err: unknown): Promise<{ text: string; key: Value[] } | undefined> {
+    if (!/^(22|23502)/.test(pgCode(err) ?? '')) return undefined;
+    let failed: ChangeEvent | undefined;
+    await this.inTransaction(async (c) => {
+      for (const e of events) {
+        try {
+          for (const group of coalesce(p, [e])) await this.applyActions(c, p, plan, group, batch);
+        } catch (again) {
+          failed = e;
+          throw again;
+        }
+      }
+    }).catch(() => undefined);
+    const row = failed && failed.kind !== 'truncate' ? (failed.kind === 'delete' ? failed.before : failed.after) : undefined;
+    if (!row) return undefined;
+    return { text: plan.key.map((k) => `${k.source}=${String(row[k.source])}`).join(', '), key: plan.key.map((k) => row[k.source] ?? null) };
   }
 
   private async inTransaction(fn: (c: pg.PoolClient) => Promise<void>): Promise<void> {
@@ -187,13 +211,17 @@ export class PostgresApplier implements Applier {
   private async checkLossy(c: pg.PoolClient, p: PlanSql, plan: CopyPlan, rows: Array<{ key: Value[]; row: Row }>): Promise<void> {
     const lossy = p.columns.filter((x) => x.lossyCheck);
     for (const col of lossy) {
-      const vals = rows.map((r) => r.row[col.source]).filter((v) => v !== undefined && v !== null).map(toParam);
-      if (!vals.length) continue;
+      const valued = rows.filter((r) => r.row[col.source] !== undefined && r.row[col.source] !== null);
+      if (!valued.length) continue;
       const r = await c.query(
-        `SELECT v::text AS v FROM unnest($1::text[]) AS t(s), LATERAL (SELECT s::${col.sourceType} AS v) x WHERE CAST(CAST(${convert('v', col)} AS ${col.targetType}) AS ${col.sourceType}) IS DISTINCT FROM v LIMIT 1`,
-        [vals],
+        `SELECT v::text AS v, i FROM unnest($1::text[]) WITH ORDINALITY AS t(s, i), LATERAL (SELECT s::${col.sourceType} AS v) x
+          WHERE CAST(CAST(${convert('v', col)} AS ${col.targetType}) AS ${col.sourceType}) IS DISTINCT FROM v ORDER BY i LIMIT 1`,
+        [valued.map((x) => toParam(x.row[col.source]!))],
       );
-      if (r.rows.length) throw lossyValueError(col, r.rows[0].v, '(from the change stream)', plan.original.ref.name);
+      if (r.rows.length) {
+        const key = valued[Number(r.rows[0].i) - 1]!.key;
+        throw withKeys(lossyValueError(col, r.rows[0].v, plan.key.map((k, i) => `${k.source}=${String(key[i])}`).join(', '), plan.original.ref.name), [key]);
+      }
     }
   }
 }

@@ -1,19 +1,25 @@
-// Checkpoints of resumable jobs in `_ss_checkpoints` (../checkpoint-store.ts).
+// Checkpoints of resumable jobs in `_ss_checkpoints`, and revert points of revertible
+// jobs in `_ss_reverts` (../checkpoint-store.ts).
 
-import type { TableRef } from '../dialect.js';
+import type { Checkpoint, RevertPoint, TableRef } from '../dialect.js';
 import { SqlCheckpointStore } from '../checkpoint-store.js';
 import type { PgContext } from './postgres-context.js';
 import { quoteQualified } from './postgres-quote.js';
 
 export const CHECKPOINT_TABLE = '_ss_checkpoints';
+export const REVERT_TABLE = '_ss_reverts';
 
-export class PostgresCheckpointStore extends SqlCheckpointStore {
-  constructor(private readonly ctx: PgContext) {
+/** One JSON row per table in `name` (a table of the migrated table's schema). */
+class PostgresStateTable<T extends { table: TableRef }> extends SqlCheckpointStore<T> {
+  constructor(
+    private readonly ctx: PgContext,
+    private readonly name: string,
+  ) {
     super();
   }
 
   private table(ref: TableRef): string {
-    return quoteQualified(ref.schema, CHECKPOINT_TABLE);
+    return quoteQualified(ref.schema, this.name);
   }
 
   protected async createTable(ref: TableRef): Promise<void> {
@@ -46,5 +52,17 @@ export class PostgresCheckpointStore extends SqlCheckpointStore {
 
   protected async dropTableIfEmpty(ref: TableRef): Promise<void> {
     await this.ctx.pool.query(`DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM ${this.table(ref)}) THEN DROP TABLE ${this.table(ref)}; END IF; END$$`).catch(() => undefined);
+  }
+}
+
+export class PostgresCheckpointStore extends PostgresStateTable<Checkpoint> {
+  constructor(ctx: PgContext) {
+    super(ctx, CHECKPOINT_TABLE);
+  }
+}
+
+export class PostgresRevertPointStore extends PostgresStateTable<RevertPoint> {
+  constructor(ctx: PgContext) {
+    super(ctx, REVERT_TABLE);
   }
 }

@@ -53,7 +53,7 @@ import pg from 'pg';
 import type { Checksummer, ChecksumView, CopyPlan, KeyRange, Value } from '../dialect.js';
 import { dedicatedClient, type PgContext } from './postgres-context.js';
 import { classify } from './postgres-errors.js';
-import { convert, keyParams, planSql, rowOf, type PlanColumn, type PlanSql } from './postgres-plan-sql.js';
+import { convert, dataLossFrom, keyParams, planSql, rowOf, type PlanColumn, type PlanSql } from './postgres-plan-sql.js';
 import { quoteIdent, quoteLiteral } from './postgres-quote.js';
 import { CutoverAttemptError } from '../../util/errors.js';
 import { PostgresCopier } from './postgres-copier.js';
@@ -207,6 +207,35 @@ export class PostgresChecksummer implements Checksummer {
   }
 
   /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
+  async recopyKeys(plan: CopyPlan, keys: Value[][]): Promise<void> {
+    if (keys.length === 0) return;
+    const p = await planSql(this.ctx.pool, plan);
+    const params: unknown[] = [];
+    const targetParams: unknown[] = [];
+    const lhs = (side: 'source' | 'target') => (p.key.length === 1 ? quoteIdent(p.key[0]![side]) : `(${p.key.map((k) => quoteIdent(k[side])).join(', ')})`);
+    const sourceKeys = keys.map((k) => keyParams(p.key, k, params)).join(', ');
+    const targetKeys = keys.map((k) => keyParams(p.key, k, targetParams, true)).join(', ');
+    const where = `${lhs('source')} IN (${sourceKeys})`;
+    const named = keys.map((k) => p.key.map((c, i) => `${c.source}=${String(k[i])}`).join(', ')).join('; ');
+    const client = await this.ctx.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`DELETE FROM ${p.shadow} WHERE ${lhs('target')} IN (${targetKeys})`, targetParams);
+      await client.query(
+        `INSERT INTO ${p.shadow} (${p.columns.map((c) => quoteIdent(c.target)).join(', ')})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
+          `SELECT ${p.columns.map((c) => convert(quoteIdent(c.source), c)).join(', ')} FROM ${p.original} WHERE ${where} FOR SHARE`,
+        params,
+      );
+      await this.copier.checkLossy(client, p, plan, where, params);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw classify(dataLossFrom(err, plan, 'taking rows back from the live table', named), 'copying rows again');
+    } finally {
+      client.release();
+    }
+  }
+
   async recopy(plan: CopyPlan, range: KeyRange): Promise<void> {
     const p = await planSql(this.ctx.pool, plan);
     const params: unknown[] = [];

@@ -191,7 +191,7 @@ export class PostgresCopier implements RowCopier {
    * share-locked, or read in the copy's snapshot, so this second read sees exactly the
    * versions that were copied.
    */
-  private async checkLossy(client: pg.PoolClient, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
+  async checkLossy(client: pg.PoolClient, p: PlanSql, plan: CopyPlan, where: string, params: unknown[]): Promise<void> {
     for (const c of p.columns.filter((x) => x.lossyCheck)) {
       const col = quoteIdent(c.source);
       const keyText = p.key.map((k) => `${quoteIdent(k.source)}::text`).join(` || ',' || `);

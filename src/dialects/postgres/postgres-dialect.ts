@@ -25,6 +25,7 @@ import { PostgresCutover } from './cutover/swap-transaction.js';
 import { listLeftovers, removeLeftover, endStoppedRun } from './postgres-leftovers.js';
 import { postgresChecks } from './checks/index.js';
 import { PostgresChecksummer } from './postgres-checksum.js';
+import { PostgresRevertSupport } from './postgres-revert.js';
 import { PostgresCheckpointStore } from './postgres-checkpoints.js';
 import { PostgresProbes } from './postgres-probes.js';
 import { finishShadow } from './postgres-deferred-indexes.js';
@@ -41,6 +42,7 @@ export class PostgresSession implements DialectSession {
   readonly applier: PostgresApplier;
   readonly cutover: PostgresCutover;
   readonly checksummer: PostgresChecksummer;
+  readonly revert: PostgresRevertSupport;
   readonly checkpoints: PostgresCheckpointStore;
   private readonly locks: PostgresJobLocks;
   private readonly streams = new Set<ChangeStream>();
@@ -55,6 +57,7 @@ export class PostgresSession implements DialectSession {
     this.applier = new PostgresApplier(ctx);
     this.cutover = new PostgresCutover(ctx);
     this.checksummer = new PostgresChecksummer(ctx);
+    this.revert = new PostgresRevertSupport(ctx);
     this.checkpoints = new PostgresCheckpointStore(ctx);
     this.locks = new PostgresJobLocks(ctx);
   }
@@ -132,7 +135,7 @@ export class PostgresSession implements DialectSession {
     return info;
   }
 
-  async dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+  async dropArtefacts(names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
     await releaseVacuumGuard(this.ctx);
     return dropArtefacts(this.ctx, names, opts);
   }

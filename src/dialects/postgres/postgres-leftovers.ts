@@ -5,12 +5,12 @@
 // any job of the database runs (it may write there at any moment).
 
 import { releaseVacuumGuard } from './postgres-vacuum-guard.js';
-import type { Leftover, TableRef } from '../dialect.js';
+import { revertJobId, revertPointAge, type Leftover, type RevertPoint, type TableRef } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { anyJobLockHeld, jobLockHeld } from './postgres-job-lock.js';
-import { CHECKPOINT_TABLE, PostgresCheckpointStore } from './postgres-checkpoints.js';
+import { CHECKPOINT_TABLE, PostgresCheckpointStore, PostgresRevertPointStore, REVERT_TABLE } from './postgres-checkpoints.js';
 import { HEARTBEAT_TABLE } from './postgres-probes.js';
-import { CUTOVER_APPLICATION_NAME, isResumableArtefact, parseArtefactName } from './postgres-names.js';
+import { CUTOVER_APPLICATION_NAME, isResumableArtefact, jobTag, parseArtefactName } from './postgres-names.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './postgres-quote.js';
 import { dropSlotAndPublication } from './postgres-slot.js';
 import { ShadowshiftError } from '../../util/errors.js';
@@ -26,6 +26,16 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
   // neither (the table not there yet, the statement already over) and the shadow missed.
   const statements = await runningStatements(pool);
   const out: PgLeftover[] = [];
+  // Revert points, and what each keeps for `shadowshift revert`: the old table, and the slot
+  // and publication the revert reads (named as the revert job's). Not debris while the window is open.
+  const reverts = await revertPoints(pool);
+  const keptOld = new Map<string, Leftover['revertWindow']>();
+  const keptTags = new Map<string, Leftover['revertWindow']>();
+  for (const r of reverts) {
+    keptOld.set(`${r.table!.schema}.${r.point.oldTable}`, r.revertWindow);
+    keptTags.set(jobTag(revertJobId(r.point.jobId)), r.revertWindow);
+  }
+  const kept = (window: Leftover['revertWindow']) => (window ? { revertWindow: window } : {});
   const activeTags = new Set<string>();
   /** Tags of resumable jobs (their slot or publication is `_ss_<tag>_rslot` / `_rpub`). */
   const resumableTags = new Set<string>();
@@ -76,21 +86,25 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
     // A shadow names its job's table for the slot and publication when they are all that says it.
     if (parsed.kind === 'new') tagTable.set(parsed.tag, table);
     // A resumable job's shadow goes with its kept slot; its backup only exists after a cut-over (nothing to resume).
-    out.push({ kind: parsed.kind === 'new' ? 'shadow' : 'backup', name: t.relname, schema: t.nspname, table, inUse, resumable: parsed.kind === 'new' && resumableTags.has(parsed.tag) });
+    out.push({
+      kind: parsed.kind === 'new' ? 'shadow' : 'backup', name: t.relname, schema: t.nspname, table, inUse, resumable: parsed.kind === 'new' && resumableTags.has(parsed.tag),
+      ...kept(parsed.kind === 'old' ? keptOld.get(`${t.nspname}.${t.relname}`) : undefined),
+    });
   }
   const tableOf = (tag: string) => (tagTable.has(tag) ? { table: tagTable.get(tag)! } : {});
   for (const s of slots.rows) {
     const parsed = parseArtefactName(s.slot_name);
     if (!parsed) continue;
-    out.push({ kind: 'slot', name: s.slot_name, ...tableOf(parsed.tag), inUse: s.active === 'true' || lockedTags.has(parsed.tag), resumable: isResumableArtefact(s.slot_name) });
+    out.push({ kind: 'slot', name: s.slot_name, ...tableOf(parsed.tag), inUse: s.active === 'true' || lockedTags.has(parsed.tag), resumable: isResumableArtefact(s.slot_name), ...kept(keptTags.get(parsed.tag)) });
   }
   const seen = new Set<string>();
   for (const p of pubs.rows) {
     const parsed = parseArtefactName(p.pubname);
     if (!parsed || seen.has(p.pubname)) continue;
     seen.add(p.pubname);
-    out.push({ kind: 'publication', name: p.pubname, ...tableOf(parsed.tag), inUse: activeTags.has(parsed.tag) || lockedTags.has(parsed.tag), resumable: isResumableArtefact(p.pubname) });
+    out.push({ kind: 'publication', name: p.pubname, ...tableOf(parsed.tag), inUse: activeTags.has(parsed.tag) || lockedTags.has(parsed.tag), resumable: isResumableArtefact(p.pubname), ...kept(keptTags.get(parsed.tag)) });
   }
+  for (const r of reverts) out.push({ kind: 'revert-point', name: r.name, table: r.table, inUse: await jobLockHeld(pool, r.table!), revertWindow: r.revertWindow });
   out.push(...(await sharedTables(pool)));
   out.push(...statements);
   return out;
@@ -110,6 +124,24 @@ async function runningStatements(pool: PgContext['pool']): Promise<PgLeftover[]>
       ORDER BY pid`,
   );
   return r.rows.map((s) => ({ kind: 'statement' as const, name: `pid ${s.pid} (${s.query})`, inUse: true }));
+}
+
+/** Every revert point, in every schema's `_ss_reverts`. */
+async function revertPoints(pool: PgContext['pool']): Promise<Array<PgLeftover & { point: RevertPoint }>> {
+  const tables = await pool.query<{ nspname: string }>(
+    `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relname = $1 AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1`,
+    [REVERT_TABLE],
+  );
+  const out: Array<PgLeftover & { point: RevertPoint }> = [];
+  for (const t of tables.rows) {
+    const rows = await pool.query<{ s: string; t: string; p: string }>(`SELECT table_schema AS s, table_name AS t, checkpoint AS p FROM ${quoteQualified(t.nspname, REVERT_TABLE)} ORDER BY 1, 2`);
+    for (const r of rows.rows) {
+      const point = JSON.parse(r.p) as RevertPoint;
+      const age = revertPointAge(point);
+      out.push({ kind: 'revert-point', name: `${r.s}.${r.t}`, table: { schema: r.s, name: r.t }, inUse: false, point, revertWindow: { ageSeconds: age, windowSeconds: point.windowSeconds, open: age <= point.windowSeconds } });
+    }
+  }
+  return out;
 }
 
 /** Checkpoints (one per table, kept for --resume) and the shared tables, in every schema. */
@@ -175,6 +207,10 @@ export async function removeLeftover(ctx: PgContext, item: PgLeftover): Promise<
     }
     case 'heartbeat-table':
       await pool.query(`DROP TABLE IF EXISTS ${quoteQualified(item.schema ?? 'public', HEARTBEAT_TABLE)}`);
+      return;
+    case 'revert-point':
+      if (!item.table) throw new ShadowshiftError(`revert point ${item.name} does not say which table it belongs to`);
+      await new PostgresRevertPointStore(ctx).remove(item.table);
       return;
     default:
       throw new ShadowshiftError(`PostgreSQL has no ${item.kind} artefacts`);

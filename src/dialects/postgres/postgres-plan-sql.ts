@@ -139,10 +139,11 @@ export function toParam(v: Value): string | null {
  * Translates a data error of the copy or apply into DataLossError (naming the column
  * or index and the fix), or returns the error unchanged.
  */
-export function dataLossFrom(err: unknown, plan: CopyPlan, where: string): unknown {
+/** `row`: the key of the row that failed, as `id=5`, when known. */
+export function dataLossFrom(err: unknown, plan: CopyPlan, where: string, row?: string): unknown {
   const e = err as PgError;
   const code = e?.code;
-  const table = plan.original.ref.name;
+  const table = row ? `${plan.original.ref.name} (the row ${row})` : plan.original.ref.name;
   const weakened = code === '23505' ? plan.weakenedUniqueIndexes?.find((w) => w.name === e.constraint) : undefined;
   if (weakened) {
     return new DataLossError(

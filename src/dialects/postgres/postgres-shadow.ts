@@ -125,7 +125,7 @@ export async function createShadow(
  * the slot first (it holds WAL on the server), then the publication and the tables, each
  * waiting at most `lockTimeoutMs` for its lock.
  */
-export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
+export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: { keepBackup: boolean; keepShadow?: boolean; keepStream?: boolean; lockTimeoutMs?: number }): Promise<ArtefactLeft[]> {
   const schema = names.extra.schema ?? 'public';
   const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs ?? 5000));
   const left: ArtefactLeft[] = [];
@@ -147,8 +147,10 @@ export async function dropArtefacts(ctx: PgContext, names: ArtefactNames, opts: 
       c.release();
     }
   };
-  if (names.extra.slot) await attempt('slot', names.extra.slot, () => dropSlotAndPublication(ctx.pool, names.extra.slot!, ''));
-  await attempt('publication', names.changelog, underTimeout(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.changelog)}`));
+  if (!opts.keepStream) {
+    if (names.extra.slot) await attempt('slot', names.extra.slot, () => dropSlotAndPublication(ctx.pool, names.extra.slot!, ''));
+    await attempt('publication', names.changelog, underTimeout(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.changelog)}`));
+  }
   if (!opts.keepShadow) await attempt('shadow', `${schema}.${names.shadow}`, underTimeout(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.shadow)}`));
   if (!opts.keepBackup) await attempt('backup', `${schema}.${names.backup}`, underTimeout(`DROP TABLE IF EXISTS ${quoteQualified(schema, names.backup)}`));
   return left;

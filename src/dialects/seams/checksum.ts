@@ -2,6 +2,7 @@
 // Part of the seam between the engine and a database: see ../dialect.ts.
 
 import type { CopyPlan, KeyRange } from './copy.js';
+import type { Value } from './table.js';
 
 /** One consistent snapshot over the original and the shadow. */
 export interface ChecksumView {
@@ -23,4 +24,10 @@ export interface Checksummer {
   open(plan: CopyPlan, options: { lockTimeoutMs: number; drainUnderLock: () => Promise<void> }): Promise<ChecksumView>;
   /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
   recopy(plan: CopyPlan, range: KeyRange): Promise<void>;
+  /**
+   * Replaces the shadow's rows of these keys (the plan's key, in its order) with fresh,
+   * share-locked copies of the original's, or none where the original has none. Throws a
+   * DataLossError, naming the row, when a value does not fit the shadow.
+   */
+  recopyKeys(plan: CopyPlan, keys: Value[][]): Promise<void>;
 }

@@ -1,6 +1,7 @@
 // The cut-over's seam: the swap, its options and timing, and what blocks or reads around it.
 // Part of the seam between the engine and a database: see ../dialect.ts.
 
+import type { StreamPosition } from './stream.js';
 import type { Logger } from '../../util/logger.js';
 import type { CopyPlan } from './copy.js';
 import type { ArtefactNames, TableInfo } from './table.js';
@@ -117,6 +118,12 @@ export interface CutoverTiming {
    * included, since writers queue behind a pending lock request too).
    */
   lockedMs: number;
+  /**
+   * Where the writes to the new table begin in the change stream, where the swap itself
+   * can say so (PostgreSQL: the WAL position read under the swap's locks, before its
+   * commit); a revert point records it (seams/revert.ts).
+   */
+  afterSwap?: StreamPosition;
 }
 
 export interface Cutover {

@@ -3,6 +3,7 @@
 // the writes to the new table begin. Part of the seam between the engine and a
 // database: see ../dialect.ts; the engine's side is engine/revert-point.ts.
 
+import { createHash } from 'node:crypto';
 import type { StreamPosition } from './stream.js';
 import type { CopyPlan } from './copy.js';
 import type { ArtefactNames, TableRef } from './table.js';
@@ -25,6 +26,16 @@ export interface RevertPoint {
   swappedAt: string;
   /** How long after the swap a revert is allowed (--revert-window). */
   windowSeconds: number;
+}
+
+/**
+ * The id of the job that reverts the point of job `pointJobId`, the same for every run of
+ * it, and known before that point's swap: a killed run's changelog and cut-over sentry
+ * carry the names the next run uses, and the stream a PostgreSQL revert reads is created
+ * under its names before the swap (RevertSupport.prepareWayBack).
+ */
+export function revertJobId(pointJobId: string): string {
+  return createHash('sha256').update(`revert ${pointJobId}`).digest('hex').slice(0, 8);
 }
 
 /** Seconds since the point's swap. */
@@ -51,7 +62,20 @@ export interface RevertSupport {
   points: RevertPointStore;
   /** How long the server keeps its change log before purging it by itself, in seconds; null: it does not purge it. */
   logRetentionSeconds(): Promise<number | null>;
-  /** Creates what the revert's change stream needs beside the old table (MySQL: the changelog). */
+  /**
+   * Before a revertible job's swap: what will let a revert read every write to the new
+   * table from the swap on. `shadow` is the table the swap brings in; `wayBack` the
+   * artefact names of the job that would revert it. MySQL: nothing (the binlog is
+   * there); PostgreSQL: a publication of the shadow and a slot, kept after the job.
+   */
+  prepareWayBack(shadow: TableRef, wayBack: ArtefactNames): Promise<void>;
+  /** Drops what prepareWayBack made, when the job ends without its swap (or a revert point is closed). */
+  dropWayBack(wayBack: ArtefactNames): Promise<void>;
+  /**
+   * Before a revert's stream starts: what it needs beside the old table (MySQL: the
+   * changelog; PostgreSQL: the old table's own triggers disabled, so that applying the
+   * changes does not fire them: the swap back creates the live table's).
+   */
   prepareStream(names: ArtefactNames): Promise<void>;
   /**
    * Scans the live table for values the way back would lose: a value that does not fit

@@ -4,7 +4,7 @@
 
 import type { ArtefactNames, CopyPlan } from '../../dialect.js';
 import { parseTextArray as parseArrayText } from '../postgres-inspector.js';
-import { asideName, jobTag, truncateBytes } from '../postgres-names.js';
+import { asideName, jobTag, parseArtefactName, truncateBytes } from '../postgres-names.js';
 import { indexRenames } from '../postgres-index-names.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres-quote.js';
 import { ShadowshiftError } from '../../../util/errors.js';
@@ -47,7 +47,8 @@ export function columnMapper(plan: CopyPlan): { colMap: Map<string, string>; map
 /** Names the swap may give the shadow's own indexes (`<shadow>_col_idx` → `<table>_col_idx`, and the names the ALTER asked for). */
 export function nameCandidates(plan: CopyPlan, names: ArtefactNames, f: Facts): string[] {
   const out = f.sIdx.filter((sh) => sh.name.startsWith(names.shadow)).map((sh) => newIndexName(plan, names, sh.name));
-  return [...new Set([...out, ...indexRenames(names.extra).values()])].sort();
+  const asideRest = f.sIdx.map((sh) => parseArtefactName(sh.name)).filter((p) => p !== null && /^o\d+$/.test(p.kind) && p.rest).map((p) => p!.rest);
+  return [...new Set([...out, ...asideRest, ...indexRenames(names.extra).values()])].sort();
 }
 
 function newIndexName(plan: CopyPlan, names: ArtefactNames, shadowIndex: string): string {
@@ -222,6 +223,15 @@ function nameNewIndexesAndConstraints(b: Build): void {
       b.moved(sh.name, name);
     }
   }
+  // An index an earlier cut-over moved aside (`_ss_<tag>_o<n>_<name>`) on a table that comes
+  // back (a revert's old table, one the ALTER dropped from the new table) takes its name back.
+  for (const sh of f.sIdx) {
+    const aside = parseArtefactName(sh.name);
+    if (used.has(sh.name) || !aside || !/^o\d+$/.test(aside.kind) || !aside.rest || b.taken(aside.rest)) continue;
+    sql.push(`ALTER INDEX ${quoteQualified(schema, sh.name)} RENAME TO ${quoteIdent(aside.rest)}`);
+    b.moved(sh.name, aside.rest);
+    used.add(sh.name);
+  }
   const conNames = new Set(f.shadowCons.map((r) => r.conname));
   for (const { conname } of f.shadowCons) {
     if (!conname.startsWith(names.shadow)) continue;
@@ -280,6 +290,8 @@ function ownerGrantsAndSecurity(b: Build): void {
   }
   sql.push(`COMMENT ON TABLE ${tbl} IS ${m.descr === null ? 'NULL' : quoteLiteral(m.descr)}`);
   for (const p of f.policies) {
+    // A revert's shadow is an old table that still has its policies: the live table's replace them.
+    if (b.names.extra.revert) sql.push(`DROP POLICY IF EXISTS ${quoteIdent(p.name)} ON ${tbl}`);
     const cmd = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' }[p.cmd] ?? 'ALL';
     sql.push(
       `CREATE POLICY ${quoteIdent(p.name)} ON ${tbl} AS ${p.permissive === 'true' ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${cmd} TO ${p.roles}` +
@@ -341,6 +353,8 @@ function publications(b: Build): void {
 /** 9. Triggers (definitions name the table as it was called: now the new one). */
 function triggers(b: Build): void {
   for (const t of b.f.triggers) {
+    // A revert's shadow is an old table that still has its triggers (disabled): the live table's replace them.
+    if (b.names.extra.revert) b.sql.push(`DROP TRIGGER IF EXISTS ${quoteIdent(t.name)} ON ${b.tbl}`);
     b.sql.push(t.def);
     const mode = ({ D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' } as Record<string, string>)[t.enabled];
     if (mode) b.sql.push(`ALTER TABLE ${b.tbl} ${mode} TRIGGER ${quoteIdent(t.name)}`);

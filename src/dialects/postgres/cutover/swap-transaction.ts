@@ -75,6 +75,7 @@ export class PostgresCutover implements Cutover {
     // When the lock was requested; application writes queue from here until COMMIT.
     let started = 0;
     let lockedMs = 0;
+    let afterSwap: string | undefined;
     try {
       // Everything the swap needs is read and turned into statements before the lock
       // (a dependent object we cannot carry fails the job here, before anything waits).
@@ -154,17 +155,25 @@ export class PostgresCutover implements Cutover {
       }
       validate = swap.validate;
       newName = plan.original.ref.name;
+      // The last thing before COMMIT, under every lock the swap holds: each write to the
+      // new table commits after this position, each of the applier's before it (a revert
+      // point's start, seams/revert.ts).
+      const position = 'SELECT pg_current_wal_insert_lsn()::text AS after_swap';
+      let results: pg.QueryResult[];
       if (swap.views.length === 0) {
         // One round trip: every statement and the COMMIT. A dropped connection is
         // resolved by swapCommitted below, whichever statement it hit.
         committing = true;
-        await c.query(swap.statements.concat('COMMIT').join(';\n'));
+        results = [await c.query(swap.statements.concat(position, 'COMMIT').join(';\n'))].flat() as pg.QueryResult[];
       } else {
         await c.query(swap.statements.join(';\n'));
         for (const v of swap.views) await repointView(c, v);
+        const read = await c.query(position);
         committing = true;
         await c.query('COMMIT');
+        results = [read];
       }
+      afterSwap = results.find((r) => r.fields?.some((f) => f.name === 'after_swap'))?.rows[0]?.after_swap as string | undefined;
       mark('swapAndCommit');
       lockedMs = Date.now() - started;
       options.log.info({ table: plan.original.ref.name, lockedMs, steps, statements: swap.statements.length, catalogChanged: swap !== prepared.swap }, 'cut-over committed');
@@ -207,7 +216,7 @@ export class PostgresCutover implements Cutover {
     } finally {
       await c.end().catch(() => undefined);
     }
-    return { lockedMs };
+    return { lockedMs, ...(afterSwap ? { afterSwap } : {}) };
   }
 
   /** After an ambiguous COMMIT: true when the shadow's name is gone and the backup exists (the swap committed). */

@@ -1,4 +1,4 @@
-// Revert after the cut-over (engine/revert-point.ts), MariaDB: an ALTER --revertible under
+// Revert after the cut-over (engine/revert-point.ts), on both dialects: an ALTER --revertible under
 // a write workload, the workload writing on through the swap, then `revert` while it
 // still writes, then the revert reverted (forward again). Every write of the workload is
 // acknowledged only once committed, and its model is the oracle: after each step the
@@ -7,7 +7,7 @@
 // repaired nothing.
 
 import { describe, expect, it } from 'vitest';
-import { createMysqlDatabase } from '../support/databases.js';
+import { createMysqlDatabase, createPgDatabase, testedDialects } from '../support/databases.js';
 import { openDb, type Db } from '../support/db.js';
 import { createWorkloadTable, seedWorkloadTable, startWorkload, type Workload } from '../support/workload/index.js';
 import { compareWithModel, formatDiffs } from '../support/compare.js';
@@ -17,7 +17,25 @@ import type { AlterResult } from '../../src/engine/job.js';
 
 const ROWS = 20_000;
 const LOCK_TIMEOUT_MS = 3000;
-const ALTER = "ADD COLUMN flag VARCHAR(16) NOT NULL DEFAULT 'x', MODIFY user_id BIGINT NOT NULL, MODIFY status VARCHAR(32) NOT NULL";
+
+const cases = [
+  {
+    dialect: 'mysql',
+    createDb: () => createMysqlDatabase('revert'),
+    alter: "ADD COLUMN flag VARCHAR(16) NOT NULL DEFAULT 'x', MODIFY user_id BIGINT NOT NULL, MODIFY status VARCHAR(32) NOT NULL",
+    forward: { flag: 'varchar(16)', user_id: 'bigint(20)', status: 'varchar(32)' },
+    oldTables: "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'orders\\_ssold\\_%'",
+    points: 'SELECT table_name AS t FROM _shadowshift_reverts',
+  },
+  {
+    dialect: 'postgres',
+    createDb: () => createPgDatabase('revert'),
+    alter: "ADD COLUMN flag varchar(16) NOT NULL DEFAULT 'x', ALTER COLUMN user_id TYPE bigint, ALTER COLUMN status TYPE varchar(32)",
+    forward: { flag: 'character varying(16)', user_id: 'bigint', status: 'character varying(32)' },
+    oldTables: "SELECT relname AS t FROM pg_class WHERE relkind = 'r' AND relname LIKE '\\_ss\\_%\\_old\\_orders'",
+    points: 'SELECT table_name AS t FROM _ss_reverts',
+  },
+] as const;
 
 async function run(url: string, alter: string, options: TestAlterOptions): Promise<AlterResult> {
   const job = newJob(url, 'orders', alter, { cutoverLockTimeoutMs: LOCK_TIMEOUT_MS, chunkTimeMs: 100, ...options });
@@ -39,13 +57,17 @@ async function writesGoOn(workload: Workload, n: number): Promise<void> {
 }
 
 async function definition(db: Db): Promise<Record<string, string>> {
-  const rows = await db.query<{ Field: string; Type: string }>('SHOW COLUMNS FROM orders');
-  return Object.fromEntries(rows.map((r) => [r.Field, r.Type]));
+  if (db.dialect === 'mysql') {
+    const rows = await db.query<{ Field: string; Type: string }>('SHOW COLUMNS FROM orders');
+    return Object.fromEntries(rows.map((r) => [r.Field, r.Type]));
+  }
+  const rows = await db.query<{ name: string; type: string }>("SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 AND NOT attisdropped");
+  return Object.fromEntries(rows.map((r) => [r.name, r.type]));
 }
 
-describe('mysql: revert after the cut-over', () => {
+describe.each(testedDialects(cases))('$dialect: revert after the cut-over', ({ dialect, createDb, alter, forward: forwardColumns, oldTables, points: pointsSql }) => {
   it('undoes a finished ALTER under a write workload without losing a write, and the revert can be undone too', async () => {
-    const { url } = await createMysqlDatabase('revert');
+    const { url } = await createDb();
     const db = await openDb(url);
     try {
       await createWorkloadTable(db, 'orders');
@@ -55,8 +77,8 @@ describe('mysql: revert after the cut-over', () => {
       let back: AlterResult;
       let again: AlterResult;
       try {
-        const forward = await run(url, ALTER, { revertible: true });
-        expect(forward.backupTable).toMatch(/^orders_ssold_/);
+        const forward = await run(url, alter, { revertible: true });
+        expect(forward.backupTable).toMatch(dialect === 'mysql' ? /^orders_ssold_/ : /^_ss_\w+_old_orders$/);
         await writesGoOn(workload, 500);
 
         back = await run(url, '', { revert: true });
@@ -77,7 +99,7 @@ describe('mysql: revert after the cut-over', () => {
       }
       const stats = await workload.stop();
       console.log(
-        `[mysql revert] workload: ${stats.ops} ops, ${stats.writesPerSec.toFixed(0)} writes/s, p99 ${stats.writeLatency.p99.toFixed(1)} ms, ` +
+        `[${dialect} revert] workload: ${stats.ops} ops, ${stats.writesPerSec.toFixed(0)} writes/s, p99 ${stats.writeLatency.p99.toFixed(1)} ms, ` +
           `longest write stall ${stats.longestWriteStallMs.toFixed(0)} ms, errors ${stats.errors}; applied ${back!.eventsApplied} back, ${again!.eventsApplied} forward again`,
       );
       expect(stats.errors, JSON.stringify(stats.errorSamples.slice(0, 5))).toBe(0);
@@ -88,11 +110,11 @@ describe('mysql: revert after the cut-over', () => {
       const final = await compareWithModel(db, 'orders', model);
       expect(final.equal, formatDiffs(final)).toBe(true);
       const forwardAgain = await definition(db);
-      expect(forwardAgain).toMatchObject({ flag: 'varchar(16)', user_id: 'bigint(20)', status: 'varchar(32)' });
+      expect(forwardAgain).toMatchObject(forwardColumns);
       // Each step took the kept table back and kept the one it replaced: one old table is left, and the revert point leads back to it.
-      const tables = (await db.query<{ t: string }>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'orders\\_ssold\\_%'")).map((r) => r.t);
+      const tables = (await db.query<{ t: string }>(oldTables)).map((r) => r.t);
       expect(tables).toEqual([again!.backupTable]);
-      const points = await db.query<{ t: string }>('SELECT table_name AS t FROM _shadowshift_reverts');
+      const points = await db.query<{ t: string }>(pointsSql);
       expect(points.map((p) => p.t)).toEqual(['orders']);
     } finally {
       await db.close();

@@ -1,0 +1,147 @@
+// Revert after the cut-over, PostgreSQL: what it refuses (nothing changed, rows named), a
+// misfit write during its catch-up (the revert fails naming the row, the table untouched,
+// the way back still open), and what it keeps on the server: the slot and publication it
+// reads hold WAL, so `cleanup` lists them with the revert point, keeps them while the
+// window is open, and the next ALTER of the table closes the window and drops them.
+
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { createPgDatabase, pgConnect } from '../support/databases.js';
+import { newJob, runAlter, waitUntil } from '../support/alter.js';
+import { startCli } from '../support/cli.js';
+
+const runCli = (args: string[]) => startCli(args).done;
+
+const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, email varchar(20) NOT NULL CONSTRAINT t_email_key UNIQUE, n integer NOT NULL, note text)';
+
+async function altered(alter: string, after: string[]): Promise<{ url: string; admin: pg.Client }> {
+  const { url } = await createPgDatabase('revref');
+  const admin = await pgConnect(url);
+  await admin.query(TABLE);
+  await admin.query("INSERT INTO t VALUES (1, 'a@x', 1, 'one'), (2, 'b@x', 2, NULL), (3, 'c@x', 3, 'three')");
+  await runAlter(url, 't', alter, { revertible: true });
+  for (const sql of after) await admin.query(sql);
+  return { url, admin };
+}
+
+async function planRevert(url: string) {
+  const job = newJob(url, 't', '', { revert: true });
+  try {
+    return await job.prepare();
+  } finally {
+    await job.close();
+  }
+}
+
+async function state(admin: pg.Client) {
+  const q = async (sql: string) => (await admin.query(sql)).rows;
+  return {
+    columns: await q("SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"),
+    rows: await q('SELECT * FROM t ORDER BY id'),
+    relations: await q("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1"),
+    slots: await q('SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1'),
+  };
+}
+
+describe('postgres: what revert refuses', () => {
+  const refusals = [
+    { what: 'a value longer than the old column', alter: 'ALTER COLUMN email TYPE varchar(100)', after: ["INSERT INTO t VALUES (7, 'a-very-long-address@example.com', 7)"], says: /email: values the old column \(character varying\(20\) NOT NULL\) cannot hold \(id=7\)/ },
+    { what: 'a number out of the old range', alter: 'ALTER COLUMN n TYPE bigint', after: ["INSERT INTO t VALUES (8, 'h@x', 5000000000)"], says: /n: values the old column \(integer NOT NULL\) cannot hold \(id=8\)/ },
+    { what: 'NULL where the old column is NOT NULL', alter: 'ALTER COLUMN n DROP NOT NULL', after: ["INSERT INTO t VALUES (9, 'i@x', NULL)"], says: /n: values the old column \(integer NOT NULL\) cannot hold \(id=9\)/ },
+    { what: 'a column the ALTER dropped that has no default', alter: 'DROP COLUMN n', after: [], says: /column n of the old table is NOT NULL without a default/ },
+  ];
+
+  it.each(refusals)('refuses $what, naming the rows, and changes nothing', async ({ alter, after, says }) => {
+    const { url, admin } = await altered(alter, after);
+    try {
+      const before = await state(admin);
+      const report = await planRevert(url);
+      if (report.ok) console.log(JSON.stringify(report, null, 1));
+      expect(report.ok).toBe(false);
+      const failed = report.checks.filter((c) => !c.ok);
+      expect(failed.map((c) => c.check)).toEqual(['revert-losses']);
+      expect(failed[0]!.message).toMatch(says);
+      expect(await state(admin)).toEqual(before);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('fails a revert that meets such a write during its catch-up, naming the row; the way back stays open', async () => {
+    const { url, admin } = await altered('ALTER COLUMN email TYPE varchar(100)', ["INSERT INTO t VALUES (4, 'd@x', 4)"]);
+    const dir = mkdtempSync(join(tmpdir(), 'ss-pgrevert-'));
+    const flag = join(dir, 'postpone');
+    writeFileSync(flag, '');
+    try {
+      const job = newJob(url, 't', '', { revert: true, postponeCutoverFlagFile: flag });
+      try {
+        const report = await job.prepare();
+        expect(report.ok, JSON.stringify(report.checks)).toBe(true);
+        const running = job.execute(report);
+        running.catch(() => undefined);
+        await waitUntil(() => ['postponed', 'failed'].includes(job.status().state), 'the revert to catch up');
+        await admin.query("INSERT INTO t VALUES (5, 'a-very-long-address@example.com', 5)");
+        await expect(running).rejects.toThrow(/\(the row id=5\) does not fit .*value too long for type character varying\(20\)/);
+      } finally {
+        await job.close();
+      }
+      expect((await state(admin)).columns.find((c) => c.attname === 'email').type).toBe('character varying(100)');
+      await admin.query("UPDATE t SET email = 'e@x' WHERE id = 5");
+      const again = newJob(url, 't', '', { revert: true });
+      try {
+        await again.execute(await again.prepare());
+      } finally {
+        await again.close();
+      }
+      expect((await state(admin)).columns.find((c) => c.attname === 'email').type).toBe('character varying(20)');
+      expect((await admin.query('SELECT email FROM t WHERE id = 5')).rows[0].email).toBe('e@x');
+    } finally {
+      await admin.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes back from the live table a row whose value since the swap did not fit, but was fixed since', async () => {
+    // More changes between the two than one batch takes: the long value is applied on its own.
+    const { url, admin } = await altered('ALTER COLUMN email TYPE varchar(100)', [
+      "INSERT INTO t VALUES (6, 'a-very-long-address@example.com', 6)",
+      "INSERT INTO t SELECT g, 'f' || g || '@x', g FROM generate_series(100, 2599) g",
+      "UPDATE t SET email = 'f@x', n = 66 WHERE id = 6",
+    ]);
+    try {
+      const job = newJob(url, 't', '', { revert: true });
+      try {
+        const result = await job.execute(await job.prepare());
+        expect(result.repairedChunks).toBe(0);
+      } finally {
+        await job.close();
+      }
+      expect((await admin.query('SELECT email, n FROM t WHERE id = 6')).rows[0]).toEqual({ email: 'f@x', n: 66 });
+      expect((await admin.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(3 + 1 + 2500);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('cleanup keeps the slot, publication and old table of an open window; the next ALTER closes it and drops them', async () => {
+    const { url, admin } = await altered('ADD COLUMN extra int', []);
+    try {
+      const listed = await runCli(['cleanup', '--url', url, '--json']);
+      const kinds = (JSON.parse(listed.stdout).leftovers as Array<{ kind: string; revertWindow?: { open: boolean } }>).map((l) => `${l.kind} ${l.revertWindow?.open ?? '-'}`).sort();
+      expect(kinds).toEqual(['backup true', 'publication true', 'revert-point true', 'slot true']);
+      const kept = await runCli(['cleanup', '--url', url, '--execute']);
+      expect(kept.code, kept.stderr).toBe(0);
+      expect((await state(admin)).slots).toHaveLength(1);
+      await runAlter(url, 't', 'ADD COLUMN extra2 int');
+      const after = await state(admin);
+      expect(after.slots).toEqual([]);
+      expect(after.relations.map((r) => r.relname)).not.toContain('_ss_reverts');
+      expect((await admin.query("SELECT count(*)::int AS n FROM pg_publication WHERE pubname LIKE '\\_ss\\_%'")).rows[0].n).toBe(0);
+    } finally {
+      await admin.end();
+    }
+  });
+});

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { createPgDatabase, pgConnect } from '../support/databases.js';
 import { newJob, runAlter, waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
+import { makePlan, openSession } from './helpers.js';
 
 const runCli = (args: string[]) => startCli(args).done;
 
@@ -66,6 +67,26 @@ describe('postgres: what revert refuses', () => {
       expect(failed[0]!.message).toMatch(says);
       expect(await state(admin)).toEqual(before);
     } finally {
+      await admin.end();
+    }
+  });
+
+  // An ALTER cannot drop a unique constraint on PostgreSQL yet (the preview, made with
+  // LIKE, names its copy otherwise: "constraint ... does not exist"), so the scan for this
+  // refusal is checked on the two tables a revert would see.
+  it('names the values the live table holds twice under a unique key only the old table has', async () => {
+    const { url } = await createPgDatabase('revdup');
+    const admin = await pgConnect(url);
+    const session = await openSession(url);
+    try {
+      await admin.query('CREATE TABLE live (id int PRIMARY KEY, email text NOT NULL)');
+      await admin.query('CREATE TABLE old (id int PRIMARY KEY, email text NOT NULL CONSTRAINT old_email_key UNIQUE)');
+      await admin.query("INSERT INTO live VALUES (1, 'a@x'), (2, 'b@x'), (3, 'a@x')");
+      const plan = makePlan((await session.inspectTable({ schema: 'public', name: 'live' }))!, (await session.inspectTable({ schema: 'public', name: 'old' }))!, { renamedColumns: new Map(), droppedColumns: new Set(), addedColumns: new Set(), renamesTable: false });
+      expect(plan.newUniqueIndexes).toEqual(['old_email_key']);
+      expect(await session.revert.losses(plan)).toEqual([{ problem: 'unique key old_email_key of the old table: values the new table holds more than once', keys: ['email=a@x (2 rows)'] }]);
+    } finally {
+      await session.close();
       await admin.end();
     }
   });

@@ -100,7 +100,19 @@ function readToken(args: AlterArgs): string | undefined {
 }
 
 export async function alterCommand(args: AlterArgs): Promise<number> {
+  return printedRun(args, {}, (result) =>
+    `done: ${result.table} altered in ${result.seconds}s; ${result.rowsCopied} rows copied, ${result.eventsApplied} changes applied; ${formatChecksum(result)}` +
+    (result.backupTable ? `; the old table is kept as ${result.backupTable}` : ''),
+  );
+}
+
+/**
+ * `alter` and `revert` as a user sees them: the plan (printed first with --execute), or
+ * a refusal (exit 3); then the result, as `done` says it or as JSON.
+ */
+export async function printedRun(args: AlterArgs, options: Pick<RunAlterOptions, 'revert'>, done: (result: AlterResult) => string): Promise<number> {
   const { report, result } = await runAlter(args, {
+    ...options,
     planned: (plan) => {
       if (args.execute && plan.ok && !args.json) process.stdout.write(formatPlan(plan, true) + '\n');
     },
@@ -110,12 +122,7 @@ export async function alterCommand(args: AlterArgs): Promise<number> {
     if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));
     return 0;
   }
-  process.stdout.write(
-    args.json
-      ? JSON.stringify({ result }) + '\n'
-      : `done: ${result.table} altered in ${result.seconds}s; ${result.rowsCopied} rows copied, ${result.eventsApplied} changes applied; ${formatChecksum(result)}` +
-          (result.backupTable ? `; the old table is kept as ${result.backupTable}` : '') + '\n',
-  );
+  process.stdout.write((args.json ? JSON.stringify({ result }) : done(result)) + '\n');
   return 0;
 }
 

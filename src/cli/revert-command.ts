@@ -3,9 +3,8 @@
 // through `alter`'s own runner, so controls, hooks, metrics and progress are the same.
 
 import type { Argv } from 'yargs';
-import { PreflightError } from '../util/errors.js';
 import { withConnectionOptions } from './connection-options.js';
-import { formatPlan, runAlter, withJobCommandOptions, type AlterArgs } from './alter-command.js';
+import { printedRun, withJobCommandOptions } from './alter-command.js';
 
 export function revertBuilder(y: Argv) {
   const own = withConnectionOptions(y)
@@ -16,24 +15,9 @@ export function revertBuilder(y: Argv) {
 
 type RevertArgs = Awaited<ReturnType<typeof revertBuilder>['argv']>;
 
-export async function revertCommand(args: RevertArgs): Promise<number> {
-  const asAlter: AlterArgs = { ...args, alter: '' };
-  const { report, result } = await runAlter(asAlter, {
-    revert: true,
-    planned: (plan) => {
-      if (args.execute && plan.ok && !args.json) process.stdout.write(formatPlan(plan, true) + '\n');
-    },
-  });
-  if (!result) {
-    process.stdout.write((args.json ? JSON.stringify({ plan: report }, null, 2) : formatPlan(report, args.execute)) + '\n');
-    if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));
-    return 0;
-  }
-  process.stdout.write(
-    args.json
-      ? JSON.stringify({ result }) + '\n'
-      : `done: ${result.table} is back on its definition before the ALTER, with every write made since (${result.eventsApplied} changes applied); ` +
-          `the table it replaces is kept as ${result.backupTable ?? '(dropped)'}, and \`shadowshift revert\` can undo this revert too\n`,
+export function revertCommand(args: RevertArgs): Promise<number> {
+  return printedRun({ ...args, alter: '' }, { revert: true }, (result) =>
+    `done: ${result.table} is back on its definition before the ALTER, with every write made since (${result.eventsApplied} changes applied); ` +
+    `the table it replaces is kept as ${result.backupTable ?? '(dropped)'}, and \`shadowshift revert\` can undo this revert too`,
   );
-  return 0;
 }

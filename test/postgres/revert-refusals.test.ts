@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { createPgDatabase, pgConnect } from '../support/databases.js';
-import { newJob, runAlter, waitUntil } from '../support/alter.js';
+import { newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
 import { makePlan, openSession } from './helpers.js';
 
@@ -111,12 +111,7 @@ describe('postgres: what revert refuses', () => {
       }
       expect((await state(admin)).columns.find((c) => c.attname === 'email').type).toBe('character varying(100)');
       await admin.query("UPDATE t SET email = 'e@x' WHERE id = 5");
-      const again = newJob(url, 't', '', { revert: true });
-      try {
-        await again.execute(await again.prepare());
-      } finally {
-        await again.close();
-      }
+      await runRevert(url, 't');
       expect((await state(admin)).columns.find((c) => c.attname === 'email').type).toBe('character varying(20)');
       expect((await admin.query('SELECT email FROM t WHERE id = 5')).rows[0].email).toBe('e@x');
     } finally {
@@ -133,13 +128,7 @@ describe('postgres: what revert refuses', () => {
       "UPDATE t SET email = 'f@x', n = 66 WHERE id = 6",
     ]);
     try {
-      const job = newJob(url, 't', '', { revert: true });
-      try {
-        const result = await job.execute(await job.prepare());
-        expect(result.repairedChunks).toBe(0);
-      } finally {
-        await job.close();
-      }
+      await runRevert(url, 't');
       expect((await admin.query('SELECT email, n FROM t WHERE id = 6')).rows[0]).toEqual({ email: 'f@x', n: 66 });
       expect((await admin.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(3 + 1 + 2500);
     } finally {

@@ -41,6 +41,11 @@ export async function runAlter(url: string, table: string, alter: string, option
   }
 }
 
+/** `shadowshift revert` of the table's last revertible ALTER, as runAlter runs a job (zero repairs). */
+export function runRevert(url: string, table: string, options: TestAlterOptions = {}): Promise<AlterResult> {
+  return runAlter(url, table, '', { ...options, revert: true });
+}
+
 /** A logger that keeps every line (as parsed JSON) for the test to read. */
 export function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];

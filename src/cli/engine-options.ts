@@ -36,7 +36,7 @@ export interface EngineWording {
 
 const ENGINE_FLAGS = [
   'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-row-locks', 'copy-threads', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
-  'drop-old-table', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
+  'drop-old-table', 'revertible', 'revert-window', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
 ];
 
 export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
@@ -57,6 +57,8 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
     .option('cutover-snapshot-wait', { type: 'number', default: 60, describe: 'PostgreSQL: seconds a cut-over attempt waits for transactions whose snapshot is older than the new table\'s rows (they would read it empty); 0 only warns' })
     .option('kill-blockers-after', { type: 'number', describe: 'seconds; end the sessions that block the cut-over\'s lock after this long, logging each (off by default)' })
     .option('drop-old-table', { type: 'boolean', default: false, describe: 'drop the original after cut-over instead of keeping it as a backup' })
+    .option('revertible', { type: 'boolean', default: false, describe: 'keep the way back open: record at the swap what `shadowshift revert` (or `migrate down` of a migration without a down phase) needs to undo the ALTER without losing a write; keeps the old table, and on PostgreSQL a replication slot, for --revert-window' })
+    .option('revert-window', { type: 'number', default: 86400, describe: 'seconds after the swap during which the revert is allowed (MySQL/MariaDB: keep the binlog at least this long)' })
     .option('checksum', { type: 'boolean', default: true, describe: 'compare original and shadow chunk by chunk before the cut-over (--no-checksum to skip)' })
     .option('checksum-interval', { type: 'number', default: 600, describe: 'while postponed, checksum again every this many seconds' })
     .option('checkpoint-interval', { type: 'number', default: 5, describe: 'seconds between checkpoints (every job writes them; also at every phase change): a crash re-copies at most this much work' })
@@ -78,9 +80,7 @@ export function withSingleJobOptions<T>(y: Argv<T>) {
   return y
     .option('postpone-cutover-flag-file', { type: 'string', describe: 'while this file exists, wait before cut-over (changes keep being applied)' })
     .option('resumable', { type: 'boolean', default: false, describe: 'on failure or SIGTERM keep the state (shadow, slot, checkpoint) so --resume can continue; every job writes checkpoints, so a crash (SIGKILL) always leaves a resumable state' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' })
-    .option('revertible', { type: 'boolean', default: false, describe: 'keep the way back open: record at the swap what `shadowshift revert` needs to undo the ALTER without losing a write (MySQL/MariaDB; keeps the old table and needs the binlog since the swap)' })
-    .option('revert-window', { type: 'number', default: 86400, describe: 'seconds after the swap during which `shadowshift revert` is allowed (keep the binlog at least this long)' });
+    .option('resume', { type: 'boolean', default: false, describe: 'continue the job recorded in the table\'s checkpoint (same --table and --alter)' });
 }
 
 /** The parsed flags withEngineOptions adds, and withSingleJobOptions' when the command has them. */

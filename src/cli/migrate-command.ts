@@ -72,6 +72,7 @@ function fmtReport(r: CommandReport): string {
   if (!r.execute) {
     lines.push(`migrate ${r.command} would run:`);
     for (const m of r.migrations) lines.push(...fmtMigration(m));
+    for (const x of r.reverts ?? []) lines.push(`${x.file}: no down phase; its ALTERs are undone by reverting ${x.tables.join(', then ')} through the engine (every write since kept)`);
     lines.push('Nothing was changed. Run again with --execute to apply.');
     return lines.join('\n');
   }

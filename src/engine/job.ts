@@ -392,7 +392,8 @@ export class AlterJob {
       await cutover.waitWhilePostponed();
       await checkpointer.now();
       // The way back, made before the swap so that it sees every write after it (RevertSupport.prepareWayBack).
-      const revertSupport = this.revert || this.options.revertible ? session.revert : undefined;
+      // Not with --drop-old-table: the way back needs the table the swap replaces.
+      const revertSupport = (this.revert || this.options.revertible) && !this.options.dropOldTable ? session.revert : undefined;
       if (revertSupport) {
         this.wayBack = wayBackNames(session, this.ref, this.pointJobId);
         await revertSupport.prepareWayBack({ schema: this.ref.schema, name: names.shadow }, this.wayBack);
@@ -401,12 +402,14 @@ export class AlterJob {
       this.swapped = true;
       await this.options.testHooks?.afterSwap?.();
       const proven = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
-      if (revertSupport) {
-        await recordRevertPoint({
+      const recorded =
+        revertSupport !== undefined &&
+        (await recordRevertPoint({
           support: revertSupport, log: this.log, table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
-        });
-      }
+        }));
+      // The point a revert used leads to the table that is live again: gone with its swap.
+      if (this.revert && !recorded) await session.revert?.points.remove(this.ref);
       this.setState('done');
       if (checkpointer.enabled) await session.checkpoints.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
       await this.fire('on-success');

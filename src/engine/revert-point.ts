@@ -33,7 +33,7 @@ export function revertPointAt(r: { jobId: string; table: TableRef; oldTable: str
 /**
  * After the swap of a --revertible job, or of a revert (whose way back is the way forward
  * again, `undone` being the point it used): where the writes to the new table begin, and
- * the old table that stays.
+ * the old table that stays. False when the stream did not say where the swap ended.
  */
 export async function recordRevertPoint(a: {
   support: RevertSupport;
@@ -47,11 +47,11 @@ export async function recordRevertPoint(a: {
   alter: string;
   renamedColumns: Iterable<[string, string]>;
   windowSeconds?: number;
-}): Promise<void> {
+}): Promise<boolean> {
   const table = `${a.table.schema}.${a.table.name}`;
   if (!a.afterSwap) {
     a.log.warn({ table }, 'the change stream did not say where the swap ended: no revert point was recorded, so `shadowshift revert` cannot undo this job');
-    return;
+    return false;
   }
   const undone = a.undone;
   const point = revertPointAt({
@@ -66,6 +66,7 @@ export async function recordRevertPoint(a: {
   await a.support.points.save(point);
   const until = new Date(Date.parse(point.swappedAt) + point.windowSeconds * 1000).toISOString();
   a.log.info({ table, oldTable: point.oldTable, position: a.afterSwap, windowSeconds: point.windowSeconds }, `revert point recorded: \`shadowshift revert --table ${table}\` can undo this until ${until}`);
+  return true;
 }
 
 

@@ -22,6 +22,9 @@ import { compareVersions, discoverMigrations, type MigrationFile, type Phase } f
 import { emptyRecord, type HistoryRecord, type MigrationStore } from './migration-store.js';
 import type { FilePlanner, PlannedMigration } from './plan-files.js';
 import { loadDefinition } from './ts-migrations.js';
+import type { OnlineRevert } from './online-alter.js';
+import { parseStatement } from './sql-analysis.js';
+import { splitStatements } from './statement-splitter.js';
 
 export interface CommandReport {
   command: 'up' | 'contract' | 'down' | 'baseline';
@@ -31,6 +34,8 @@ export interface CommandReport {
   ran: MigrationRun[];
   nothingToDo: boolean;
   warnings: string[];
+  /** down: the migrations rolled back by reverting their engine ALTERs, and the tables, in order. */
+  reverts?: Array<{ file: string; tables: string[] }>;
 }
 
 export interface CommandSettings {
@@ -42,6 +47,7 @@ export interface CommandSettings {
   outOfOrder: boolean;
   planner: FilePlanner;
   executor: MigrationExecutor;
+  onlineRevert: OnlineRevert;
   progress: (line: string) => void;
 }
 
@@ -56,6 +62,8 @@ interface Selected {
   phases: Phase[];
   rec: HistoryRecord | null;
   resume: string | null;
+  /** down of a migration without a down phase: the engine's revert of these tables (revertTargets). */
+  revertTables?: string[];
 }
 
 /** One after another: planning queries the store's single connection, which must not run two queries at once. */
@@ -152,11 +160,12 @@ export class MigrationCommands {
       const warnings = verifyHistory(state.files, state.history, { dir: this.s.dir, pendingMustBeNewest: command === 'up' && !this.s.outOfOrder });
       const selected = await select(state, warnings);
       const migrations = await this.planAll(selected);
-      const report: CommandReport = { command, execute: options.execute, migrations, ran: [], nothingToDo: selected.length === 0, warnings };
+      const reverts = selected.filter((x) => x.revertTables).map((x) => ({ file: x.file.file, tables: x.revertTables! }));
+      const report: CommandReport = { command, execute: options.execute, migrations, ran: [], nothingToDo: selected.length === 0, warnings, ...(reverts.length ? { reverts } : {}) };
       if (!options.execute) return report;
       for (const x of selected) {
         const rec = x.rec ? { ...x.rec } : emptyRecord(x.file.version, x.file.name, x.file.checksum, x.file.kind, this.s.store.appliedBy, hostname());
-        report.ran.push(await this.s.executor.runMigration(x.file, rec, x.phases));
+        report.ran.push(await this.s.executor.runMigration(x.file, rec, x.phases, x.revertTables));
       }
       return report;
     };
@@ -190,10 +199,45 @@ export class MigrationCommands {
       const f = byFile.get(h.version);
       if (!f) throw new MigrationRefusedError(`${h.version}_${h.name} has no file in ${this.s.dir}; restore it to roll it back`);
       const has = f.kind === 'sql' ? Boolean(f.phases.down) : definedPhases(await loadDefinition(f)).has('down');
-      if (!has) throw new MigrationRefusedError(`${f.file} has no down phase; add "-- shadowshift:down" with statements that undo its expand, or roll back by hand`);
-      out.push({ file: f, phases: ['down'], rec: h, resume: null });
+      if (has) {
+        out.push({ file: f, phases: ['down'], rec: h, resume: null });
+        continue;
+      }
+      const revert = await this.revertTargets(f);
+      if ('why' in revert) {
+        throw new MigrationRefusedError(
+          `${f.file} has no down phase, and it cannot be rolled back by reverting its ALTERs: ${revert.why}. ` +
+            'Add "-- shadowshift:down" with statements that undo its expand, or roll back by hand',
+        );
+      }
+      out.push({ file: f, phases: ['down'], rec: h, resume: null, revertTables: revert.tables });
     }
     return out;
+  }
+
+  /**
+   * A down without a down phase: every statement of the expand must be an ALTER TABLE the
+   * engine ran with --revertible (`migrate up --revertible`, a table above
+   * --online-threshold), whose revert point is still the table's: the tables to revert,
+   * last first; else why not.
+   */
+  private async revertTargets(f: MigrationFile): Promise<{ tables: string[] } | { why: string }> {
+    if (f.kind !== 'sql') return { why: 'a TypeScript migration has no statements to revert' };
+    const expand = f.phases.expand;
+    const statements = expand ? splitStatements(expand.sql, this.s.store.dialect, expand.firstLine - 1) : [];
+    if (statements.length === 0) return { why: 'its expand has no statement' };
+    const tables: string[] = [];
+    for (const [i, st] of statements.entries()) {
+      const parsed = parseStatement(st.text, this.s.store.dialect);
+      const where = `statement ${i + 1} (line ${st.line})`;
+      if (parsed.kind !== 'alter-table' || !parsed.table) return { why: `${where} is not an ALTER TABLE` };
+      if (tables.includes(parsed.table)) return { why: `${where} alters ${parsed.table} a second time; a revert undoes only the last ALTER of a table` };
+      const undoes = await this.s.onlineRevert.pointOf(parsed.table);
+      if (undoes === null) return { why: `${where}: ${parsed.table} has no revert point (the ALTER ran without the engine, or without --revertible, or its revert window was closed)` };
+      if (undoes.trim() !== parsed.alterBody.trim()) return { why: `${where}: the revert point of ${parsed.table} undoes another ALTER (${undoes})` };
+      tables.push(parsed.table);
+    }
+    return { tables: tables.reverse() };
   }
 
   async baseline(version: string): Promise<CommandReport> {

@@ -15,7 +15,7 @@ import { MigrationFailedError, MigrationRefusedError } from './errors.js';
 import { nowIso, parsePhaseChecksums, phaseChecksum, statementsChecksum } from './history.js';
 import type { MigrationFile, Phase } from './migration-files.js';
 import type { DdlOptions, HistoryRecord, MigrationStore } from './migration-store.js';
-import { describeEngineRun, type OnlineAlter } from './online-alter.js';
+import { describeEngineRun, type OnlineAlter, type OnlineRevert } from './online-alter.js';
 import type { FilePlanner } from './plan-files.js';
 import type { PlannedStatement, Step } from './planner.js';
 import { splitStatements } from './statement-splitter.js';
@@ -48,6 +48,7 @@ export interface ExecutorSettings {
   log: Logger;
   planner: FilePlanner;
   onlineAlter: OnlineAlter;
+  onlineRevert: OnlineRevert;
   throttles: BackfillThrottles;
   /** Lock wait per DDL attempt and retries after a lock timeout. */
   ddlLockTimeoutMs: number;
@@ -93,7 +94,8 @@ export class MigrationExecutor {
     this.progress = settings.progress;
   }
 
-  async runMigration(f: MigrationFile, rec: HistoryRecord, phases: Phase[]): Promise<MigrationRun> {
+  /** `revertTables`: a down without a down phase, run as the engine's revert of these tables, in this order. */
+  async runMigration(f: MigrationFile, rec: HistoryRecord, phases: Phase[], revertTables?: string[]): Promise<MigrationRun> {
     const started = Date.now();
     const run: MigrationRun = { version: f.version, name: f.name, file: f.file, phases: [], statements: [], seconds: 0 };
     const wasRolledBack = rec.reached === 'rolled back';
@@ -118,7 +120,8 @@ export class MigrationExecutor {
       rec.failedStatement = null;
       await this.store.saveHistory(rec);
       if (def || f.phases[phase]) this.progress(`${f.file}: ${phase}${resuming ? ` (resuming at statement ${rec.statementsDone + 1})` : ''}`);
-      if (def) await this.runTsPhase(f, def, phase, rec, run);
+      if (phase === 'down' && revertTables) await this.runReverts(f, revertTables, rec, run);
+      else if (def) await this.runTsPhase(f, def, phase, rec, run);
       else await this.runSqlPhase(f, phase, rec, run);
       run.phases.push(phase);
       rec.phaseChecksums = JSON.stringify({ ...parsePhaseChecksums(rec.phaseChecksums), [phase]: phaseChecksum(f, phase) });
@@ -186,6 +189,26 @@ export class MigrationExecutor {
       rec.statementsDone = i + 1;
       rec.doneChecksum = statementsChecksum(statements.slice(0, i + 1).map((s) => s.text));
       rec.backfillCursor = null;
+      await this.store.saveHistory(rec);
+    }
+  }
+
+  /** A revert of each table; one that fails is recorded as the failed statement, and a new run reverts what is left. */
+  private async runReverts(f: MigrationFile, tables: string[], rec: HistoryRecord, run: MigrationRun): Promise<void> {
+    for (let i = rec.statementsDone; i < tables.length; i++) {
+      const table = tables[i]!;
+      const started = Date.now();
+      let result: AlterResult;
+      try {
+        result = await this.settings.onlineRevert.run(table);
+      } catch (err) {
+        await this.fail(f, rec, 'down', i, null, `shadowshift revert --table ${table}`, err);
+        return;
+      }
+      const ran = `revert through the engine: ${result.eventsApplied} changes applied, checksum ${result.repairedChunks ? `REPAIRED ${result.repairedChunks} chunk(s)` : 'clean'}; the replaced table is kept as ${result.backupTable}`;
+      run.statements.push({ phase: 'down', index: i, line: 0, class: 'online', how: `shadowshift revert --table ${table}`, ran, seconds: secondsSince(started), engine: [result] });
+      this.progress(`  down ${i + 1}/${tables.length}: ${ran}`);
+      rec.statementsDone = i + 1;
       await this.store.saveHistory(rec);
     }
   }

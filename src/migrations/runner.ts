@@ -24,7 +24,7 @@ import { MigrationExecutor } from './executor.js';
 import type { MigrationStatus } from './history.js';
 import type { MigrationFile, Phase } from './migration-files.js';
 import { openMigrationStore, type MigrationStore } from './migration-store.js';
-import { engineAlter, type OnlineAlter } from './online-alter.js';
+import { engineAlter, engineRevert, type OnlineAlter, type OnlineRevert } from './online-alter.js';
 import { FilePlanner, type PlannedMigration } from './plan-files.js';
 import { DEFAULT_ONLINE_THRESHOLD, type OnlineThreshold } from './planner.js';
 
@@ -53,6 +53,7 @@ export interface RunnerOptions {
   onProgress?: (line: string) => void;
   /** Tests: replace the engine. */
   onlineAlter?: OnlineAlter;
+  onlineRevert?: OnlineRevert;
 }
 
 export class MigrationRunner {
@@ -73,6 +74,7 @@ export class MigrationRunner {
     // no slot lag: a backfill has no slot.
     this.throttleSettings = { maxLagSeconds: engine.throttle.maxLagSeconds, maxLoad: engine.throttle.maxLoad };
     const onlineAlter: OnlineAlter = options.onlineAlter ?? engineAlter(options.connection, engine, log, options.attachEngineJob);
+    const onlineRevert: OnlineRevert = options.onlineRevert ?? engineRevert(options.connection, engine, log, options.attachEngineJob);
     this.throttles = new BackfillThrottles({ connection: options.connection, schema: store.schema, config: engine.throttle.signals, live: this.throttleSettings, log });
     this.planner = new FilePlanner(store, options.threshold ?? DEFAULT_ONLINE_THRESHOLD);
     const progress = (line: string) => this.progress(line);
@@ -81,6 +83,7 @@ export class MigrationRunner {
       log,
       planner: this.planner,
       onlineAlter,
+      onlineRevert,
       throttles: this.throttles,
       ddlLockTimeoutMs: options.ddlLockTimeoutMs ?? syntaxOf(store.dialect).lockTimeout.defaultMs,
       ddlRetries: options.ddlRetries ?? 8,
@@ -96,6 +99,7 @@ export class MigrationRunner {
       outOfOrder: options.outOfOrder ?? false,
       planner: this.planner,
       executor,
+      onlineRevert,
       progress,
     });
   }

@@ -42,7 +42,7 @@ import { CopyLoop, withRetries } from './copy-loop.js';
 import { proveSwap } from './swap-proof.js';
 import { abortLeftBehind, cleanUpJob } from './cleanup.js';
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_SECONDS, loadCheckpoint } from './checkpointing.js';
-import { liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
+import { DEFAULT_MAX_SLOT_LAG_BYTES, liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
 import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEFORE_THE_STOP } from './resume.js';
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
@@ -407,6 +407,7 @@ export class AlterJob {
         (await recordRevertPoint({
           support: revertSupport, log: this.log, table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
+          maxLogBytes: session.streamHoldsServerLog ? (this.options.maxSlotLagBytes ?? DEFAULT_MAX_SLOT_LAG_BYTES) : undefined,
         }));
       // The point a revert used leads to the table that is live again: gone with its swap.
       if (this.revert && !recorded) await session.revert?.points.remove(this.ref);

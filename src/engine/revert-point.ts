@@ -16,8 +16,9 @@ import { UsageError } from '../util/errors.js';
 export const DEFAULT_REVERT_WINDOW_SECONDS = 24 * 3600;
 
 /** What a swap of a revertible job records. */
-export function revertPointAt(r: { jobId: string; table: TableRef; oldTable: string; alter: string; renamedColumns: Iterable<[string, string]>; after: StreamPosition; windowSeconds: number }): RevertPoint {
+export function revertPointAt(r: { jobId: string; table: TableRef; oldTable: string; alter: string; renamedColumns: Iterable<[string, string]>; after: StreamPosition; windowSeconds: number; maxLogBytes?: number }): RevertPoint {
   return {
+    ...(r.maxLogBytes === undefined ? {} : { maxLogBytes: r.maxLogBytes }),
     version: 1,
     jobId: r.jobId,
     table: r.table,
@@ -47,6 +48,8 @@ export async function recordRevertPoint(a: {
   alter: string;
   renamedColumns: Iterable<[string, string]>;
   windowSeconds?: number;
+  /** Where the way back holds the server's log (PostgreSQL's slot): how much it may hold. */
+  maxLogBytes?: number;
 }): Promise<boolean> {
   const table = `${a.table.schema}.${a.table.name}`;
   if (!a.afterSwap) {
@@ -62,6 +65,7 @@ export async function recordRevertPoint(a: {
     renamedColumns: undone ? undone.renamedColumns.map(([from, to]) => [to, from] as [string, string]) : a.renamedColumns,
     after: a.afterSwap,
     windowSeconds: a.windowSeconds ?? undone?.windowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS,
+    maxLogBytes: a.maxLogBytes,
   });
   await a.support.points.save(point);
   const until = new Date(Date.parse(point.swappedAt) + point.windowSeconds * 1000).toISOString();

@@ -3,7 +3,7 @@
 // back to the swap, that the old table is there, the usual table checks, and the live
 // table scanned for what the old one cannot hold (RevertSupport.losses).
 
-import type { AlterAnalysis, ArtefactNames, Checkpoint, CopyPlan, DialectSession, PreflightCheck, RevertPoint, RevertSupport, TableInfo } from '../dialects/dialect.js';
+import { revertWindowClosed, type AlterAnalysis, type ArtefactNames, type Checkpoint, type CopyPlan, type DialectSession, type PreflightCheck, type RevertPoint, type RevertSupport, type TableInfo } from '../dialects/dialect.js';
 import { UsageError } from '../util/errors.js';
 import { buildCopyPlan } from './copy-plan.js';
 import { planOptions } from './plan-report.js';
@@ -40,7 +40,8 @@ export async function prepareRevert(a: { session: DialectSession; checks: Prefli
     );
   }
   outcomes.push(...(await runChecks(a.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: names })));
-  const closed = windowClosed(point);
+  const held = await support.heldLogBytes(point);
+  const closed = windowClosed(point) ?? (revertWindowClosed(point, held) && `the revert window of ${ref.schema}.${ref.name} closed: ${revertWindowClosed(point, held)}`);
   outcomes.push(
     closed
       ? { check: 'revert-window', phase: 'table', ok: false, message: `${closed}. Run \`shadowshift cleanup --execute\` to remove the revert point; to change the schema back, run an ALTER` }

@@ -136,6 +136,25 @@ describe('postgres: what revert refuses', () => {
     }
   });
 
+  it('counts the window closed once the kept slot holds more WAL than --max-slot-lag: refused, and cleanup drops the slot', async () => {
+    const { url } = await createPgDatabase('revlag');
+    const admin = await pgConnect(url);
+    try {
+      await admin.query(TABLE);
+      await runAlter(url, 't', 'ADD COLUMN extra int', { revertible: true, maxSlotLagBytes: 1000 });
+      // Any write holds WAL in the kept slot, which nothing reads until a revert.
+      await admin.query("INSERT INTO t SELECT g, 'x' || g, g FROM generate_series(1, 200) g");
+      const report = await planRevert(url);
+      expect(report.checks.filter((c) => !c.ok).map((c) => c.check)).toEqual(['revert-window']);
+      expect(report.checks.find((c) => c.check === 'revert-window')!.message).toMatch(/closed: the replication slot kept for it holds \d+ bytes of WAL, more than --max-slot-lag \(1000 bytes\)/);
+      const cleaned = await runCli(['cleanup', '--url', url, '--execute']);
+      expect(cleaned.code, cleaned.stderr).toBe(0);
+      expect((await state(admin)).slots).toEqual([]);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('cleanup keeps the slot, publication and old table of an open window; the next ALTER closes it and drops them', async () => {
     const { url, admin } = await altered('ADD COLUMN extra int', []);
     try {

@@ -5,7 +5,7 @@
 // database runs (it may write there at any moment).
 
 import type { RowDataPacket } from 'mysql2/promise';
-import { revertPointAge, type ArtefactNames, type Leftover, type RevertPoint } from '../dialect.js';
+import { revertPointAge, revertWindowClosed, type ArtefactNames, type Leftover, type RevertPoint } from '../dialect.js';
 import { ShadowshiftError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { anyJobLockHeld, jobLockHeld } from './mysql-job-lock.js';
@@ -57,7 +57,7 @@ export async function listLeftovers(ctx: MyContext, schema = ctx.config.database
     for (const p of points) {
       const point = JSON.parse(String(p.p)) as RevertPoint;
       const age = revertPointAge(point);
-      const window = { ageSeconds: age, windowSeconds: point.windowSeconds, open: age <= point.windowSeconds };
+      const window = { ageSeconds: age, windowSeconds: point.windowSeconds, open: revertWindowClosed(point, null) === null };
       const table = { schema: String(p.s), name: String(p.t) };
       if (table.schema === schema) keptOld.set(point.oldTable, window);
       sharedOut.push({ kind: 'revert-point', name: `${table.schema}.${table.name}`, table, inUse: await jobLockHeld(ctx, table), revertWindow: window });

@@ -76,6 +76,11 @@ export class MysqlRevertSupport implements RevertSupport {
     return seconds > 0 ? seconds : null;
   }
 
+  /** The binlog is the server's own; a revert point holds none of it back. */
+  async heldLogBytes(): Promise<null> {
+    return null;
+  }
+
   /** The binlog already holds every write: nothing to prepare. */
   async prepareWayBack(): Promise<void> {}
 

@@ -5,7 +5,8 @@
 // any job of the database runs (it may write there at any moment).
 
 import { releaseVacuumGuard } from './postgres-vacuum-guard.js';
-import { revertJobId, revertPointAge, type Leftover, type RevertPoint, type TableRef } from '../dialect.js';
+import { revertJobId, revertPointAge, revertWindowClosed, type Leftover, type RevertPoint, type TableRef } from '../dialect.js';
+import { PostgresRevertSupport } from './postgres-revert.js';
 import type { PgContext } from './postgres-context.js';
 import { anyJobLockHeld, jobLockHeld } from './postgres-job-lock.js';
 import { CHECKPOINT_TABLE, PostgresCheckpointStore, PostgresRevertPointStore, REVERT_TABLE } from './postgres-checkpoints.js';
@@ -28,7 +29,7 @@ export async function listLeftovers(ctx: PgContext): Promise<PgLeftover[]> {
   const out: PgLeftover[] = [];
   // Revert points, and what each keeps for `shadowshift revert`: the old table, and the slot
   // and publication the revert reads (named as the revert job's). Not debris while the window is open.
-  const reverts = await revertPoints(pool);
+  const reverts = await revertPoints(ctx);
   const keptOld = new Map<string, Leftover['revertWindow']>();
   const keptTags = new Map<string, Leftover['revertWindow']>();
   for (const r of reverts) {
@@ -127,7 +128,9 @@ async function runningStatements(pool: PgContext['pool']): Promise<PgLeftover[]>
 }
 
 /** Every revert point, in every schema's `_ss_reverts`. */
-async function revertPoints(pool: PgContext['pool']): Promise<Array<PgLeftover & { point: RevertPoint }>> {
+async function revertPoints(ctx: PgContext): Promise<Array<PgLeftover & { point: RevertPoint }>> {
+  const { pool } = ctx;
+  const support = new PostgresRevertSupport(ctx);
   const tables = await pool.query<{ nspname: string }>(
     `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relname = $1 AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1`,
     [REVERT_TABLE],
@@ -138,7 +141,9 @@ async function revertPoints(pool: PgContext['pool']): Promise<Array<PgLeftover &
     for (const r of rows.rows) {
       const point = JSON.parse(r.p) as RevertPoint;
       const age = revertPointAge(point);
-      out.push({ kind: 'revert-point', name: `${r.s}.${r.t}`, table: { schema: r.s, name: r.t }, inUse: false, point, revertWindow: { ageSeconds: age, windowSeconds: point.windowSeconds, open: age <= point.windowSeconds } });
+      // Closed also once the slot kept for it holds more WAL than its --max-slot-lag: cleanup --execute then drops it.
+      const open = revertWindowClosed(point, await support.heldLogBytes(point)) === null;
+      out.push({ kind: 'revert-point', name: `${r.s}.${r.t}`, table: { schema: r.s, name: r.t }, inUse: false, point, revertWindow: { ageSeconds: age, windowSeconds: point.windowSeconds, open } });
     }
   }
   return out;

@@ -12,7 +12,8 @@
 // Before anything is written, the live table is scanned for what the old table cannot hold
 // (losses), as on MySQL (mysql-revert.ts).
 
-import type { ArtefactNames, CopyPlan, RevertLoss, RevertSupport, TableRef } from '../dialect.js';
+import { revertJobId, type ArtefactNames, type CopyPlan, type RevertLoss, type RevertPoint, type RevertSupport, type TableRef } from '../dialect.js';
+import { jobTag, slotName } from './postgres-names.js';
 import type { PgContext } from './postgres-context.js';
 import { PostgresRevertPointStore } from './postgres-checkpoints.js';
 import { createSlotAndPublication, dropSlotAndPublication } from './postgres-slot.js';
@@ -74,6 +75,14 @@ export class PostgresRevertSupport implements RevertSupport {
 
   constructor(private readonly ctx: PgContext) {
     this.points = new PostgresRevertPointStore(ctx);
+  }
+
+  async heldLogBytes(point: RevertPoint): Promise<number | null> {
+    const r = await this.ctx.pool.query<{ held: string | null }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS held FROM pg_replication_slots WHERE slot_name = $1`,
+      [slotName(jobTag(revertJobId(point.jobId)))],
+    );
+    return r.rows[0]?.held ? Number(r.rows[0].held) : null;
   }
 
   /** WAL is kept by the slot, not for a time (max_slot_wal_keep_size may still invalidate it: the revert then says so). */

@@ -26,6 +26,11 @@ export interface RevertPoint {
   swappedAt: string;
   /** How long after the swap a revert is allowed (--revert-window). */
   windowSeconds: number;
+  /**
+   * Where the stream the revert reads holds the server's log (PostgreSQL's kept slot): the
+   * most it may hold (--max-slot-lag) before the window counts as closed.
+   */
+  maxLogBytes?: number;
 }
 
 /**
@@ -36,6 +41,16 @@ export interface RevertPoint {
  */
 export function revertJobId(pointJobId: string): string {
   return createHash('sha256').update(`revert ${pointJobId}`).digest('hex').slice(0, 8);
+}
+
+/** Why the point's window is closed (its time is up, or its kept slot holds too much WAL), or null while it is open. */
+export function revertWindowClosed(point: RevertPoint, heldLogBytes: number | null, now = Date.now()): string | null {
+  const age = revertPointAge(point, now);
+  if (age > point.windowSeconds) return `its --revert-window of ${point.windowSeconds} s ended ${age - point.windowSeconds} s ago`;
+  if (heldLogBytes !== null && point.maxLogBytes !== undefined && heldLogBytes > point.maxLogBytes) {
+    return `the replication slot kept for it holds ${heldLogBytes} bytes of WAL, more than --max-slot-lag (${point.maxLogBytes} bytes)`;
+  }
+  return null;
 }
 
 /** Seconds since the point's swap. */
@@ -60,6 +75,8 @@ export interface RevertLoss {
 /** What a dialect that can revert provides besides the engine's usual seams. */
 export interface RevertSupport {
   points: RevertPointStore;
+  /** How much of the server's log the stream a revert of `point` reads holds back now (PostgreSQL: its slot), or null where it holds none. */
+  heldLogBytes(point: RevertPoint): Promise<number | null>;
   /** How long the server keeps its change log before purging it by itself, in seconds; null: it does not purge it. */
   logRetentionSeconds(): Promise<number | null>;
   /**

@@ -409,8 +409,12 @@ export class AlterJob {
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
           maxLogBytes: session.streamHoldsServerLog ? (this.options.maxSlotLagBytes ?? DEFAULT_MAX_SLOT_LAG_BYTES) : undefined,
         }));
-      // The point a revert used leads to the table that is live again: gone with its swap.
-      if (this.revert && !recorded) await session.revert?.points.remove(this.ref);
+      if (!recorded) {
+        // No point to use it (the swap's end unknown): the way back goes. And the point a
+        // revert used leads to the table that is live again: gone with its swap.
+        if (this.wayBack) await session.revert?.dropWayBack(this.wayBack);
+        if (this.revert) await session.revert?.points.remove(this.ref);
+      }
       this.setState('done');
       if (checkpointer.enabled) await session.checkpoints.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
       await this.fire('on-success');

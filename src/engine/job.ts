@@ -4,8 +4,10 @@
 // (options.revert) is the same machine resumed at its catch-up, the old table its shadow
 // (revert-point.ts, revert-preflight.ts).
 //
-// Why it is over 400 lines: it is the phase sequence and the state the phases share (the
-// status reads all of it); its options and result are in job-options.ts. The phases' own
+// Why it is over 400 lines (545): it is the phase sequence and the state the phases share
+// (the status reads all of it), and a revert is this same sequence with a few branches
+// (where it starts, what it keeps, what it records after the swap), not a second machine;
+// its options and result are in job-options.ts. The phases' own
 // work lives beside it: plan-report.ts (what prepare() finds), copy-loop.ts,
 // index-build.ts, checksum-runs.ts, cutover-loop.ts (catch-up, postponed, hook hold,
 // attempts), throttle-wiring.ts, checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts,

@@ -40,17 +40,8 @@ export function engineRevert(connection: ConnectionConfig, settings: EngineSetti
         await session.close();
       }
     },
-    async run(table) {
-      const job = new AlterJob(alterJobOptions(settings, { connection, table, alter: '', revert: true, log }));
-      const detach = attach?.(job);
-      try {
-        const report = await job.prepare();
-        if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));
-        return await job.execute(report);
-      } finally {
-        detach?.();
-        await job.close();
-      }
+    run(table) {
+      return runJob(new AlterJob(alterJobOptions(settings, { connection, table, alter: '', revert: true, log })), attach);
     },
   };
 }
@@ -64,15 +55,19 @@ export function engineAlter(connection: ConnectionConfig, settings: EngineSettin
   // this run continues it rather than being refused at preflight with "use --resume".
   const resumable = { ...settings, resume: { ...settings.resume, resumeIfSameAlter: true } };
   return async (table, alter) => {
-    const job = new AlterJob(alterJobOptions(resumable, { connection, table, alter, log }));
-    const detach = attach?.(job);
-    try {
-      const report = await job.prepare();
-      if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));
-      return await job.execute(report);
-    } finally {
-      detach?.();
-      await job.close();
-    }
+    return runJob(new AlterJob(alterJobOptions(resumable, { connection, table, alter, log })), attach);
   };
+}
+
+/** Plans and runs one engine job, refusing it as `alter` does when a check failed; closes it whatever happens. */
+async function runJob(job: AlterJob, attach?: (job: AlterJob) => () => void): Promise<AlterResult> {
+  const detach = attach?.(job);
+  try {
+    const report = await job.prepare();
+    if (!report.ok) throw new PreflightError(report.checks.filter((c) => !c.ok).map((c) => ({ check: c.check, message: c.message })));
+    return await job.execute(report);
+  } finally {
+    detach?.();
+    await job.close();
+  }
 }

@@ -241,3 +241,15 @@ export function buildCopyPlan(original: TableInfo, shadow: TableInfo, alter: Alt
     },
   };
 }
+
+/**
+ * A revert's plan: the old table may hold columns the live table has no column for (the
+ * ALTER dropped them). Their values as of the swap are what a revert can give back, so
+ * the writers must keep them (CopyPlan.keepsOtherColumns). Names compare as `options` say.
+ */
+export function keepingOtherColumns(plan: CopyPlan, options: PlanOptions = {}): CopyPlan {
+  const k = nameKey(options);
+  const filled = new Set(plan.columns.map((c) => k(c.target)));
+  const others = plan.shadow.columns.filter((c) => !c.generated && !filled.has(k(c.name)));
+  return others.length > 0 ? { ...plan, keepsOtherColumns: true } : plan;
+}

@@ -30,7 +30,7 @@ import type { Logger } from '../util/logger.js';
 import { JobControls } from '../control/job-controls.js';
 import type { JobThrottle, LiveThrottleSettings } from '../control/throttle-signals.js';
 import type { HookEvent } from '../control/hooks.js';
-import { buildCopyPlan } from './copy-plan.js';
+import { buildCopyPlan, keepingOtherColumns } from './copy-plan.js';
 import { planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
@@ -339,7 +339,7 @@ export class AlterJob {
       }
       const built = buildCopyPlan(this.original, shadowInfo, this.analysis, planOptions(session));
       if (!built.plan) throw new ShadowshiftError(built.reason);
-      const plan = built.plan;
+      const plan = this.revert ? keepingOtherColumns(built.plan, planOptions(session)) : built.plan;
 
       const streamJobId = resumed?.jobId ?? this.id;
       // A resume has no snapshot of the stream's start to copy at (CopyLoop.run).

@@ -5,7 +5,7 @@
 
 import { revertWindowClosed, type AlterAnalysis, type ArtefactNames, type Checkpoint, type CopyPlan, type DialectSession, type PreflightCheck, type RevertPoint, type RevertSupport, type TableInfo } from '../dialects/dialect.js';
 import { UsageError } from '../util/errors.js';
-import { buildCopyPlan } from './copy-plan.js';
+import { buildCopyPlan, keepingOtherColumns } from './copy-plan.js';
 import { planOptions } from './plan-report.js';
 import { runChecks, type CheckOutcome } from './preflight.js';
 import { ageSeconds, describeLosses, formatSeconds, noRevertPoint, revertCheckpoint, revertNames, reverseAnalysis, windowClosed } from './revert-point.js';
@@ -61,13 +61,20 @@ export async function prepareRevert(a: { session: DialectSession; checks: Prefli
     outcomes.push({ check: 'revert-plan', phase: 'alter', ok: false, message: `cannot revert: ${built.reason}` });
     return { point, names, analysis, plan: null, checkpoint, swappedBefore: false };
   }
-  const losses = await support.losses(built.plan);
+  const plan = keepingOtherColumns(built.plan, planOptions(session));
+  const losses = await support.losses(plan);
+  if (plan.keepsOtherColumns && plan.keyWithin) {
+    losses.push({
+      problem: `the old table's key ${plan.keyWithin} is wider than the live table's: a row cannot be changed in place by its key, so the values of the old table's columns that the live table lacks would be lost. Not supported`,
+      keys: [],
+    });
+  }
   outcomes.push(
     losses.length > 0
       ? { check: 'revert-losses', phase: 'alter', ok: false, message: describeLosses(losses) }
       : { check: 'revert-losses', phase: 'alter', ok: true, message: 'every row of the table fits the old definition' },
   );
-  return { point, names, analysis, plan: built.plan, checkpoint, swappedBefore: false };
+  return { point, names, analysis, plan, checkpoint, swappedBefore: false };
 }
 
 /** --revertible: whether the server keeps its change log for the whole window (a warning when not). */

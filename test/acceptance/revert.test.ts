@@ -22,9 +22,8 @@ const cases = [
   {
     dialect: 'mysql',
     createDb: () => createMysqlDatabase('revert'),
-    // No column added: going forward again would drop it, which MySQL/MariaDB refuses yet (revert-refusals.test.ts).
-    alter: 'MODIFY user_id BIGINT NOT NULL, MODIFY status VARCHAR(32) NOT NULL, ADD INDEX idx_status (status)',
-    forward: { user_id: 'bigint(20)', status: 'varchar(32)' },
+    alter: "ADD COLUMN flag VARCHAR(16) NOT NULL DEFAULT 'x', MODIFY user_id BIGINT NOT NULL, MODIFY status VARCHAR(32) NOT NULL, ADD INDEX idx_status (status)",
+    forward: { flag: 'varchar(16)', user_id: 'bigint(20)', status: 'varchar(32)' },
     oldTables: "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'orders\\_ssold\\_%'",
     points: 'SELECT table_name AS t FROM _shadowshift_reverts',
   },

@@ -165,3 +165,24 @@ describe('checksummer', () => {
     await session.dropArtefacts(empty.names, { keepBackup: false });
   });
 });
+
+describe('checksummer keeping the shadow\'s other columns (a revert)', () => {
+  it('recopy of a range changes rows in place, deletes rows gone from the original, and keeps the other columns', async () => {
+    await admin.query('CREATE TABLE ckk (id INT PRIMARY KEY, s VARCHAR(20) NOT NULL)');
+    await admin.query(`INSERT INTO ckk SELECT seq, CONCAT('s', seq) FROM ${mysqlSeq(1, 50)}`);
+    const { plan: built, names } = await prepareShadow(session, schema, 'ckk', 'ADD COLUMN x INT NOT NULL DEFAULT 0');
+    const plan = { ...built, keepsOtherColumns: true };
+    await admin.query(`INSERT INTO \`${names.shadow}\` (id, s, x) SELECT id, s, id * 10 FROM ckk`);
+    await admin.query(`UPDATE \`${names.shadow}\` SET s = 'stale' WHERE id IN (5, 45)`);
+    await admin.query(`INSERT INTO \`${names.shadow}\` (id, s, x) VALUES (51, 'gone', 510)`);
+    await admin.query("INSERT INTO ckk VALUES (52, 'new')");
+    await session.checksummer.recopy(plan, { after: [40], upTo: null });
+    await session.checksummer.recopy(plan, { after: null, upTo: [40] });
+    const [rows] = await admin.query<RowDataPacket[]>(`SELECT id, s, x FROM \`${names.shadow}\` WHERE id IN (5, 45, 51, 52) OR x <> id * 10 ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 5, s: 's5', x: 50 },
+      { id: 45, s: 's45', x: 450 },
+      { id: 52, s: 'new', x: 0 },
+    ]);
+  });
+});

@@ -254,3 +254,34 @@ describe('applier', () => {
     await session.dropArtefacts(names, { keepBackup: false });
   });
 });
+
+describe('applier keeping the shadow\'s other columns (a revert)', () => {
+  it('changes rows in place, and never overwrites a stale row that holds a unique value with another row', async () => {
+    await admin.query("CREATE TABLE kept (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n INT NOT NULL, UNIQUE KEY uk_email (email))");
+    const { plan: built, names } = await prepareShadow(session, schema, 'kept', 'ADD COLUMN x INT NOT NULL DEFAULT 0');
+    const plan = { ...built, keepsOtherColumns: true };
+    // The shadow as a revert finds it: the old table's rows, with values of x the live table has no column for.
+    await admin.query(`INSERT INTO \`${names.shadow}\` (id, email, n, x) VALUES (1, 'a', 1, 11), (2, 'b', 2, 22), (5, 'e', 5, 55)`);
+    const row = (id: number, email: string, n: number) => ({ id, email, n });
+    await session.applier.apply(plan, [
+      { kind: 'update', before: row(2, 'b', 2), after: row(2, 'b', 20) },
+      { kind: 'insert', after: row(6, 'f', 6) },
+    ]);
+    // id 1 gives up 'a', id 3 takes it, then id 1 changes again: id 3 comes first in the batch, while
+    // the shadow's row 1 still holds 'a'. An in-place upsert of id 3 would update row 1 into row 3,
+    // carrying row 1's x (11) over to a row it never belonged to.
+    await session.applier.apply(plan, [
+      { kind: 'update', before: row(1, 'a', 1), after: row(1, 'c', 1) },
+      { kind: 'insert', after: row(3, 'a', 3) },
+      { kind: 'update', before: row(1, 'c', 1), after: row(1, 'c', 10) },
+      { kind: 'delete', before: row(5, 'e', 5) },
+    ]);
+    const [rows] = await admin.query(`SELECT id, email, n, x FROM \`${names.shadow}\` ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 1, email: 'c', n: 10, x: 0 }, // replaced as stale by id 3 (the applier warns): its x is lost, not moved
+      { id: 2, email: 'b', n: 20, x: 22 },
+      { id: 3, email: 'a', n: 3, x: 0 },
+      { id: 6, email: 'f', n: 6, x: 0 },
+    ]);
+  });
+});

@@ -408,3 +408,25 @@ describe('checksum: a repair never loses rows silently', () => {
     }
   });
 });
+
+describe('checksummer keeping the shadow\'s other columns (a revert)', () => {
+  it('recopy of a range changes rows in place, deletes rows gone from the original, and keeps the other columns', async () => {
+    await admin.query("CREATE TABLE ckk (id int PRIMARY KEY, s text NOT NULL)");
+    await admin.query("INSERT INTO ckk SELECT g, 's' || g FROM generate_series(1, 50) g");
+    const { plan: built, names } = await shadowOf('ckk', 'ADD COLUMN x int NOT NULL DEFAULT 0', 'keepjob');
+    const plan = { ...built, keepsOtherColumns: true };
+    const shadow = `"${names.shadow}"`;
+    await admin.query(`INSERT INTO ${shadow} (id, s, x) SELECT id, s, id * 10 FROM ckk`);
+    await admin.query(`UPDATE ${shadow} SET s = 'stale' WHERE id IN (5, 45)`);
+    await admin.query(`INSERT INTO ${shadow} (id, s, x) VALUES (51, 'gone', 510)`);
+    await admin.query("INSERT INTO ckk VALUES (52, 'new')");
+    await session.checksummer.recopy(plan, { after: [40], upTo: null });
+    await session.checksummer.recopy(plan, { after: null, upTo: [40] });
+    const rows = (await admin.query(`SELECT id, s, x FROM ${shadow} WHERE id IN (5, 45, 51, 52) OR x <> id * 10 ORDER BY id`)).rows;
+    expect(rows).toEqual([
+      { id: 5, s: 's5', x: 50 },
+      { id: 45, s: 's45', x: 450 },
+      { id: 52, s: 'new', x: 0 },
+    ]);
+  });
+});

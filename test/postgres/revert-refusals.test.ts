@@ -136,6 +136,43 @@ describe('postgres: what revert refuses', () => {
     }
   });
 
+  it('keeps the old values of a column the ALTER dropped: in rows changed since the swap, in a row taken back from the live table, and going forward again', async () => {
+    // id 3 is written too long for the old email, then fixed: the revert takes it back from the live table (recopyKeys).
+    const { url, admin } = await altered('DROP COLUMN note, ALTER COLUMN email TYPE varchar(100)', [
+      'UPDATE t SET n = 11 WHERE id = 1',
+      "UPDATE t SET email = 'a-very-long-address@example.com' WHERE id = 3",
+      "INSERT INTO t SELECT g, 'f' || g || '@x', g FROM generate_series(100, 2599) g",
+      "UPDATE t SET email = 'c2@x', n = 33 WHERE id = 3",
+      "INSERT INTO t VALUES (4, 'd@x', 4)",
+      'DELETE FROM t WHERE id = 2',
+    ]);
+    const rows = async () => (await admin.query('SELECT id, email, n, note FROM t WHERE id < 100 ORDER BY id')).rows;
+    try {
+      const result = await runRevert(url, 't');
+      expect(result.repairedChunks).toBe(0);
+      expect(await rows()).toEqual([
+        { id: 1, email: 'a@x', n: 11, note: 'one' },
+        { id: 3, email: 'c2@x', n: 33, note: 'three' },
+        { id: 4, email: 'd@x', n: 4, note: null },
+      ]);
+      expect((await admin.query('SELECT count(*)::int AS n FROM t WHERE id >= 100 AND note IS NULL')).rows[0].n).toBe(2500);
+      // Forward again (a revert of the revert) drops note again; then back once more.
+      await admin.query("UPDATE t SET note = 'ONE' WHERE id = 1");
+      await runRevert(url, 't');
+      expect((await admin.query("SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note' AND NOT attisdropped")).rows[0].n).toBe(0);
+      await admin.query('UPDATE t SET n = 111 WHERE id = 1');
+      await runRevert(url, 't');
+      // note's values are the ones the old table held at the second swap.
+      expect(await rows()).toEqual([
+        { id: 1, email: 'a@x', n: 111, note: 'ONE' },
+        { id: 3, email: 'c2@x', n: 33, note: 'three' },
+        { id: 4, email: 'd@x', n: 4, note: null },
+      ]);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('counts the window closed once the kept slot holds more WAL than --max-slot-lag: refused, and cleanup drops the slot', async () => {
     const { url } = await createPgDatabase('revlag');
     const admin = await pgConnect(url);

@@ -22,9 +22,10 @@ import type { MyContext } from './mysql-context.js';
 import { valueExpressions, zoneFor } from './mysql-conversions.js';
 import { keyString } from './mysql-keys.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
-import { ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
+import { ER_BAD_NULL_ERROR, ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
 import { collisionsOfChangedRow, weakeningOf } from './mysql-duplicates.js';
 import { withKeys } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
 
 /** Rows per multi-row statement; keeps each statement well under max_allowed_packet for ordinary rows. */
 const ROWS_PER_STATEMENT = 200;
@@ -93,7 +94,7 @@ export class MysqlApplier implements Applier {
     try {
       await conn.query('BEGIN');
       open = true;
-      await applyFinals(conn, plan, finals, await zoneFor(this.ctx, plan));
+      await applyFinals(conn, plan, finals, await zoneFor(this.ctx, plan), this.ctx.log);
       await conn.query('COMMIT');
       open = false;
     } catch (err) {
@@ -147,7 +148,7 @@ async function deleteKeys(conn: PoolConnection, plan: CopyPlan, keys: Value[][])
 }
 
 /** `zone`: the server's time zone, for TIMESTAMP/DATETIME changes (mysql-conversions.ts). */
-export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: Final[], zone: string | null): Promise<void> {
+export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: Final[], zone: string | null, log?: Logger): Promise<void> {
   const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
   const columnList = plan.columns.map((c) => quoteIdent(c.target)).join(', ');
   const expressions = valueExpressions(plan, zone);
@@ -163,11 +164,12 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
 
   const keyIndexes = plan.key.map((k) => plan.columns.findIndex((c) => c.target === k.target));
   const keyText = (row: Value[]) => plan.key.map((k, i) => `${k.source}=${Buffer.isBuffer(row[keyIndexes[i]!]) ? `0x${(row[keyIndexes[i]!] as Buffer).toString('hex')}` : String(row[keyIndexes[i]!])}`).join(', ');
-  const run = async (verb: 'REPLACE' | 'INSERT', rows: Value[][]): Promise<void> => {
+  const run = async (verb: 'REPLACE' | 'INSERT' | 'IN PLACE', rows: Value[][]): Promise<void> => {
     try {
-      await conn.query(`${verb} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}`, rows.flatMap(params));
+      const inPlace = verb === 'IN PLACE' ? ` ${keyGuardedUpdate(plan)}` : '';
+      await conn.query(`${verb === 'REPLACE' ? 'REPLACE' : 'INSERT'} INTO ${table} (${columnList}) VALUES ${rows.map(() => rowPh).join(', ')}${inPlace}`, rows.flatMap(params));
     } catch (err) {
-      if (!isDataError(err)) throw err;
+      if (!isDataError(err) || (verb === 'IN PLACE' && isConflictBesideKey(err, plan))) throw err;
       // Name the row: the server says which one ("at row N") for some errors; else one by one
       // (the statement was undone on its own, and the job's transaction is rolled back anyway).
       const message = (err as Error).message;
@@ -178,6 +180,48 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
     }
   };
 
+  const newUnique = new Set(plan.newUniqueIndexes.map((n) => n.toLowerCase()));
+  /** One row written whole, the way below (delete by key, insert): a duplicate on a new unique key is data loss. */
+  const writeWhole = async (u: Extract<Final, { op: 'upsert' }>): Promise<void> => {
+    await deleteKeys(conn, plan, [u.key]);
+    try {
+      await run('INSERT', [u.values]);
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
+      const dup = duplicateOf((err as Error).message);
+      if (!dup) throw dataLossForDuplicate(name, '(unknown key)', '?', 'applying a change');
+      if (newUnique.has(dup.key.toLowerCase())) {
+        const valueOf = (target: string) => u.values[plan.columns.findIndex((c) => c.target.toLowerCase() === target.toLowerCase())];
+        const rows = await collisionsOfChangedRow(conn, plan, dup.key, u.key, valueOf);
+        throw withKeys(dataLossForDuplicate(name, dup.key, dup.value, 'applying a change', { rows, change: weakeningOf(plan, dup.key) }), [u.key]);
+      }
+      await run('REPLACE', [u.values]);
+    }
+  };
+
+  // The shadow's other columns keep their values (a revert): change rows in place, matched on the key.
+  if (plan.keepsOtherColumns && !plan.keyWithin) {
+    for (const part of upsertGroups(upserts)) {
+      try {
+        await run('IN PLACE', part.map((u) => u.values));
+        continue;
+      } catch (err) {
+        if (!isConflictBesideKey(err, plan)) throw err;
+      }
+      for (const u of part) {
+        try {
+          await run('IN PLACE', [u.values]);
+        } catch (err) {
+          if (!isConflictBesideKey(err, plan)) throw err;
+          // Another row holds one of its unique values: a stale row (REPLACE's case above), or data loss.
+          log?.warn({ table: name, key: keyText(u.values) }, 'a row conflicted on a unique key with another, stale row and was written whole: its columns the live table lacks took their defaults');
+          await writeWhole(u);
+        }
+      }
+    }
+    return;
+  }
+
   // REPLACE matches on the shadow's unique indexes: with a wider one (keyWithin) an update of
   // one of its other columns would leave the old row beside the new. Delete by key first.
   if (plan.newUniqueIndexes.length === 0 && !plan.keyWithin) {
@@ -185,7 +229,6 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
     return;
   }
 
-  const newUnique = new Set(plan.newUniqueIndexes.map((n) => n.toLowerCase()));
   await deleteKeys(conn, plan, upserts.map((u) => u.key));
   for (const part of upsertGroups(upserts)) {
     try {
@@ -195,20 +238,35 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
       if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
       // The failed statement was rolled back on its own; the transaction goes on. Row by row now.
     }
-    for (const u of part) {
-      try {
-        await run('INSERT', [u.values]);
-      } catch (err) {
-        if ((err as { errno?: number }).errno !== ER_DUP_ENTRY) throw err;
-        const dup = duplicateOf((err as Error).message);
-        if (!dup) throw dataLossForDuplicate(name, '(unknown key)', '?', 'applying a change');
-        if (newUnique.has(dup.key.toLowerCase())) {
-          const valueOf = (target: string) => u.values[plan.columns.findIndex((c) => c.target.toLowerCase() === target.toLowerCase())];
-          const rows = await collisionsOfChangedRow(conn, plan, dup.key, u.key, valueOf);
-          throw withKeys(dataLossForDuplicate(name, dup.key, dup.value, 'applying a change', { rows, change: weakeningOf(plan, dup.key) }), [u.key]);
-        }
-        await run('REPLACE', [u.values]);
-      }
-    }
+    // Each row was deleted by key above: writing it whole again is the same.
+    for (const u of part) await writeWhole(u);
   }
+}
+
+/**
+ * ON DUPLICATE KEY UPDATE of every filled column. The upsert may collide on any unique
+ * index, and an update of the row it collided with would overwrite another row (a stale
+ * one holding a unique value since changed). So the key columns are set first, to NULL
+ * unless the collided row has the same key: strict mode makes that an error
+ * (ER_BAD_NULL_ERROR on a key column, isConflictBesideKey) instead of a wrong update.
+ */
+export function keyGuardedUpdate(plan: CopyPlan): string {
+  // Qualified: in INSERT ... SELECT the source table may have a column of the same name.
+  const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
+  const keys = new Set(plan.key.map((k) => k.target.toLowerCase()));
+  const guards = plan.key.map((k) => {
+    const c = `${table}.${quoteIdent(k.target)}`;
+    return `${c} = IF(${c} <=> VALUES(${c}), VALUES(${c}), NULL)`;
+  });
+  const rest = plan.columns.filter((c) => !keys.has(c.target.toLowerCase())).map((c) => `${table}.${quoteIdent(c.target)} = VALUES(${table}.${quoteIdent(c.target)})`);
+  return `ON DUPLICATE KEY UPDATE ${[...guards, ...rest].join(', ')}`;
+}
+
+/** The key guard of keyGuardedUpdate fired, or the in-place update collided on another unique index. */
+export function isConflictBesideKey(err: unknown, plan: CopyPlan): boolean {
+  const e = err as { errno?: number; message?: string };
+  if (e.errno === ER_DUP_ENTRY) return true;
+  if (e.errno !== ER_BAD_NULL_ERROR) return false;
+  const column = /Column '(.*)' cannot be null/.exec(e.message ?? '')?.[1]?.toLowerCase();
+  return plan.key.some((k) => k.target.toLowerCase() === column);
 }

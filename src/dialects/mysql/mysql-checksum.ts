@@ -29,6 +29,7 @@ import { dedicatedConnection, type MyContext } from './mysql-context.js';
 import { copyRange, rangeWhere, shadowRangeWhere } from './mysql-copier.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_DUP_ENTRY, dataLossForValue, isDataError, wrapError } from './mysql-errors.js';
+import { isConflictBesideKey, keyGuardedUpdate } from './mysql-applier.js';
 import { convertedForChecksum, copyExpressions, typedColumns, zoneFor } from './mysql-conversions.js';
 
 const TEXT_TYPES = /^(char|varchar|tinytext|text|mediumtext|longtext|enum|set|json)\b/i;
@@ -160,6 +161,20 @@ export class MysqlChecksummer implements Checksummer {
     }
   }
 
+  /** Every key in `range`, in either table: the rows a recopy of the range deletes or writes. */
+  private async keysIn(plan: CopyPlan, range: KeyRange): Promise<Value[][]> {
+    const inOriginal = rangeWhere(plan.key.map((k) => k.source), range);
+    const inShadow = shadowRangeWhere(plan, range);
+    const [rows] = await this.ctx.pool.query<RowDataPacket[]>({
+      sql:
+        `SELECT ${plan.key.map((k) => quoteIdent(k.source)).join(', ')} FROM ${quoteTable(plan.original.ref.schema, plan.original.ref.name)} WHERE ${inOriginal.sql} UNION ` +
+        `SELECT ${plan.key.map((k) => quoteIdent(k.target)).join(', ')} FROM ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} WHERE ${inShadow.sql}`,
+      values: [...inOriginal.params, ...inShadow.params],
+      rowsAsArray: true,
+    });
+    return rows as unknown as Value[][];
+  }
+
   async recopyKeys(plan: CopyPlan, keys: Value[][]): Promise<void> {
     if (keys.length === 0) return;
     const inList = (cols: string[]) => {
@@ -171,17 +186,41 @@ export class MysqlChecksummer implements Checksummer {
     const named = keys.map((k) => plan.key.map((c, i) => `${c.source}=${String(k[i])}`).join(', ')).join('; ');
     const conn = await this.ctx.pool.getConnection();
     let open = false;
+    const shadow = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
+    const original = quoteTable(plan.original.ref.schema, plan.original.ref.name);
+    // Strict mode, and no IGNORE: a value the shadow cannot hold is an error here, never a warning.
+    const copy = async (inPlace: boolean) =>
+      conn.query(
+        `INSERT INTO ${shadow} (${plan.columns.map((c) => quoteIdent(c.target)).join(', ')}) ` +
+          `SELECT ${copyExpressions(plan, await zoneFor(this.ctx, plan)).join(', ')} FROM ${original} ` +
+          `WHERE ${inList(plan.key.map((k) => k.source))} LOCK IN SHARE MODE${inPlace ? ` ${keyGuardedUpdate(plan)}` : ''}`,
+        params,
+      );
     try {
       await conn.query('BEGIN');
       open = true;
-      await conn.query(`DELETE FROM ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} WHERE ${inList(plan.key.map((k) => k.target))}`, params);
-      // Strict mode, and no IGNORE: a value the shadow cannot hold is an error here, never a warning.
-      await conn.query(
-        `INSERT INTO ${quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name)} (${plan.columns.map((c) => quoteIdent(c.target)).join(', ')}) ` +
-          `SELECT ${copyExpressions(plan, await zoneFor(this.ctx, plan)).join(', ')} FROM ${quoteTable(plan.original.ref.schema, plan.original.ref.name)} ` +
-          `WHERE ${inList(plan.key.map((k) => k.source))} LOCK IN SHARE MODE`,
-        params,
-      );
+      let whole = !plan.keepsOtherColumns;
+      if (!whole) {
+        // The shadow's other columns keep their values: delete only the rows gone from the live table.
+        const on = plan.key.map((k) => `o.${quoteIdent(k.source)} = s.${quoteIdent(k.target)}`).join(' AND ');
+        const lhs = plan.key.length === 1 ? `s.${quoteIdent(plan.key[0]!.target)}` : `(${plan.key.map((k) => `s.${quoteIdent(k.target)}`).join(', ')})`;
+        const tuple = plan.key.length === 1 ? '?' : `(${plan.key.map(() => '?').join(', ')})`;
+        await conn.query(
+          `DELETE s FROM ${shadow} AS s LEFT JOIN ${original} AS o ON ${on} WHERE ${lhs} IN (${keys.map(() => tuple).join(', ')}) AND o.${quoteIdent(plan.key[0]!.source)} IS NULL`,
+          params,
+        );
+        try {
+          await copy(true);
+        } catch (err) {
+          if (!isConflictBesideKey(err, plan)) throw err;
+          this.ctx.log.warn({ table: plan.original.ref.name, keys: named }, 'a row taken back conflicted on a unique key with another, stale row and was written whole: its columns the live table lacks took their defaults');
+          whole = true;
+        }
+      }
+      if (whole) {
+        await conn.query(`DELETE FROM ${shadow} WHERE ${inList(plan.key.map((k) => k.target))}`, params);
+        await copy(false);
+      }
       await conn.query('COMMIT');
       open = false;
     } catch (err) {
@@ -195,6 +234,7 @@ export class MysqlChecksummer implements Checksummer {
 
   /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
   async recopy(plan: CopyPlan, range: KeyRange): Promise<void> {
+    if (plan.keepsOtherColumns) return this.recopyKeys(plan, await this.keysIn(plan, range));
     const conn = await this.ctx.pool.getConnection();
     let open = false;
     try {

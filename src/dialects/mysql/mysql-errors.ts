@@ -10,6 +10,7 @@ export interface MysqlError extends Error {
 }
 
 export const ER_DUP_ENTRY = 1062;
+export const ER_BAD_NULL_ERROR = 1048;
 export const ER_LOCK_DEADLOCK = 1213;
 export const ER_LOCK_WAIT_TIMEOUT = 1205;
 export const ER_QUERY_INTERRUPTED = 1317;

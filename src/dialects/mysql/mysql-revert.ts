@@ -156,8 +156,6 @@ export class MysqlRevertSupport implements RevertSupport {
       if (c.nullable === 'NO' && c.dflt === null) {
         out.push({ problem: `column ${name} of the old table is NOT NULL without a default, and the new table has no column for it: a row written since the swap cannot go back`, keys: [] });
       }
-      // The applier writes a changed row whole (REPLACE): the value this column holds would go.
-      out.push({ problem: `column ${name} of the old table has no column in the new table to fill it: a revert would lose its values in the rows changed since the swap. Not supported yet on MySQL/MariaDB`, keys: [] });
       const unique = plan.shadow.indexes.find((i) => i.unique && i.columns.some((x) => x.toLowerCase() === name.toLowerCase()));
       const defaultsToNull = c.nullable === 'YES' && (c.dflt === null || String(c.dflt).toUpperCase() === 'NULL');
       if (unique && !defaultsToNull) out.push({ problem: `unique key ${unique.name} of the old table covers ${name}, which the new table has no column for: rows written since the swap would share its default`, keys: [] });

@@ -206,7 +206,16 @@ export class PostgresChecksummer implements Checksummer {
     return this.analyzing;
   }
 
-  /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
+  /** Every key in `range`, in either table, as text: the rows a recopy of the range deletes or writes. */
+  private async keysIn(p: PlanSql, range: KeyRange): Promise<Value[][]> {
+    const params: unknown[] = [];
+    const select = (side: 'source' | 'target', table: string) =>
+      `SELECT ${p.key.map((k) => `${quoteIdent(k[side])}::text`).join(', ')} FROM ${table} WHERE ${rangeWhere(p, range, params, side)}`;
+    const r = await this.ctx.pool.query({ text: `${select('source', p.original)} UNION ${select('target', p.shadow)}`, values: params, rowMode: 'array' });
+    return r.rows as Value[][];
+  }
+
+  /** Replaces the shadow's rows with these keys with a fresh, share-locked copy of the original's. */
   async recopyKeys(plan: CopyPlan, keys: Value[][]): Promise<void> {
     if (keys.length === 0) return;
     const p = await planSql(this.ctx.pool, plan);
@@ -217,16 +226,27 @@ export class PostgresChecksummer implements Checksummer {
     const targetKeys = keys.map((k) => keyParams(p.key, k, targetParams, true)).join(', ');
     const where = `${lhs('source')} IN (${sourceKeys})`;
     const named = keys.map((k) => p.key.map((c, i) => `${c.source}=${String(k[i])}`).join(', ')).join('; ');
+    // The shadow's other columns keep their values: rows gone from the live table go, the others change in place.
+    const keyTargets = new Set(p.key.map((k) => k.target));
+    const updates = p.columns.filter((c) => !keyTargets.has(c.target)).map((c) => `${quoteIdent(c.target)} = EXCLUDED.${quoteIdent(c.target)}`);
+    const onConflict = !plan.keepsOtherColumns
+      ? ''
+      : ` ON CONFLICT (${p.key.map((k) => quoteIdent(k.target)).join(', ')}) ${updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING'}`;
+    const gone = plan.keepsOtherColumns
+      ? ` AND NOT EXISTS (SELECT 1 FROM ${p.original} o WHERE ${p.key.map((k) => `o.${quoteIdent(k.source)} = ${p.shadow}.${quoteIdent(k.target)}`).join(' AND ')})`
+      : '';
     const client = await this.ctx.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query(`DELETE FROM ${p.shadow} WHERE ${lhs('target')} IN (${targetKeys})`, targetParams);
+      await client.query(`DELETE FROM ${p.shadow} WHERE ${lhs('target')} IN (${targetKeys})${gone}`, targetParams);
       await client.query(
         `INSERT INTO ${p.shadow} (${p.columns.map((c) => quoteIdent(c.target)).join(', ')})${p.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} ` +
-          `SELECT ${p.columns.map((c) => convert(quoteIdent(c.source), c)).join(', ')} FROM ${p.original} WHERE ${where} FOR SHARE`,
+          `SELECT ${p.columns.map((c) => convert(quoteIdent(c.source), c)).join(', ')} FROM ${p.original} WHERE ${where} FOR SHARE${onConflict}`,
         params,
       );
       await this.copier.checkLossy(client, p, plan, where, params);
+      // A read of the original into the shadow, as the copier's chunks (postgres-original-reads.ts says why, and why after).
+      await this.ctx.reads.recordCurrent(client);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -238,6 +258,7 @@ export class PostgresChecksummer implements Checksummer {
 
   async recopy(plan: CopyPlan, range: KeyRange): Promise<void> {
     const p = await planSql(this.ctx.pool, plan);
+    if (plan.keepsOtherColumns) return this.recopyKeys(plan, await this.keysIn(p, range));
     const params: unknown[] = [];
     const where = rangeWhere(p, range, params, 'target');
     await this.copier.copyChunk(plan, range, undefined, async (client) => {

@@ -47,6 +47,13 @@ export interface CopyPlan {
    * one of them has a duplicate. Absent = none.
    */
   weakenedUniqueIndexes?: WeakenedUniqueIndex[];
+  /**
+   * The shadow has columns that `columns` does not fill, and their values must stay (a
+   * revert: the old table's values of a column the ALTER dropped). Writers then change a
+   * row of the shadow in place (upsert, update) instead of deleting it and inserting it
+   * whole, which would give those columns their defaults. Absent = false.
+   */
+  keepsOtherColumns?: boolean;
 }
 
 export interface WeakenedUniqueIndex {

@@ -34,7 +34,7 @@ export class ChecksumRuns {
       plan,
       chunkSize: Math.max(1000, chunkRows * 4),
       lockTimeoutMs: options.cutoverLockTimeoutMs,
-      drainUnderLock: () => pump.applyUntilMarker(`checksum-${this.o.jobId}-${Date.now()}`, options.cutoverLockTimeoutMs),
+      drainUnderLock: () => pump.applyUntilMarker(`checksum-${this.o.jobId}-${Date.now()}`, options.cutoverLockTimeoutMs, { underLock: true }),
       between: () => catchUp(pump, controls),
       afterCompare: options.testHooks?.checksumCompared,
       log: this.o.log,

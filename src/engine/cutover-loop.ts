@@ -126,7 +126,7 @@ export class CutoverLoop {
           },
           lockTimeoutMs: options.cutoverLockTimeoutMs,
           drainUnderLock: async () => {
-            await pump.applyUntilMarker(markerId, options.cutoverLockTimeoutMs);
+            await pump.applyUntilMarker(markerId, options.cutoverLockTimeoutMs, { underLock: true });
             await options.testHooks?.afterCutoverDrain?.(attempt);
           },
           killBlockers,

@@ -82,6 +82,14 @@ export class EventPump {
    * 2): later events for them converge. A row that still does not fit fails the job.
    */
   recoverRows: ((keys: Value[][]) => Promise<void>) | null = null;
+  /**
+   * A batch that needs rows taken back (recoverRows) but came while the job held a lock on
+   * the original (a cut-over's or a checksum's drain): the taking back reads the original,
+   * so it would wait on that lock. It is kept, unacknowledged, and applied first once the
+   * lock is gone; the drain gives up its attempt (CutoverAttemptError), which is retried.
+   */
+  private heldBack: ChangeBatch | null = null;
+  private underLock = false;
   /** Stream restarts in a row: a few, and through a database restart (util/reconnect.ts). */
   private readonly restarts = new RetryBudget(STREAM_RESTARTS);
 
@@ -187,7 +195,7 @@ export class EventPump {
     let applied = 0;
     do {
       await this.recoverStream();
-      const batch = this.stream!.take(MAX_BATCH_EVENTS);
+      const batch = this.takeBatch();
       if (!batch) break;
       await this.applyBatch(batch);
       applied += batch.events.length;
@@ -219,10 +227,19 @@ export class EventPump {
    * the marker was written is then in the shadow. Fails the cut-over attempt
    * (not the job) when the marker does not come back within `timeoutMs`.
    */
-  async applyUntilMarker(id: string, timeoutMs: number): Promise<void> {
+  async applyUntilMarker(id: string, timeoutMs: number, options: { underLock?: boolean } = {}): Promise<void> {
     await this.recoverStream();
     await this.stream!.writeMarker(id);
     const deadline = Date.now() + timeoutMs;
+    this.underLock = options.underLock ?? false;
+    try {
+      await this.applyToMarker(id, deadline, timeoutMs);
+    } finally {
+      this.underLock = false;
+    }
+  }
+
+  private async applyToMarker(id: string, deadline: number, timeoutMs: number): Promise<void> {
     while (!this.seenMarkers.has(id)) {
       if (this.streamError) {
         // Retrying the cut-over cannot get past a final verdict; say it instead of "cut-over failed N times".
@@ -232,11 +249,17 @@ export class EventPump {
       if (Date.now() > deadline) {
         throw new CutoverAttemptError(`the change stream did not reach the cut-over marker within ${timeoutMs} ms (backlog ${this.backlog()})`);
       }
-      const batch = this.stream!.take(MAX_BATCH_EVENTS);
+      const batch = this.takeBatch();
       if (batch) await this.applyBatch(batch);
       else await this.stream!.waitForData(Math.min(50, Math.max(1, deadline - Date.now())));
     }
     this.seenMarkers.delete(id);
+  }
+
+  private takeBatch(): ChangeBatch | null {
+    const held = this.heldBack;
+    this.heldBack = null;
+    return held ?? this.stream!.take(MAX_BATCH_EVENTS);
   }
 
   /**
@@ -307,6 +330,10 @@ export class EventPump {
         break;
       } catch (err) {
         if (err instanceof DataLossError && err.keys?.length && this.recoverRows && recovered < MAX_RECOVERED_ROWS) {
+          if (this.underLock) {
+            this.heldBack = { ...batch, events };
+            throw new CutoverAttemptError('a change since the swap must be taken back from the live table, which this lock blocks; applied once it is released');
+          }
           const { keys, rest } = withoutRows(this.plan, events, err.keys as Value[][]);
           recovered += keys.length;
           this.log.warn({ rows: keys.length, reason: err.message }, 'a change since the swap does not fit the old table: taking its row back from the live table as it is now');

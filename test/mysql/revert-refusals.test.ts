@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMysqlDatabase } from '../support/databases.js';
 import { openDb, type Db } from '../support/db.js';
-import { newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
+import { capturingLogger, newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
 
 const runCli = (args: string[]) => startCli(args).done;
@@ -141,6 +141,37 @@ describe('mysql: what revert refuses', () => {
     try {
       await runRevert(url, 't');
       expect(await db.query('SELECT email, n FROM t WHERE id = 6')).toEqual([{ email: 'f@x', n: 66 }]);
+      expect(Number((await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM t'))[0]!.n)).toBe(3 + 1 + 2500);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('takes back a row that the cut-over meets under its lock only once the lock is gone: the attempt is given up and retried', async () => {
+    const { url, db } = await altered(TABLE, 'MODIFY email VARCHAR(100) NOT NULL', []);
+    let written = false;
+    const { log, lines } = capturingLogger();
+    try {
+      const result = await runRevert(url, 't', {
+        log,
+        testHooks: {
+          // Committed before the lock, so the drain under it meets them: a value the old email cannot
+          // hold, fixed only in a later batch. Taking the row back reads the live table, which the lock blocks.
+          afterSnapshotWait: async () => {
+            if (written) return;
+            written = true;
+            await db.exec("INSERT INTO t (id, email, n) VALUES (7, 'a-very-long-address@example.com', 7)");
+            await db.exec(`INSERT INTO t (id, email, n) VALUES ${Array.from({ length: 2500 }, (_, i) => `(${100 + i}, 'f${100 + i}@x', 1)`).join(', ')}`);
+            await db.exec("UPDATE t SET email = 'g@x' WHERE id = 7");
+          },
+        },
+      });
+      expect(result.cutoverAttempts).toBe(2);
+      // Given up under the lock, not waited out there (the application's writes queue behind it).
+      const failed = lines.filter((l) => l.msg === 'cut-over attempt failed; the original is as it was');
+      expect(failed.map((l) => l.reason)).toEqual([expect.stringMatching(/must be taken back from the live table, which this lock blocks/)]);
+      expect(await definition(db)).toMatch(/`email` varchar\(20\) NOT NULL/);
+      expect(await db.query('SELECT email, n FROM t WHERE id = 7')).toEqual([{ email: 'g@x', n: 7 }]);
       expect(Number((await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM t'))[0]!.n)).toBe(3 + 1 + 2500);
     } finally {
       await db.close();

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { createPgDatabase, pgConnect } from '../support/databases.js';
-import { newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
+import { capturingLogger, newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
 import { makePlan, openSession } from './helpers.js';
 
@@ -130,6 +130,37 @@ describe('postgres: what revert refuses', () => {
     try {
       await runRevert(url, 't');
       expect((await admin.query('SELECT email, n FROM t WHERE id = 6')).rows[0]).toEqual({ email: 'f@x', n: 66 });
+      expect((await admin.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(3 + 1 + 2500);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('takes back a row that the cut-over meets under its lock only once the lock is gone: the attempt is given up and retried', async () => {
+    const { url, admin } = await altered('ALTER COLUMN email TYPE varchar(100)', []);
+    let written = false;
+    const { log, lines } = capturingLogger();
+    try {
+      const result = await runRevert(url, 't', {
+        log,
+        testHooks: {
+          // Committed before the lock, so the drain under it meets them: a value the old email cannot
+          // hold, fixed only in a later batch. Taking the row back reads the live table, which the lock blocks.
+          afterSnapshotWait: async () => {
+            if (written) return;
+            written = true;
+            await admin.query("INSERT INTO t VALUES (7, 'a-very-long-address@example.com', 7)");
+            await admin.query("INSERT INTO t SELECT g, 'f' || g || '@x', g FROM generate_series(100, 2599) g");
+            await admin.query("UPDATE t SET email = 'g@x' WHERE id = 7");
+          },
+        },
+      });
+      expect(result.cutoverAttempts).toBe(2);
+      // Given up under the lock, not waited out there (the application's writes queue behind it).
+      const failed = lines.filter((l) => l.msg === 'cut-over attempt failed; the original is as it was');
+      expect(failed.map((l) => l.reason)).toEqual([expect.stringMatching(/must be taken back from the live table, which this lock blocks/)]);
+      expect((await admin.query("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'email'")).rows[0].t).toBe('character varying(20)');
+      expect((await admin.query('SELECT email, n FROM t WHERE id = 7')).rows).toEqual([{ email: 'g@x', n: 7 }]);
       expect((await admin.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(3 + 1 + 2500);
     } finally {
       await admin.end();

@@ -117,6 +117,7 @@ export class MysqlCutover implements Cutover {
       sentryCreated = true;
       const [aid] = await a.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
       const aId = Number(aid[0]!.id);
+      await options.beforeLock?.();
       // Application writes queue from this request until the RENAME (queued first) is done.
       const requestedAt = Date.now();
       const watch = options.killBlockers?.watch(mysqlLockBlockers(this.ctx, schema, name, aId));

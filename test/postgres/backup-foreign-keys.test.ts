@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { freshDb } from './helpers.js';
-import { runAlter } from '../support/alter.js';
+import { capturingLogger, runAlter } from '../support/alter.js';
+import { pgConnect } from '../support/databases.js';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 
 let url: string;
@@ -40,5 +41,30 @@ describe('postgres: the backup after the cut-over', () => {
     expect(fks.rows).toEqual([{ rel: 'orders', con: 'orders_parent_fk' }]);
     // The backup keeps its rows as of the swap.
     expect((await admin.query(`SELECT count(*)::int AS n FROM "${result.backupTable}"`)).rows[0].n).toBe(3);
+  });
+
+  it("gives them up after the swap's commit, so a long reader of the parent neither fails the cut-over nor queues behind it", async () => {
+    await admin.query('CREATE TABLE parent2 (id bigint PRIMARY KEY)');
+    await admin.query('CREATE TABLE orders2 (id bigint PRIMARY KEY, parent_id bigint NOT NULL CONSTRAINT orders2_parent_fk REFERENCES parent2 (id))');
+    await admin.query('INSERT INTO parent2 SELECT generate_series(1, 3)');
+    await admin.query('INSERT INTO orders2 SELECT g, g FROM generate_series(1, 3) g');
+    // A report reading the parent for the whole job: dropping a foreign key locks its parent
+    // ACCESS EXCLUSIVE, which this reader blocks; under the swap's lock every attempt would fail.
+    const reader = await pgConnect(url);
+    const { log, lines } = capturingLogger();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM parent2');
+      const result = await runAlter(url, 'orders2', 'ADD COLUMN note text', { log, cutoverLockTimeoutMs: 1000, cutoverRetries: 2 });
+      expect(result.cutoverAttempts).toBe(1);
+      const warned = lines.filter((l) => String(l.msg).startsWith('after cut-over: the old table still declares a foreign key'));
+      expect(warned.map((l) => l.msg)).toEqual([expect.stringContaining(`drop it: ALTER TABLE "public"."${result.backupTable}" DROP CONSTRAINT IF EXISTS "orders2_parent_fk"`)]);
+      await reader.query('COMMIT');
+      await admin.query(`ALTER TABLE "public"."${result.backupTable}" DROP CONSTRAINT IF EXISTS "orders2_parent_fk"`);
+      await admin.query('DELETE FROM orders2 WHERE parent_id = 1');
+      await admin.query('DELETE FROM parent2 WHERE id = 1');
+    } finally {
+      await reader.end();
+    }
   });
 });

@@ -23,6 +23,12 @@ export interface SwapSql {
   statements: string[];
   views: ViewFact[];
   validate: FkFrom[];
+  /**
+   * Run after COMMIT, each on its own with a short lock_timeout: dropping a foreign key
+   * locks its parent ACCESS EXCLUSIVE, which under the swap's lock would queue every
+   * reader of the parent behind the cut-over (and a long reader would fail every attempt).
+   */
+  afterCommit: string[];
 }
 
 const grantee = (g: string | null) => (g === null ? 'PUBLIC' : quoteIdent(g));
@@ -79,6 +85,7 @@ interface Build {
   mapCol: (name: string) => string;
   sql: string[];
   validate: FkFrom[];
+  afterCommit: string[];
   /**
    * Names freed or taken by earlier steps, so the check whether a new index's name is
    * free needs no query under the lock.
@@ -117,6 +124,7 @@ export function buildSwap(plan: CopyPlan, names: ArtefactNames, f: Facts, preMax
     ...columnMapper(plan),
     sql: [],
     validate: [],
+    afterCommit: [],
     moved: (from, to) => {
       now.set(from, false);
       now.set(to, true);
@@ -138,7 +146,7 @@ export function buildSwap(plan: CopyPlan, names: ArtefactNames, f: Facts, preMax
   triggers(b);
   // 10. Views (run one by one after these): same definition, now resolving to the new
   //     table; CREATE OR REPLACE keeps their grants, owners and dependents.
-  return { statements: b.sql, views: f.views, validate: b.validate };
+  return { statements: b.sql, views: f.views, validate: b.validate, afterCommit: b.afterCommit };
 }
 
 /** 1. Move the original's index (and so constraint) names and identity sequences aside. */
@@ -310,15 +318,16 @@ function ownerGrantsAndSecurity(b: Build): void {
 
 /**
  * 6. Foreign keys this table declares (LIKE does not copy them): added NOT VALID
- *    under the lock, validated after commit. The old table gives them up: nothing
- *    writes it any more, and its rows as of the swap must not hold the parents (a
- *    parent's legal DELETE would fail on them, or cascade into them).
+ *    under the lock, validated after commit. The old table gives them up right after
+ *    the commit (SwapSql.afterCommit): nothing writes it any more, and its rows as of
+ *    the swap must not hold the parents (a parent's legal DELETE would fail on them,
+ *    or cascade into them).
  */
 function declaredForeignKeys(b: Build): void {
   const { f, tbl, mapCol } = b;
   const backup = quoteQualified(b.schema, b.names.backup);
   for (const fk of f.childFks) {
-    b.sql.push(`ALTER TABLE ${backup} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
+    b.afterCommit.push(`ALTER TABLE ${backup} DROP CONSTRAINT IF EXISTS ${quoteIdent(fk.name)}`);
     const cols = parseArrayText(fk.cols).map((x) => quoteIdent(mapCol(x))).join(', ');
     const refcols = parseArrayText(fk.refcols).map((x) => quoteIdent(fk.refoid === f.o ? mapCol(x) : x)).join(', ');
     b.sql.push(`ALTER TABLE ${tbl} ADD CONSTRAINT ${quoteIdent(fk.name)} FOREIGN KEY (${cols}) REFERENCES ${fk.ref} (${refcols}) ${fk.tail ?? ''} NOT VALID`);

@@ -36,6 +36,7 @@ import { indexServesMax, readFacts, type Facts } from './catalog-facts.js';
 import { buildSwap, identityColumns, nameCandidates, type FkFrom, type SwapSql } from './swap-statements.js';
 import { repointView } from './views.js';
 import { pgLockBlockers } from './lock-blockers.js';
+import type { Logger } from '../../../util/logger.js';
 
 const RETRYABLE = new Set(['55P03', '40P01', '57014', '40001']);
 
@@ -70,6 +71,7 @@ export class PostgresCutover implements Cutover {
     await checkShadowDefinitions(this.ctx.pool, shadowRef, plan.original.ref.name, options.expectedShadow);
     const c = await dedicatedClient(this.ctx, CUTOVER_APPLICATION_NAME);
     let validate: FkFrom[] = [];
+    let afterCommit: string[] = [];
     let newName = '';
     let committing = false;
     // When the lock was requested; application writes queue from here until COMMIT.
@@ -154,6 +156,7 @@ export class PostgresCutover implements Cutover {
         swap = (await this.prepareSwap(c, plan, names, { facts: reread.value, queried: prepared.candidates, preMax: prepared.preMax })).swap;
       }
       validate = swap.validate;
+      afterCommit = swap.afterCommit;
       newName = plan.original.ref.name;
       // The last thing before COMMIT, under every lock the swap holds: each write to the
       // new table commits after this position, each of the applier's before it (a revert
@@ -184,6 +187,7 @@ export class PostgresCutover implements Cutover {
       const committed = committing && isTransient(err) ? await this.swapCommitted(plan, names) : null;
       if (committed === true) {
         options.log.warn({ table: plan.original.ref.name, err: (err as Error).message }, 'the cut-over connection dropped during COMMIT, but the swap is committed');
+        for (const statement of afterCommit) options.log.warn({ table: names.backup }, `the old table still declares a foreign key; drop it: ${statement}`);
         for (const fk of validate) {
           options.log.warn(
             { table: fk.table, constraint: fk.name },
@@ -204,8 +208,9 @@ export class PostgresCutover implements Cutover {
       }
       throw err;
     }
-    // After the lock is gone: validate re-pointed foreign keys (no blocking lock), and take
-    // statistics unless the shadow's were taken during the checksum.
+    // After the lock is gone: the old table gives up its foreign keys, validate re-pointed
+    // ones (no blocking lock), and take statistics unless the shadow's were taken during the checksum.
+    await runAfterCommit(c, afterCommit, options.log);
     try {
       for (const fk of validate) {
         await c.query(`ALTER TABLE ${quoteQualified(fk.schema, fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
@@ -277,4 +282,33 @@ export class PostgresCutover implements Cutover {
     }
     return { facts, candidates: queried, preMax, swap: buildSwap(plan, names, facts, preMax) };
   }
+}
+
+/** Attempts at each after-commit statement, each waiting at most AFTER_COMMIT_LOCK_MS for its locks. */
+const AFTER_COMMIT_ATTEMPTS = 5;
+const AFTER_COMMIT_LOCK_MS = 200;
+
+/**
+ * SwapSql.afterCommit: each statement in a few short tries (a queued ACCESS EXCLUSIVE
+ * holds up the parent's readers only as long as one try). One that never gets its lock
+ * is left to the operator, said with the statement to run; the swap stands either way.
+ */
+async function runAfterCommit(c: pg.Client, statements: string[], log: Logger): Promise<void> {
+  for (const statement of statements) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await c.query(`SET lock_timeout = ${AFTER_COMMIT_LOCK_MS}`);
+        await c.query(statement);
+        break;
+      } catch (err) {
+        if (pgCode(err) === '55P03' && attempt < AFTER_COMMIT_ATTEMPTS) {
+          await new Promise((r) => setTimeout(r, AFTER_COMMIT_LOCK_MS * attempt));
+          continue;
+        }
+        log.warn({ err: (err as Error).message }, `after cut-over: the old table still declares a foreign key, which holds its parent's rows; drop it: ${statement}`);
+        break;
+      }
+    }
+  }
+  await c.query('RESET lock_timeout').catch(() => undefined);
 }

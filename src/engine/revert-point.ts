@@ -116,9 +116,14 @@ export function revertCheckpoint(point: RevertPoint, names: ArtefactNames): Chec
   };
 }
 
-export function describeRevert(point: RevertPoint): string {
-  return `revert of: ${point.alter}`;
+const REVERT_OF = 'revert of: ';
+
+export function describeRevert(point: Pick<RevertPoint, 'alter'>): string {
+  return `${REVERT_OF}${point.alter}`;
 }
+
+/** Whether a revert point's `alter` is a revert's: the table was reverted (revert again goes forward). */
+export const isRevertOf = (alter: string): boolean => alter.startsWith(REVERT_OF);
 
 /** Seconds since the point's swap. */
 export const ageSeconds = revertPointAge;

@@ -23,6 +23,7 @@ import { emptyRecord, type HistoryRecord, type MigrationStore } from './migratio
 import type { FilePlanner, PlannedMigration } from './plan-files.js';
 import { loadDefinition } from './ts-migrations.js';
 import type { OnlineRevert } from './online-alter.js';
+import { describeRevert } from '../engine/revert-point.js';
 import { parseStatement } from './sql-analysis.js';
 import { splitStatements } from './statement-splitter.js';
 
@@ -234,7 +235,9 @@ export class MigrationCommands {
       if (tables.includes(parsed.table)) return { why: `${where} alters ${parsed.table} a second time; a revert undoes only the last ALTER of a table` };
       const undoes = await this.s.onlineRevert.pointOf(parsed.table);
       if (undoes === null) return { why: `${where}: ${parsed.table} has no revert point (the ALTER ran without the engine, or without --revertible, or its revert window was closed)` };
-      if (undoes.trim() !== parsed.alterBody.trim()) return { why: `${where}: the revert point of ${parsed.table} undoes another ALTER (${undoes})` };
+      // Reverted already (a down that failed or was killed on a later table, or a revert by hand): skipped when run.
+      const reverted = undoes.trim() === describeRevert({ alter: parsed.alterBody.trim() });
+      if (!reverted && undoes.trim() !== parsed.alterBody.trim()) return { why: `${where}: the revert point of ${parsed.table} undoes another ALTER (${undoes})` };
       tables.push(parsed.table);
     }
     return { tables: tables.reverse() };

@@ -6,6 +6,7 @@
 
 import { hostname } from 'node:os';
 import type { AlterResult } from '../engine/job.js';
+import { isRevertOf } from '../engine/revert-point.js';
 import { AbortedError, ShadowshiftError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { runBackfill, type BackfillOptions, type BackfillResult, type BackfillTarget, type KeyValue } from './backfill.js';
@@ -200,6 +201,15 @@ export class MigrationExecutor {
       const started = Date.now();
       let result: AlterResult;
       try {
+        // A run that failed or was killed on a later table: reverting this one again would go forward.
+        if (isRevertOf((await this.settings.onlineRevert.pointOf(table)) ?? '')) {
+          const ran = `${table} is reverted already (by an earlier run of this down that stopped on a later table, or by hand): skipped`;
+          run.statements.push({ phase: 'down', index: i, line: 0, class: 'online', how: `shadowshift revert --table ${table}`, ran, seconds: 0 });
+          this.progress(`  down ${i + 1}/${tables.length}: ${ran}`);
+          rec.statementsDone = i + 1;
+          await this.store.saveHistory(rec);
+          continue;
+        }
         result = await this.settings.onlineRevert.run(table);
       } catch (err) {
         await this.fail(f, rec, 'down', i, null, `shadowshift revert --table ${table}`, err);

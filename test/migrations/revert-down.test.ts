@@ -63,4 +63,43 @@ describe.each(cases)('$dialect: migrate down reverts an engine ALTER', ({ dialec
       rmSync(dir, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it('skips a table reverted already (by hand, or by a down that failed on a later table) instead of reverting it again, which would go forward', async () => {
+    const { url, db } = await newDatabase(dialect, 'mrev2');
+    const dir = tempDir();
+    try {
+      for (const t of ['orders', 'orders2']) {
+        await createWorkloadTable(url, t);
+        await seedWorkloadTable(url, t, 500);
+        await db.exec(dialect === 'mysql' ? `ANALYZE TABLE ${t}` : `ANALYZE ${t}`);
+      }
+      write(dir, '100_widen_both.sql', widen + widen.replace('orders', 'orders2'));
+      const migrate = (...args: string[]) => cli(['migrate', ...args, '--dir', dir, '--online-threshold', '100'], { SHADOWSHIFT_URL: url, SHADOWSHIFT_LOG_LEVEL: 'warn' });
+      const up = await migrate('up', '--execute', '--revertible');
+      expect(up.code, up.stderr).toBe(0);
+      // orders2 reverted by hand first: the down must skip it, not revert it again (forward).
+      const byHand = await cli(['revert', '--table', 'orders2', '--execute'], { SHADOWSHIFT_URL: url, SHADOWSHIFT_LOG_LEVEL: 'warn' });
+      expect(byHand.code, byHand.stderr).toBe(0);
+      // orders is reverted second (last ALTER first): a value its old column cannot hold fails it there.
+      await db.exec('UPDATE orders SET user_id = 5000000000 WHERE id = 1');
+      const failed = await migrate('down', '--execute');
+      expect(failed.code).not.toBe(0);
+      expect(failed.stderr).toMatch(/shadowshift revert --table orders\n/);
+      expect((await columnInfo(db, 'orders2', 'user_id'))!.type).toMatch(narrow);
+      expect((await columnInfo(db, 'orders', 'user_id'))!.type).toMatch(/bigint/);
+
+      await db.exec('UPDATE orders SET user_id = 1 WHERE id = 1');
+      const down = await migrate('down', '--execute', '--json');
+      expect(down.code, down.stderr).toBe(0);
+      // It goes on where the failed run stopped: orders.
+      const ran = json(down).ran[0].statements.map((x: { ran: string }) => x.ran);
+      expect(ran).toEqual([expect.stringMatching(/^revert through the engine/)]);
+      expect((await columnInfo(db, 'orders2', 'user_id'))!.type).toMatch(narrow);
+      expect((await columnInfo(db, 'orders', 'user_id'))!.type).toMatch(narrow);
+      expect(json(await migrate('status', '--json')).migrations[0].state).toBe('rolled back');
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

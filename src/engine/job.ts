@@ -211,14 +211,6 @@ export class AlterJob {
     this.original = info;
     if (this.options.revert) return this.prepareRevert(session, checks, outcomes, info);
     if (this.options.revertible && session.revert) outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
-    const previous = await session.revert?.points.load(ref);
-    if (previous) {
-      this.closesRevertWindow = true;
-      outcomes.push({
-        check: 'revert-window', phase: 'table', ok: true, warning: true,
-        message: `this job closes the revert window of the previous ALTER (${previous.alter}, swapped ${formatSeconds(ageSeconds(previous))} ago): after it, \`shadowshift revert\` can no longer undo that one. Its old table ${previous.oldTable} stays as a plain backup`,
-      });
-    }
     if (!this.resuming && this.options.resumeIfSameAlter) {
       const kept = await session.checkpoints.load(ref);
       if (kept && kept.alter.trim() === this.options.alter.trim()) {
@@ -234,6 +226,15 @@ export class AlterJob {
       await session.acquireJobLock(ref);
       this.jobLockHeld = true;
       await endStoppedRun(session, ref, cp, this.log);
+    }
+    const previous = await session.revert?.points.load(ref);
+    // A resumed job's own point (it was stopped after its swap) is not a previous ALTER's.
+    if (previous && previous.jobId !== this.pointJobId) {
+      this.closesRevertWindow = true;
+      outcomes.push({
+        check: 'revert-window', phase: 'table', ok: true, warning: true,
+        message: `this job closes the revert window of the previous ALTER (${previous.alter}, swapped ${formatSeconds(ageSeconds(previous))} ago): after it, \`shadowshift revert\` can no longer undo that one. Its old table ${previous.oldTable} stays as a plain backup`,
+      });
     }
     const analysis = (this.analysis = session.analyzeAlter(this.options.alter));
     outcomes.push(...(await runChecks(checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: this.checkpoint?.names ?? null })));
@@ -507,7 +508,10 @@ export class AlterJob {
     const names = (this.names = cp.names);
     this.swapped = true;
     this.log.warn({ table: this.status().table, backup: names.backup }, SWAPPED_BEFORE_THE_STOP);
-    if (session.revert && (this.revert || this.options.revertible)) {
+    const own = session.revert && (await session.revert.points.load(this.ref!));
+    if (own && own.jobId === this.pointJobId) {
+      this.log.info({ table: this.status().table }, 'the stopped run recorded its revert point after its swap: kept, with its way back');
+    } else if (session.revert && (this.revert || this.options.revertible)) {
       // Where the writes since the swap begin died with the stopped run: no revert point
       // (a revert's own one removed), and the way back it prepared goes.
       await session.revert.dropWayBack(wayBackNames(session, this.ref!, this.pointJobId));

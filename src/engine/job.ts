@@ -415,8 +415,9 @@ export class AlterJob {
       if (!recorded) {
         // No point to use it (the swap's end unknown): the way back goes. And the point a
         // revert used leads to the table that is live again: gone with its swap.
-        if (this.wayBack) await session.revert?.dropWayBack(this.wayBack);
-        if (this.revert) await session.revert?.points.remove(this.ref);
+        const left = (err: Error) => this.log.warn({ err: err.message }, 'could not remove a way back no revert point leads to: `shadowshift cleanup` lists it');
+        if (this.wayBack) await session.revert?.dropWayBack(this.wayBack).catch(left);
+        if (this.revert) await session.revert?.points.remove(this.ref).catch(left);
       }
       this.setState('done');
       if (checkpointer.enabled) await session.checkpoints.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));

@@ -67,7 +67,13 @@ export async function recordRevertPoint(a: {
     windowSeconds: a.windowSeconds ?? undone?.windowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS,
     maxLogBytes: a.maxLogBytes,
   });
-  await a.support.points.save(point);
+  try {
+    await a.support.points.save(point);
+  } catch (err) {
+    // The swap is done and stands: the job succeeded, only its way back is missing.
+    a.log.warn({ table, err: (err as Error).message }, 'the swap is done, but its revert point could not be saved: `shadowshift revert` cannot undo this job');
+    return false;
+  }
   const until = new Date(Date.parse(point.swappedAt) + point.windowSeconds * 1000).toISOString();
   a.log.info({ table, oldTable: point.oldTable, position: a.afterSwap, windowSeconds: point.windowSeconds }, `revert point recorded: \`shadowshift revert --table ${table}\` can undo this until ${until}`);
   return true;

@@ -178,6 +178,23 @@ describe('mysql: what revert refuses', () => {
     }
   });
 
+  it('a revert point that cannot be saved fails nothing: the swap stands, and the log says revert cannot undo it', async () => {
+    const { url, db } = await altered(TABLE, 'MODIFY n BIGINT NOT NULL', []);
+    // The store exists now; make its next write fail.
+    await db.exec("CREATE TRIGGER no_points BEFORE INSERT ON _shadowshift_reverts FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'points are read-only'");
+    await db.exec('DELETE FROM _shadowshift_reverts');
+    const { log, lines } = capturingLogger();
+    try {
+      const result = await runAlter(url, 't', 'MODIFY note VARCHAR(80) NULL', { revertible: true, log });
+      expect(result.backupTable).toBeTruthy();
+      expect(await definition(db)).toMatch(/`note` varchar\(80\)/);
+      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toContain('the swap is done, but its revert point could not be saved: `shadowshift revert` cannot undo this job');
+      expect(await db.query('SELECT * FROM _shadowshift_reverts')).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('keeps the old values of a column the ALTER dropped: in rows changed since the swap, in a row taken back from the live table, and going forward again', async () => {
     // id 3 is written too long for the old email, then fixed: the revert takes it back from the live table (recopyKeys).
     const { url, db } = await altered(TABLE, 'DROP COLUMN note, MODIFY email VARCHAR(100) NOT NULL', [

@@ -4,14 +4,14 @@
 // (options.revert) is the same machine resumed at its catch-up, the old table its shadow
 // (revert-point.ts, revert-preflight.ts).
 //
-// Why it is over 400 lines (545): it is the phase sequence and the state the phases share
+// Why it is over 400 lines (about 530): it is the phase sequence and the state the phases share
 // (the status reads all of it), and a revert is this same sequence with a few branches
 // (where it starts, what it keeps, what it records after the swap), not a second machine;
 // its options and result are in job-options.ts. The phases' own
 // work lives beside it: plan-report.ts (what prepare() finds), copy-loop.ts,
 // index-build.ts, checksum-runs.ts, cutover-loop.ts (catch-up, postponed, hook hold,
 // attempts), throttle-wiring.ts, checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts,
-// revert-point.ts.
+// revert-point.ts, revert-steps.ts.
 
 import { randomBytes } from 'node:crypto';
 import type {
@@ -49,7 +49,8 @@ import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEF
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
 import { loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
-import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, formatSeconds, recordRevertPoint, revertNames, wayBackNames } from './revert-point.js';
+import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, revertNames, wayBackNames } from './revert-point.js';
+import { afterStoppedSwap, afterSwap, closePreviousWindow, closesWindowOutcome } from './revert-steps.js';
 
 export type { AlterJobOptions, AlterResult, JobObserver } from './job-options.js';
 export type { AlterPlanReport };
@@ -231,10 +232,7 @@ export class AlterJob {
     // A resumed job's own point (it was stopped after its swap) is not a previous ALTER's.
     if (previous && previous.jobId !== this.pointJobId) {
       this.closesRevertWindow = true;
-      outcomes.push({
-        check: 'revert-window', phase: 'table', ok: true, warning: true,
-        message: `this job closes the revert window of the previous ALTER (${previous.alter}, swapped ${formatSeconds(ageSeconds(previous))} ago): after it, \`shadowshift revert\` can no longer undo that one. Its old table ${previous.oldTable} stays as a plain backup`,
-      });
+      outcomes.push(closesWindowOutcome(previous));
     }
     const analysis = (this.analysis = session.analyzeAlter(this.options.alter));
     outcomes.push(...(await runChecks(checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: this.checkpoint?.names ?? null })));
@@ -301,12 +299,7 @@ export class AlterJob {
     this.waits.start();
     if (!this.jobLockHeld) await session.acquireJobLock(this.ref);
     this.jobLockHeld = true;
-    if (this.closesRevertWindow && session.revert) {
-      const previous = await session.revert.points.load(this.ref);
-      if (previous) await session.revert.dropWayBack(wayBackNames(session, this.ref, previous.jobId));
-      await session.revert.points.remove(this.ref);
-      this.log.warn({ table: this.status().table }, "closed the previous ALTER's revert window: `shadowshift revert` can no longer undo it");
-    }
+    if (this.closesRevertWindow && session.revert) await closePreviousWindow(session.revert, session, this.ref, this.log);
     session.jobLockLost(this.ref).catch((err: Error) => this.controls.fail(err));
     const resumed = this.checkpoint;
     // A resumed job is where its checkpoint says from the first moment: its status counts
@@ -405,19 +398,13 @@ export class AlterJob {
       this.swapped = true;
       await this.options.testHooks?.afterSwap?.();
       const proven = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
-      const recorded =
-        revertSupport !== undefined &&
-        (await recordRevertPoint({
-          support: revertSupport, log: this.log, table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
+      if (revertSupport) {
+        await afterSwap({
+          support: revertSupport, session, wayBack: this.wayBack, isRevert: Boolean(this.revert), log: this.log,
+          table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
           maxLogBytes: session.streamHoldsServerLog ? (this.options.maxSlotLagBytes ?? DEFAULT_MAX_SLOT_LAG_BYTES) : undefined,
-        }));
-      if (!recorded) {
-        // No point to use it (the swap's end unknown): the way back goes. And the point a
-        // revert used leads to the table that is live again: gone with its swap.
-        const left = (err: Error) => this.log.warn({ err: err.message }, 'could not remove a way back no revert point leads to: `shadowshift cleanup` lists it');
-        if (this.wayBack) await session.revert?.dropWayBack(this.wayBack).catch(left);
-        if (this.revert) await session.revert?.points.remove(this.ref).catch(left);
+        });
       }
       this.setState('done');
       if (checkpointer.enabled) await session.checkpoints.remove(this.ref).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));
@@ -509,15 +496,8 @@ export class AlterJob {
     const names = (this.names = cp.names);
     this.swapped = true;
     this.log.warn({ table: this.status().table, backup: names.backup }, SWAPPED_BEFORE_THE_STOP);
-    const own = session.revert && (await session.revert.points.load(this.ref!));
-    if (own && own.jobId === this.pointJobId) {
-      this.log.info({ table: this.status().table }, 'the stopped run recorded its revert point after its swap: kept, with its way back');
-    } else if (session.revert && (this.revert || this.options.revertible)) {
-      // Where the writes since the swap begin died with the stopped run: no revert point
-      // (a revert's own one removed), and the way back it prepared goes.
-      await session.revert.dropWayBack(wayBackNames(session, this.ref!, this.pointJobId));
-      if (this.revert) await session.revert.points.remove(this.ref!);
-      this.log.warn({ table: this.status().table }, 'no revert point was recorded for the interrupted swap: to undo it, run an ALTER');
+    if (session.revert && (this.revert || this.options.revertible)) {
+      await afterStoppedSwap({ support: session.revert, session, table: this.ref!, pointJobId: this.pointJobId, isRevert: Boolean(this.revert), log: this.log });
     }
     this.setState('done');
     await session.checkpoints.remove(this.ref!).catch((e: Error) => this.log.warn({ err: e.message }, 'could not remove the checkpoint'));

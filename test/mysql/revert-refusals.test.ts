@@ -45,7 +45,9 @@ async function altered(createSql: string, alter: string, after: string[]): Promi
   return { url, db };
 }
 
-const TABLE = 'CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n INT NOT NULL, note VARCHAR(50) NULL, UNIQUE KEY uk_email (email)) ENGINE=InnoDB';
+const TABLE =
+  'CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n INT NOT NULL, ' +
+  'note VARCHAR(50) CHARACTER SET latin1 NULL, UNIQUE KEY uk_email (email), CONSTRAINT n_positive CHECK (n > 0)) ENGINE=InnoDB';
 
 describe('mysql: what revert refuses', () => {
   const refusals = [
@@ -72,6 +74,24 @@ describe('mysql: what revert refuses', () => {
       alter: 'DROP INDEX uk_email',
       after: ["INSERT INTO t (id, email, n) VALUES (10, 'a@x', 10)"],
       says: /unique key uk_email of the old table: values the new table holds more than once \(email=a@x \(2 rows\)\)/,
+    },
+    {
+      what: 'a character the old character set lacks (the character set changed alone)',
+      alter: 'MODIFY note VARCHAR(50) CHARACTER SET utf8mb4 NULL',
+      after: ["INSERT INTO t (id, email, n, note) VALUES (11, 'k@x', 11, 'rocket 🚀')"],
+      says: /note: values the old column \(varchar\(50\)\) cannot hold \(id=11\)/,
+    },
+    {
+      what: 'values equal under the old key\'s collation (a unique key the ALTER made case-sensitive)',
+      alter: 'MODIFY email VARCHAR(20) COLLATE utf8mb4_bin NOT NULL',
+      after: ["INSERT INTO t (id, email, n) VALUES (12, 'A@x', 12)"],
+      says: /unique key uk_email of the old table: values the new table holds more than once \(email=(A|a)@x \(2 rows\)\)/,
+    },
+    {
+      what: 'a row that fails a CHECK constraint the ALTER dropped',
+      alter: 'DROP CONSTRAINT n_positive',
+      after: ['INSERT INTO t (id, email, n) VALUES (13, \'m@x\', -13)'],
+      says: /check constraint n_positive of the old table \(`n` > 0\): rows that fail it \(id=13\)/,
     },
     {
       what: 'a column the ALTER dropped that has no default',

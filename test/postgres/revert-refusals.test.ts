@@ -16,7 +16,7 @@ import { makePlan, openSession } from './helpers.js';
 
 const runCli = (args: string[]) => startCli(args).done;
 
-const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, email varchar(20) NOT NULL CONSTRAINT t_email_key UNIQUE, n integer NOT NULL, note text)';
+const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, email varchar(20) NOT NULL CONSTRAINT t_email_key UNIQUE, n integer NOT NULL CONSTRAINT n_positive CHECK (n > 0), note text)';
 
 async function altered(alter: string, after: string[]): Promise<{ url: string; admin: pg.Client }> {
   const { url } = await createPgDatabase('revref');
@@ -52,6 +52,7 @@ describe('postgres: what revert refuses', () => {
     { what: 'a value longer than the old column', alter: 'ALTER COLUMN email TYPE varchar(100)', after: ["INSERT INTO t VALUES (7, 'a-very-long-address@example.com', 7)"], says: /email: values the old column \(character varying\(20\) NOT NULL\) cannot hold \(id=7\)/ },
     { what: 'a number out of the old range', alter: 'ALTER COLUMN n TYPE bigint', after: ["INSERT INTO t VALUES (8, 'h@x', 5000000000)"], says: /n: values the old column \(integer NOT NULL\) cannot hold \(id=8\)/ },
     { what: 'NULL where the old column is NOT NULL', alter: 'ALTER COLUMN n DROP NOT NULL', after: ["INSERT INTO t VALUES (9, 'i@x', NULL)"], says: /n: values the old column \(integer NOT NULL\) cannot hold \(id=9\)/ },
+    { what: 'a row that fails a CHECK constraint the ALTER dropped', alter: 'DROP CONSTRAINT n_positive', after: ["INSERT INTO t VALUES (13, 'm@x', -13)"], says: /check constraint n_positive of the old table \(\(n > 0\)\): rows that fail it \(id=13\)/ },
     { what: 'a column the ALTER dropped that has no default', alter: 'DROP COLUMN n', after: [], says: /column n of the old table is NOT NULL without a default/ },
   ];
 

@@ -44,12 +44,14 @@ export function misfit(c: TypedColumn, v: string): { sql: string | null } | { un
   const to = c.to.type.toLowerCase();
   const notNull = !c.to.nullable && c.from.nullable ? `${v} IS NULL` : null;
   const either = (test: string | null) => ({ sql: [notNull, test].filter(Boolean).join(' OR ') || null });
-  if (from === to) return either(null);
+  // A character set changed alone leaves the type's text as it was.
+  if (from === to && c.from.charset === c.to.charset) return either(null);
   const toRange = integerRange(to);
   const fromRange = integerRange(from);
   const outOfRange = toRange && !(fromRange && toRange[0] <= fromRange[0] && toRange[1] >= fromRange[1]) ? `${v} NOT BETWEEN ${toRange[0]} AND ${toRange[1]}` : null;
   if (toRange && fromRange) return either(outOfRange);
-  const converted = convertedForChecksum(c, v, null);
+  // The same type in another character set: only the characters change.
+  const converted = from === to && c.to.charset ? { sql: `CAST(${v} AS CHAR CHARACTER SET ${c.to.charset})` } : convertedForChecksum(c, v, null);
   if ('skip' in converted) return { unknown: `${c.source} (${c.from.type} back to ${c.to.type}): ${converted.skip}` };
   // Text compares as utf8mb4 bytes, so a character the old character set lacks (it becomes '?') counts.
   const bytes = (e: string) => (/char|text/.test(to) ? `BINARY CONVERT(${e} USING utf8mb4)` : `BINARY ${e}`);
@@ -115,14 +117,19 @@ export class MysqlRevertSupport implements RevertSupport {
       if (keys.length > 0) out.push({ problem: `${c.source}: values the old column (${c.to.type}${c.to.nullable ? '' : ' NOT NULL'}) cannot hold`, keys });
     }
     out.push(...(await this.unfilledColumns(plan)));
+    out.push(...(await this.checkViolations(plan)));
     for (const name of plan.newUniqueIndexes) {
       const index = plan.shadow.indexes.find((i) => i.name === name);
       if (!index) continue;
-      const sources = index.columns.map((col) => plan.columns.find((m) => m.target.toLowerCase() === col.toLowerCase())?.source);
-      if (sources.some((s) => s === undefined)) continue; // unfilledColumns names it
-      const cols = sources.map((s) => quoteIdent(s!));
+      const maps = index.columns.map((col) => plan.columns.find((m) => m.target.toLowerCase() === col.toLowerCase()));
+      if (maps.some((m) => m === undefined)) continue; // unfilledColumns names it
+      const sources = maps.map((m) => m!.source);
+      const cols = sources.map((s) => quoteIdent(s));
+      // Equal as the old key compares them: in its collation (utf8mb4_bin → _general_ci makes 'A' and 'a' one value).
+      const grouped = maps.map((m) => asOldKeyCompares(plan, m!.source, m!.target));
       const [dups] = await this.ctx.pool.query<RowDataPacket[]>(
-        `SELECT ${cols.join(', ')}, COUNT(*) AS n FROM ${from} WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')} GROUP BY ${cols.join(', ')} HAVING COUNT(*) > 1 LIMIT ${KEYS_SHOWN}`,
+        `SELECT ${cols.map((c, i) => `MIN(${c}) AS ${quoteIdent(sources[i]!)}`).join(', ')}, COUNT(*) AS n FROM ${from} WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')} ` +
+          `GROUP BY ${grouped.join(', ')} HAVING COUNT(*) > 1 LIMIT ${KEYS_SHOWN}`,
       );
       if (dups.length > 0) {
         out.push({
@@ -130,6 +137,47 @@ export class MysqlRevertSupport implements RevertSupport {
           keys: dups.map((d) => `${sources.map((s) => `${s}=${String(d[s!])}`).join(', ')} (${String(d.n)} rows)`),
         });
       }
+    }
+    return out;
+  }
+
+  /**
+   * CHECK constraints of the old table that rows of the live table fail (the ALTER dropped
+   * or loosened one). Each clause is evaluated over the live table's columns under their
+   * old names; one over a column the live table lacks is left to the catch-up, which
+   * fails naming the row (a CHECK violation is a data error there).
+   */
+  private async checkViolations(plan: CopyPlan): Promise<RevertLoss[]> {
+    const old = plan.shadow.ref;
+    const live = plan.original.ref;
+    const clauses = async (table: { schema: string; name: string }): Promise<Array<{ name: string; clause: string }>> => {
+      // MariaDB names a constraint per table (CHECK_CONSTRAINTS.TABLE_NAME); MySQL 8 per schema.
+      const [rows] = await this.ctx.pool
+        .query<RowDataPacket[]>('SELECT CONSTRAINT_NAME AS name, CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?', [table.schema, table.name])
+        .catch(() =>
+          this.ctx.pool.query<RowDataPacket[]>(
+            `SELECT cc.CONSTRAINT_NAME AS name, cc.CHECK_CLAUSE AS clause FROM information_schema.TABLE_CONSTRAINTS tc
+               JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME
+              WHERE tc.TABLE_SCHEMA = ? AND tc.TABLE_NAME = ? AND tc.CONSTRAINT_TYPE = 'CHECK'`,
+            [table.schema, table.name],
+          ),
+        );
+      return rows.map((r) => ({ name: String(r.name), clause: String(r.clause) }));
+    };
+    const renamed = plan.columns.some((m) => m.source.toLowerCase() !== m.target.toLowerCase());
+    const liveClauses = renamed ? new Set<string>() : new Set((await clauses(live)).map((c) => c.clause));
+    const asOld = `(SELECT ${plan.columns.map((m) => `${quoteIdent(m.source)} AS ${quoteIdent(m.target)}`).join(', ')} FROM ${quoteTable(live.schema, live.name)}) AS t`;
+    const out: RevertLoss[] = [];
+    for (const check of await clauses(old)) {
+      if (liveClauses.has(check.clause)) continue; // the live table enforces it too
+      let keys: string[];
+      try {
+        const [rows] = await this.ctx.pool.query<RowDataPacket[]>(`SELECT ${plan.key.map((k) => quoteIdent(k.target)).join(', ')} FROM ${asOld} WHERE NOT (${check.clause}) LIMIT ${KEYS_SHOWN}`);
+        keys = rows.map((r) => plan.key.map((k) => `${k.source}=${String(r[k.target])}`).join(', '));
+      } catch {
+        continue; // over a column the live table lacks: the catch-up names the row
+      }
+      if (keys.length > 0) out.push({ problem: `check constraint ${check.name} of the old table (${check.clause}): rows that fail it`, keys });
     }
     return out;
   }
@@ -162,4 +210,14 @@ export class MysqlRevertSupport implements RevertSupport {
     }
     return out;
   }
+}
+
+/** A live column's value as the old table's key compares it: its old character set and collation, when those differ. */
+function asOldKeyCompares(plan: CopyPlan, source: string, target: string): string {
+  const col = (cols: CopyPlan['original']['columns'], name: string) => cols.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const now = col(plan.original.columns, source);
+  const before = col(plan.shadow.columns, target);
+  const v = quoteIdent(source);
+  if (!before?.collation || before.collation === now?.collation) return v;
+  return `${before.charset && before.charset !== now?.charset ? `CONVERT(${v} USING ${before.charset})` : v} COLLATE ${before.collation}`;
 }

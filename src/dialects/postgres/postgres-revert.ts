@@ -133,6 +133,7 @@ export class PostgresRevertSupport implements RevertSupport {
       if (keys.length > 0) out.push({ problem: `${m.source}: values the old column (${to.type}${to.nullable ? '' : ' NOT NULL'}) cannot hold`, keys });
     }
     out.push(...(await this.unfilledColumns(plan)));
+    out.push(...(await this.checkViolations(plan)));
     for (const name of plan.newUniqueIndexes) {
       const index = plan.shadow.indexes.find((i) => i.name === name);
       const sources = index?.columns.map((col) => plan.columns.find((m) => m.target === col)?.source);
@@ -148,6 +149,37 @@ export class PostgresRevertSupport implements RevertSupport {
           keys: dups.rows.map((d: Record<string, unknown>) => `${sources.map((s, i) => `${s}=${String(d[`c${i}`])}`).join(', ')} (${String(d.n)} rows)`),
         });
       }
+    }
+    return out;
+  }
+
+  /**
+   * CHECK constraints of the old table that rows of the live table fail (the ALTER dropped
+   * or loosened one), each evaluated over the live table's columns under their old names.
+   * One over a column the live table lacks is left to the catch-up, which fails naming the row.
+   */
+  private async checkViolations(plan: CopyPlan): Promise<RevertLoss[]> {
+    const checks = async (ref: TableRef) =>
+      (
+        await this.ctx.pool.query<{ name: string; expr: string }>(
+          "SELECT conname AS name, pg_get_expr(conbin, conrelid) AS expr FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c' ORDER BY conname",
+          [quoteQualified(ref.schema, ref.name)],
+        )
+      ).rows;
+    const renamed = plan.columns.some((m) => m.source !== m.target);
+    const enforced = renamed ? new Set<string>() : new Set((await checks(plan.original.ref)).map((c) => c.expr));
+    const live = quoteQualified(plan.original.ref.schema, plan.original.ref.name);
+    const asOld = `(SELECT ${plan.columns.map((m) => `${quoteIdent(m.source)} AS ${quoteIdent(m.target)}`).join(', ')} FROM ${live}) AS t`;
+    const out: RevertLoss[] = [];
+    for (const check of await checks(plan.shadow.ref)) {
+      if (enforced.has(check.expr)) continue; // the live table enforces it too
+      let rows: Array<Record<string, unknown>>;
+      try {
+        rows = (await this.ctx.pool.query(`SELECT ${plan.key.map((k) => `${quoteIdent(k.target)}::text`).join(', ')} FROM ${asOld} WHERE NOT (${check.expr}) LIMIT ${KEYS_SHOWN}`)).rows;
+      } catch {
+        continue; // over a column the live table lacks: the catch-up names the row
+      }
+      if (rows.length > 0) out.push({ problem: `check constraint ${check.name} of the old table (${check.expr}): rows that fail it`, keys: rows.map((r) => plan.key.map((k) => `${k.source}=${String(r[k.target])}`).join(', ')) });
     }
     return out;
   }

@@ -48,7 +48,7 @@ import { DEFAULT_MAX_SLOT_LAG_BYTES, liveThrottleSettings, startJobThrottle } fr
 import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEFORE_THE_STOP } from './resume.js';
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
-import { loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
+import { capacityOutcome, loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
 import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, revertNames, wayBackNames } from './revert-point.js';
 import { afterStoppedSwap, afterSwap, closePreviousWindow, closesWindowOutcome } from './revert-steps.js';
 
@@ -211,7 +211,9 @@ export class AlterJob {
     const ref = (this.ref = info.ref);
     this.original = info;
     if (this.options.revert) return this.prepareRevert(session, checks, outcomes, info);
-    if (this.options.revertible && session.revert) outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
+    if (this.options.revertible && session.revert) {
+      outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
+    }
     if (!this.resuming && this.options.resumeIfSameAlter) {
       const kept = await session.checkpoints.load(ref);
       if (kept && kept.alter.trim() === this.options.alter.trim()) {
@@ -230,6 +232,8 @@ export class AlterJob {
     }
     const previous = await session.revert?.points.load(ref);
     // A resumed job's own point (it was stopped after its swap) is not a previous ALTER's.
+    // A resume's own stream slot exists already.
+    if (this.options.revertible && session.revert) outcomes.push(await capacityOutcome(session.revert, !this.resuming));
     if (previous && previous.jobId !== this.pointJobId) {
       this.closesRevertWindow = true;
       outcomes.push(closesWindowOutcome(previous));

@@ -40,6 +40,7 @@ export async function prepareRevert(a: { session: DialectSession; checks: Prefli
     );
   }
   outcomes.push(...(await runChecks(a.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: names })));
+  outcomes.push(await capacityOutcome(support, false));
   const held = await support.heldLogBytes(point);
   const closed = windowClosed(point) ?? (revertWindowClosed(point, held) && `the revert window of ${ref.schema}.${ref.name} closed: ${revertWindowClosed(point, held)}`);
   outcomes.push(
@@ -75,6 +76,14 @@ export async function prepareRevert(a: { session: DialectSession; checks: Prefli
       : { check: 'revert-losses', phase: 'alter', ok: true, message: 'every row of the table fits the old definition' },
   );
   return { point, names, analysis, plan, checkpoint, swappedBefore: false };
+}
+
+/** --revertible, and every revert (which keeps a way back forward again): whether the server can hold the way back. */
+export async function capacityOutcome(support: RevertSupport, alsoStreaming: boolean): Promise<CheckOutcome> {
+  const problem = (await support.wayBackCapacityProblem?.(alsoStreaming)) ?? null;
+  return problem
+    ? { check: 'revert-capacity', phase: 'table', ok: false, message: problem }
+    : { check: 'revert-capacity', phase: 'table', ok: true, message: 'the server can hold the way back' };
 }
 
 /** --revertible: whether the server keeps its change log for the whole window (a warning when not). */

@@ -3,7 +3,8 @@
 // revert's own swap, and which values of a changed column the old type cannot hold.
 
 import { describe, expect, it } from 'vitest';
-import { retentionOutcome } from '../../src/engine/revert-preflight.js';
+import { capacityOutcome, retentionOutcome } from '../../src/engine/revert-preflight.js';
+import { slotShortfall } from '../../src/dialects/postgres/postgres-revert.js';
 import { reverseAnalysis, revertJobId, revertPointAt, windowClosed } from '../../src/engine/revert-point.js';
 import { integerRange, misfit } from '../../src/dialects/mysql/mysql-revert.js';
 import { judgeQuery } from '../../src/dialects/mysql/mysql-stream-guard.js';
@@ -71,5 +72,21 @@ describe('what the old column cannot hold (MySQL)', () => {
     });
     expect(misfit(column('decimal(12,2)', 'int(11)'), '`c`')).toMatchObject({ sql: expect.stringMatching(/^`c` NOT BETWEEN .* OR NOT \(BINARY CAST\(`c` AS SIGNED\) <=> BINARY `c`\)$/) });
     expect(misfit(column('double', 'float'), '`c`')).toEqual({ unknown: expect.stringMatching(/^c \(double back to float\): no conversion/) });
+  });
+});
+
+describe('PostgreSQL: room for the way back (slotShortfall)', () => {
+  it('a revertible ALTER needs two free slots, a revert one; short of them it says how many are free and the fix', () => {
+    expect(slotShortfall(10, 8, 2)).toBeNull();
+    expect(slotShortfall(10, 9, 1)).toBeNull();
+    expect(slotShortfall(10, 9, 2)).toMatch(/needs two replication slots \(its own stream, and the way back kept for the revert window\), and 1 of 10 \(max_replication_slots\) is free\. .*run without --revertible/);
+    expect(slotShortfall(4, 4, 1)).toMatch(/needs a replication slot for the way back, and 0 of 4 .* are free/);
+  });
+
+  it('capacityOutcome fails the revert-capacity check with the dialect\'s reason, and passes where there is nothing to hold', async () => {
+    const short = { wayBackCapacityProblem: async (also: boolean) => (also ? 'no room' : null) } as unknown as RevertSupport;
+    expect(await capacityOutcome(short, true)).toMatchObject({ check: 'revert-capacity', ok: false, message: 'no room' });
+    expect(await capacityOutcome(short, false)).toMatchObject({ check: 'revert-capacity', ok: true });
+    expect(await capacityOutcome({} as RevertSupport, true)).toMatchObject({ ok: true });
   });
 });

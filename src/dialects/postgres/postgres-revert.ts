@@ -103,6 +103,13 @@ export class PostgresRevertSupport implements RevertSupport {
     await createSlotAndPublication(this.ctx.pool, table, wayBack.extra.slot!, wayBack.changelog);
   }
 
+  async wayBackCapacityProblem(alsoStreaming: boolean): Promise<string | null> {
+    const r = await this.ctx.pool.query<{ max: string; used: string }>(
+      "SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used",
+    );
+    return slotShortfall(Number(r.rows[0]!.max), Number(r.rows[0]!.used), alsoStreaming ? 2 : 1);
+  }
+
   async dropWayBack(wayBack: ArtefactNames): Promise<void> {
     await dropSlotAndPublication(this.ctx.pool, wayBack.extra.slot!, wayBack.changelog);
   }
@@ -206,4 +213,14 @@ export class PostgresRevertSupport implements RevertSupport {
     }
     return out;
   }
+}
+
+/** Why `needed` more replication slots do not fit (a revertible job's own and its way back), or null. */
+export function slotShortfall(max: number, used: number, needed: number): string | null {
+  const free = Math.max(0, max - used);
+  if (free >= needed) return null;
+  return (
+    `a revertible job needs ${needed === 2 ? 'two replication slots (its own stream, and the way back kept for the revert window)' : 'a replication slot for the way back'}, ` +
+    `and ${free} of ${max} (max_replication_slots) ${free === 1 ? 'is' : 'are'} free. Drop an unused slot (see \`shadowshift cleanup\`), raise max_replication_slots and restart, or run without --revertible`
+  );
 }

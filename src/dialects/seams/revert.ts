@@ -86,6 +86,12 @@ export interface RevertSupport {
    * there); PostgreSQL: a publication of the shadow and a slot, kept after the job.
    */
   prepareWayBack(shadow: TableRef, wayBack: ArtefactNames): Promise<void>;
+  /**
+   * Why the server cannot hold the way back beside what the job itself needs, or null.
+   * PostgreSQL: a slot for the way back, and one for the job's own stream when
+   * `alsoStreaming` (an ALTER; a revert reads the kept slot). Absent: nothing to hold.
+   */
+  wayBackCapacityProblem?(alsoStreaming: boolean): Promise<string | null>;
   /** Drops what prepareWayBack made, when the job ends without its swap (or a revert point is closed). */
   dropWayBack(wayBack: ArtefactNames): Promise<void>;
   /**

@@ -396,7 +396,9 @@ export class AlterJob {
       const revertSupport = (this.revert || this.options.revertible) && !this.options.dropOldTable ? session.revert : undefined;
       if (revertSupport) {
         this.wayBack = wayBackNames(session, this.ref, this.pointJobId);
-        await revertSupport.prepareWayBack({ schema: this.ref.schema, name: names.shadow }, this.wayBack);
+        const wayBack = this.wayBack;
+        // PostgreSQL: creating the slot waits for every transaction writing at that moment (status waitingFor says which).
+        await this.waits.during('cutting-over', () => revertSupport.prepareWayBack({ schema: this.ref!.schema, name: names.shadow }, wayBack));
       }
       const cutoverLockedMs = await cutover.run();
       this.swapped = true;

@@ -205,6 +205,41 @@ describe('postgres: what revert refuses', () => {
     }
   });
 
+  it('says what creating the way back waits for: a transaction writing when the slot is made', async () => {
+    const { url } = await createPgDatabase('revwait');
+    const admin = await pgConnect(url);
+    const writer = await pgConnect(url);
+    const dir = mkdtempSync(join(tmpdir(), 'ss-revwait-'));
+    const flag = join(dir, 'postpone');
+    writeFileSync(flag, '');
+    const job = newJob(url, 't', 'ALTER COLUMN email TYPE varchar(100)', { revertible: true, postponeCutoverFlagFile: flag });
+    try {
+      await admin.query(TABLE);
+      await admin.query('CREATE TABLE other (id int)');
+      await admin.query("INSERT INTO t VALUES (1, 'a@x', 1)");
+      const report = await job.prepare();
+      expect(report.ok, JSON.stringify(report.checks.filter((c) => !c.ok))).toBe(true);
+      const running = job.execute(report);
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().state === 'postponed', 'the job to be postponed');
+      // A transaction with an id, open when the way back's slot is made: the slot waits for it.
+      await writer.query('BEGIN');
+      await writer.query('INSERT INTO other VALUES (1)');
+      const pid = (await writer.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      rmSync(flag);
+      await waitUntil(() => job.status().waitingFor?.blockers.some((b) => b.session === pid) ?? false, 'the status to name the open transaction');
+      expect(job.status().waitingFor).toMatchObject({ what: 'lock' });
+      await writer.query('COMMIT');
+      await running;
+      expect((await admin.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()")).rows[0].n).toBe(1);
+    } finally {
+      await job.close();
+      await writer.end();
+      await admin.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('counts the window closed once the kept slot holds more WAL than --max-slot-lag: refused, and cleanup drops the slot', async () => {
     const { url } = await createPgDatabase('revlag');
     const admin = await pgConnect(url);

@@ -398,7 +398,7 @@ export class AlterJob {
         this.wayBack = wayBackNames(session, this.ref, this.pointJobId);
         const wayBack = this.wayBack;
         // PostgreSQL: creating the slot waits for every transaction writing at that moment (status waitingFor says which).
-        await this.waits.during('cutting-over', () => revertSupport.prepareWayBack({ schema: this.ref!.schema, name: names.shadow }, wayBack));
+        await this.waits.during('cutting-over', () => revertSupport.prepareWayBack({ schema: this.ref!.schema, name: names.shadow }, wayBack, this.ref!));
       }
       const cutoverLockedMs = await cutover.run();
       this.swapped = true;

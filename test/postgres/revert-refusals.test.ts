@@ -240,6 +240,28 @@ describe('postgres: what revert refuses', () => {
     }
   });
 
+  it('reverts a table without a primary key whose replica identity is a unique index: the way back publishes the new table under the same identity', async () => {
+    const { url } = await createPgDatabase('revri');
+    const admin = await pgConnect(url);
+    try {
+      await admin.query('CREATE TABLE t (id int NOT NULL, v text)');
+      await admin.query('CREATE UNIQUE INDEX t_id ON t (id)');
+      await admin.query('ALTER TABLE t REPLICA IDENTITY USING INDEX t_id');
+      await admin.query("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g");
+      await runAlter(url, 't', 'ADD COLUMN w int', { revertible: true });
+      // Published by the way back: the application's UPDATE and DELETE must still work.
+      await admin.query("UPDATE t SET v = 'y', w = 1 WHERE id = 1");
+      await admin.query('DELETE FROM t WHERE id = 2');
+      await runRevert(url, 't');
+      expect((await admin.query("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")).rows.map((r) => r.attname)).toEqual(['id', 'v']);
+      expect((await admin.query('SELECT id, v FROM t WHERE id <= 3 ORDER BY id')).rows).toEqual([{ id: 1, v: 'y' }, { id: 3, v: 'x' }]);
+      expect((await admin.query("SELECT relreplident FROM pg_class WHERE oid = 't'::regclass")).rows[0].relreplident).toBe('i');
+      await admin.query("UPDATE t SET v = 'z' WHERE id = 3");
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('counts the window closed once the kept slot holds more WAL than --max-slot-lag: refused, and cleanup drops the slot', async () => {
     const { url } = await createPgDatabase('revlag');
     const admin = await pgConnect(url);

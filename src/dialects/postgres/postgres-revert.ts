@@ -91,8 +91,9 @@ export class PostgresRevertSupport implements RevertSupport {
   }
 
   /** A stopped run of the same job may have made them already: a slot made before the swap serves as well. */
-  async prepareWayBack(shadow: TableRef, wayBack: ArtefactNames): Promise<void> {
+  async prepareWayBack(shadow: TableRef, wayBack: ArtefactNames, original: TableRef): Promise<void> {
     const table = quoteQualified(shadow.schema, shadow.name);
+    await this.takeReplicaIdentity(table, quoteQualified(original.schema, original.name));
     const r = await this.ctx.pool.query<{ ok: string }>(
       `SELECT (EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database() AND plugin = 'pgoutput')
           AND EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $2 AND pr.prrelid = $3::regclass))::text AS ok`,
@@ -108,6 +109,36 @@ export class PostgresRevertSupport implements RevertSupport {
       "SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used",
     );
     return slotShortfall(Number(r.rows[0]!.max), Number(r.rows[0]!.used), alsoStreaming ? 2 : 1);
+  }
+
+  /**
+   * A published table needs a replica identity, or the application's UPDATE and DELETE
+   * on it fail. Without a primary key the shadow has none: it takes the original's
+   * (REPLICA IDENTITY FULL, or USING INDEX its own unique index on the same columns),
+   * which the swap gives the new table anyway. Nothing when no such index exists: the
+   * publication then refuses, saying why.
+   */
+  private async takeReplicaIdentity(shadow: string, original: string): Promise<void> {
+    const r = await this.ctx.pool.query<{ identity: string; shadowHasKey: string; index: string | null }>(
+      `WITH ident AS (
+         SELECT array_agg(a.attname::text ORDER BY k.n) AS cols FROM pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = $2::regclass AND i.indisreplident)
+       SELECT o.relreplident::text AS identity,
+              (s.relreplident <> 'd' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = s.oid AND i.indisprimary))::text AS "shadowHasKey",
+              (SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                 WHERE i.indrelid = s.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indimmediate AND i.indisvalid
+                   AND (SELECT array_agg(a.attname::text ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = (SELECT cols FROM ident)
+                 LIMIT 1) AS index
+         FROM pg_class s, pg_class o WHERE s.oid = $1::regclass AND o.oid = $2::regclass`,
+      [shadow, original],
+    );
+    const row = r.rows[0];
+    if (!row || row.shadowHasKey === 'true') return;
+    if (row.identity === 'f') await this.ctx.pool.query(`ALTER TABLE ${shadow} REPLICA IDENTITY FULL`);
+    else if (row.identity === 'i' && row.index) await this.ctx.pool.query(`ALTER TABLE ${shadow} REPLICA IDENTITY USING INDEX ${quoteIdent(row.index)}`);
   }
 
   async dropWayBack(wayBack: ArtefactNames): Promise<void> {

@@ -85,7 +85,7 @@ export interface RevertSupport {
    * artefact names of the job that would revert it. MySQL: nothing (the binlog is
    * there); PostgreSQL: a publication of the shadow and a slot, kept after the job.
    */
-  prepareWayBack(shadow: TableRef, wayBack: ArtefactNames): Promise<void>;
+  prepareWayBack(shadow: TableRef, wayBack: ArtefactNames, original: TableRef): Promise<void>;
   /**
    * Why the server cannot hold the way back beside what the job itself needs, or null.
    * PostgreSQL: a slot for the way back, and one for the job's own stream when

@@ -92,6 +92,24 @@ describe('postgres: what revert refuses', () => {
     }
   });
 
+  it('names values equal under the old unique key\'s collation when the ALTER made it compare finer (case-insensitive → "C")', async (ctx) => {
+    const { url } = await createPgDatabase('revcoll');
+    const admin = await pgConnect(url);
+    try {
+      if ((await admin.query("SELECT count(*)::int AS n FROM pg_collation WHERE collprovider = 'i'")).rows[0].n === 0) ctx.skip();
+      await admin.query("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
+      await admin.query('CREATE TABLE t (id int PRIMARY KEY, email varchar(20) COLLATE ci NOT NULL CONSTRAINT t_email_key UNIQUE)');
+      await admin.query("INSERT INTO t VALUES (1, 'a@x'), (2, 'b@x')");
+      await runAlter(url, 't', 'ALTER COLUMN email TYPE varchar(20) COLLATE "C"', { revertible: true });
+      await admin.query("INSERT INTO t VALUES (3, 'A@x')");
+      const report = await planRevert(url);
+      expect(report.checks.filter((c) => !c.ok).map((c) => c.check)).toEqual(['revert-losses']);
+      expect(report.checks.find((c) => !c.ok)!.message).toMatch(/unique key t_email_key of the old table: values the new table holds more than once \(email=(a|A)@x \(2 rows\)\)/);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('fails a revert that meets such a write during its catch-up, naming the row; the way back stays open', async () => {
     const { url, admin } = await altered('ALTER COLUMN email TYPE varchar(100)', ["INSERT INTO t VALUES (4, 'd@x', 4)"]);
     const dir = mkdtempSync(join(tmpdir(), 'ss-pgrevert-'));

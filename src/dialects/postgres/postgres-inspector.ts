@@ -65,6 +65,7 @@ export async function inspectTable(db: Queryable, ref: TableRef): Promise<TableI
     nullable,
     generated,
     comparison: postgresComparison(type, baseType, comparedByCollation),
+    ...(comparedByCollation ? { collation: comparedByCollation } : {}),
   }));
 
   const idx = await db.query<{ name: string; unique: string; primary: string; cols: string[] | string }>(

@@ -13,7 +13,7 @@
 // (losses), as on MySQL (mysql-revert.ts).
 
 import { revertJobId, type ArtefactNames, type CopyPlan, type RevertLoss, type RevertPoint, type RevertSupport, type TableRef } from '../dialect.js';
-import { jobTag, slotName } from './postgres-names.js';
+import { jobTag, parseArtefactName, slotName } from './postgres-names.js';
 import type { PgContext } from './postgres-context.js';
 import { PostgresRevertPointStore } from './postgres-checkpoints.js';
 import { createSlotAndPublication, dropSlotAndPublication } from './postgres-slot.js';
@@ -177,13 +177,18 @@ export class PostgresRevertSupport implements RevertSupport {
       const sources = index?.columns.map((col) => plan.columns.find((m) => m.target === col)?.source);
       if (!sources || sources.some((s) => s === undefined)) continue;
       const cols = sources.map((s) => quoteIdent(s!));
+      // Equal as the old key compares them: under its collation when that one is nondeterministic (case-insensitive, say).
+      const grouped = cols.map((c, i) => {
+        const before = plan.shadow.columns.find((x) => x.name === index!.columns[i])?.collation;
+        return before && before !== plan.original.columns.find((x) => x.name === sources[i])?.collation ? `${c} COLLATE ${quoteIdent(before)}` : c;
+      });
       const dups = await this.ctx.pool.query(
-        `SELECT ${cols.map((c, i) => `${c}::text AS c${i}`).join(', ')}, count(*)::int AS n FROM ${live} WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')}
-          GROUP BY ${cols.join(', ')} HAVING count(*) > 1 LIMIT ${KEYS_SHOWN}`,
+        `SELECT ${cols.map((c, i) => `min(${c}::text) AS c${i}`).join(', ')}, count(*)::int AS n FROM ${live} WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')}
+          GROUP BY ${grouped.join(', ')} HAVING count(*) > 1 LIMIT ${KEYS_SHOWN}`,
       );
       if (dups.rows.length > 0) {
         out.push({
-          problem: `unique key ${name} of the old table: values the new table holds more than once`,
+          problem: `unique key ${nameBeforeAside(name)} of the old table: values the new table holds more than once`,
           keys: dups.rows.map((d: Record<string, unknown>) => `${sources.map((s, i) => `${s}=${String(d[`c${i}`])}`).join(', ')} (${String(d.n)} rows)`),
         });
       }
@@ -254,4 +259,10 @@ export function slotShortfall(max: number, used: number, needed: number): string
     `a revertible job needs ${needed === 2 ? 'two replication slots (its own stream, and the way back kept for the revert window)' : 'a replication slot for the way back'}, ` +
     `and ${free} of ${max} (max_replication_slots) ${free === 1 ? 'is' : 'are'} free. Drop an unused slot (see \`shadowshift cleanup\`), raise max_replication_slots and restart, or run without --revertible`
   );
+}
+
+/** An index an earlier cut-over moved aside (`_ss_<tag>_o<n>_<name>`) by the name it gets back at the revert's swap. */
+function nameBeforeAside(name: string): string {
+  const p = parseArtefactName(name);
+  return p && /^o\d+$/.test(p.kind) && p.rest ? p.rest : name;
 }

@@ -24,7 +24,10 @@ export interface ColumnInfo {
   comparison?: ColumnComparison;
   /** Character set of a text column (MySQL), for converting values to it; absent otherwise. */
   charset?: string;
-  /** Collation of a text column (MySQL): a key compared across a collation change needs the original's. */
+  /**
+   * Collation of a text column (MySQL), or (PostgreSQL) one that equality depends on (a
+   * nondeterministic one, citext's): a key compared across a collation change needs the original's.
+   */
   collation?: string;
 }
 

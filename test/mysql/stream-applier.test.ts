@@ -284,4 +284,27 @@ describe('applier keeping the shadow\'s other columns (a revert)', () => {
       { id: 6, email: 'f', n: 6, x: 0 },
     ]);
   });
+
+  it('gives a row new in the batch (re-inserted at a deleted key, or moved to a new key) the defaults, never a stale row\'s values', async () => {
+    await admin.query('CREATE TABLE kept2 (id INT PRIMARY KEY, n INT NOT NULL)');
+    const { plan: built, names } = await prepareShadow(session, schema, 'kept2', 'ADD COLUMN x INT NOT NULL DEFAULT 0');
+    const plan = { ...built, keepsOtherColumns: true };
+    await admin.query(`INSERT INTO \`${names.shadow}\` (id, n, x) VALUES (1, 1, 11), (2, 2, 22), (3, 3, 33), (4, 4, 44)`);
+    await session.applier.apply(plan, [
+      // Row 1 deleted and another row inserted at its key: the new row 1 is not the old one.
+      { kind: 'delete', before: { id: 1, n: 1 } },
+      { kind: 'insert', after: { id: 1, n: 100 } },
+      // Row 2 deleted, row 3 moved to key 2: row 2's values must not stay with it.
+      { kind: 'delete', before: { id: 2, n: 2 } },
+      { kind: 'update', before: { id: 3, n: 3 }, after: { id: 2, n: 30 } },
+      // Row 4 changed in place: it keeps its value.
+      { kind: 'update', before: { id: 4, n: 4 }, after: { id: 4, n: 40 } },
+    ]);
+    const [rows] = await admin.query(`SELECT id, n, x FROM \`${names.shadow}\` ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 1, n: 100, x: 0 },
+      { id: 2, n: 30, x: 0 }, // moved: written whole (the applier warns)
+      { id: 4, n: 40, x: 44 },
+    ]);
+  });
 });

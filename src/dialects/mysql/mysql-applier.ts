@@ -36,7 +36,12 @@ const ROWS_PER_STATEMENT = 200;
  */
 const BYTES_PER_STATEMENT = 1024 * 1024;
 
-type Final = { op: 'delete'; key: Value[] } | { op: 'upsert'; key: Value[]; values: Value[] };
+/**
+ * `fresh`: the row at this key is a new one in this batch (inserted, or moved here from
+ * another key), not the one the shadow holds there: a writer that keeps the shadow's
+ * other columns (CopyPlan.keepsOtherColumns) must not keep a stale row's values for it.
+ */
+type Final = { op: 'delete'; key: Value[] } | { op: 'upsert'; key: Value[]; values: Value[]; fresh?: 'inserted' | 'moved' };
 
 /** The net effect of `events` per key of the shadow, in first-touched order. */
 export function coalesce(plan: CopyPlan, events: ChangeEvent[]): Map<string, Final> {
@@ -52,16 +57,20 @@ export function coalesce(plan: CopyPlan, events: ChangeEvent[]): Map<string, Fin
     switch (e.kind) {
       case 'insert': {
         const key = keyOf(e.after);
-        put(key, { op: 'upsert', key, values: valuesOf(e.after) });
+        put(key, { op: 'upsert', key, values: valuesOf(e.after), fresh: 'inserted' });
         break;
       }
       case 'update': {
         const key = keyOf(e.after);
+        let moved = false;
         if (e.before) {
           const old = keyOf(e.before);
-          if (keyString(old) !== keyString(key)) put(old, { op: 'delete', key: old });
+          moved = keyString(old) !== keyString(key);
+          if (moved) put(old, { op: 'delete', key: old });
         }
-        put(key, { op: 'upsert', key, values: valuesOf(e.after) });
+        const prev = out.get(keyString(key));
+        const fresh = moved ? 'moved' : prev?.op === 'upsert' ? prev.fresh : undefined;
+        put(key, { op: 'upsert', key, values: valuesOf(e.after), ...(fresh ? { fresh } : {}) });
         break;
       }
       case 'delete': {
@@ -200,7 +209,14 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
   };
 
   // The shadow's other columns keep their values (a revert): change rows in place, matched on the key.
+  // A fresh row is no row the shadow holds: any row at its key goes first (it was deleted, or is stale).
   if (plan.keepsOtherColumns && !plan.keyWithin) {
+    const fresh = upserts.filter((u) => u.fresh);
+    if (fresh.length > 0) await deleteKeys(conn, plan, fresh.map((u) => u.key));
+    const moved = fresh.filter((u) => u.fresh === 'moved');
+    if (moved.length > 0) {
+      log?.warn({ table: name, rows: moved.length, keys: moved.slice(0, 5).map((u) => keyText(u.values)) }, 'rows whose key changed since the swap are written whole: their columns the live table lacks take their defaults');
+    }
     for (const part of upsertGroups(upserts)) {
       try {
         await run('IN PLACE', part.map((u) => u.values));

@@ -118,8 +118,14 @@ export class PostgresApplier implements Applier {
   }
 
   private async applyActions(c: pg.PoolClient, p: PlanSql, plan: CopyPlan, actions: Action[], batch: BatchXids): Promise<void> {
-    const deletes = actions.filter((a) => a.op === 'delete');
     const upserts = actions.filter((a): a is Extract<Action, { op: 'upsert' }> => a.op === 'upsert');
+    // The shadow's other columns keep their values (a revert): a fresh row must not take a stale row's.
+    const fresh = plan.keepsOtherColumns ? upserts.filter((u) => u.fresh) : [];
+    const deletes = [...actions.filter((a) => a.op === 'delete'), ...fresh];
+    const moved = fresh.filter((u) => u.fresh === 'moved');
+    if (moved.length > 0) {
+      this.ctx.log.warn({ table: plan.original.ref.name, rows: moved.length }, 'rows whose key changed since the swap are written whole: their columns the live table lacks take their defaults');
+    }
     const updates = actions.filter((a): a is Extract<Action, { op: 'update' | 'move' }> => a.op === 'update' || a.op === 'move');
     await this.checkLossy(c, p, plan, [...upserts, ...updates]);
     // Deletes by key.

@@ -30,7 +30,8 @@ import { ShadowshiftError } from '../../util/errors.js';
 
 export type Action =
   | { op: 'delete'; key: Value[] }
-  | { op: 'upsert'; key: Value[]; row: Row }
+  /** `fresh`: a new row at key in this batch (inserted, or moved here whole), not the one the shadow holds there (CopyPlan.keepsOtherColumns). */
+  | { op: 'upsert'; key: Value[]; row: Row; fresh?: 'inserted' | 'moved' }
   | { op: 'update'; key: Value[]; row: Row }
   | { op: 'move'; key: Value[]; from: Value[]; row: Row; xid?: number };
 
@@ -131,14 +132,16 @@ export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[][] {
       }
     }
     if (!isPartial(row)) {
-      replace({ op: 'upsert', key, row });
+      const prev = state.get(keyString(key));
+      const fresh = e.kind === 'insert' ? 'inserted' : old ? 'moved' : prev?.op === 'upsert' ? prev.fresh : undefined;
+      replace({ op: 'upsert', key, row, ...(fresh ? { fresh } : {}) });
     } else if (from) {
       replace({ op: 'move', key, from, row, xid: leftIn });
     } else {
       const prev = state.get(keyString(key));
       if (prev && prev.op !== 'delete') {
         const merged = merge(prev.row, row);
-        if (!isPartial(merged)) replace({ op: 'upsert', key, row: merged });
+        if (!isPartial(merged)) replace({ op: 'upsert', key, row: merged, ...(prev.op === 'upsert' && prev.fresh ? { fresh: prev.fresh } : {}) });
         else if (prev.op === 'move') put({ op: 'move', key, from: prev.from, row: merged, xid: prev.xid });
         else put({ op: 'update', key, row: merged });
       } else {

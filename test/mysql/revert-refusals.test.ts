@@ -198,6 +198,20 @@ describe('mysql: what revert refuses', () => {
     }
   });
 
+  it('does not refuse what the old character set holds: an ENUM of accented values moved to utf8mb4 and back', async () => {
+    const { url, db } = await altered(TABLE.replace('note VARCHAR(50) CHARACTER SET latin1 NULL', "note ENUM('one', 'three', 'café') CHARACTER SET latin1 NULL"), "MODIFY note ENUM('one', 'three', 'café') CHARACTER SET utf8mb4 NULL", [
+      "INSERT INTO t (id, email, n, note) VALUES (14, 'n@x', 14, 'café')",
+    ]);
+    try {
+      const report = await planRevert(url);
+      expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+      await runRevert(url, 't');
+      expect(await db.query('SELECT note FROM t WHERE id = 14')).toEqual([{ note: 'café' }]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('a revert point that cannot be saved fails nothing: the swap stands, and the log says revert cannot undo it', async () => {
     const { url, db } = await altered(TABLE, 'MODIFY n BIGINT NOT NULL', []);
     // The store exists now; make its next write fail.

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { freshDb } from './helpers.js';
-import { capturingLogger, runAlter } from '../support/alter.js';
+import { capturingLogger, runAlter, runRevert } from '../support/alter.js';
 import { pgConnect } from '../support/databases.js';
 import type { PostgresSession } from '../../src/dialects/postgres/postgres-dialect.js';
 
@@ -55,12 +55,16 @@ describe('postgres: the backup after the cut-over', () => {
     try {
       await reader.query('BEGIN');
       await reader.query('SELECT count(*) FROM parent2');
-      const result = await runAlter(url, 'orders2', 'ADD COLUMN note text', { log, cutoverLockTimeoutMs: 1000, cutoverRetries: 2 });
+      const result = await runAlter(url, 'orders2', 'ADD COLUMN note text', { log, cutoverLockTimeoutMs: 1000, cutoverRetries: 2, revertible: true });
       expect(result.cutoverAttempts).toBe(1);
       const warned = lines.filter((l) => String(l.msg).startsWith('after cut-over: the old table still declares a foreign key'));
       expect(warned.map((l) => l.msg)).toEqual([expect.stringContaining(`drop it: ALTER TABLE "public"."${result.backupTable}" DROP CONSTRAINT IF EXISTS "orders2_parent_fk"`)]);
       await reader.query('COMMIT');
-      await admin.query(`ALTER TABLE "public"."${result.backupTable}" DROP CONSTRAINT IF EXISTS "orders2_parent_fk"`);
+      // Left undropped, the old table still declares the key when a revert makes it the table again:
+      // its swap takes the key over instead of failing on the name.
+      await runRevert(url, 'orders2');
+      const fks = await admin.query<{ rel: string }>("SELECT conrelid::regclass::text AS rel FROM pg_constraint WHERE conname = 'orders2_parent_fk'");
+      expect(fks.rows).toEqual([{ rel: 'orders2' }]);
       await admin.query('DELETE FROM orders2 WHERE parent_id = 1');
       await admin.query('DELETE FROM parent2 WHERE id = 1');
     } finally {

@@ -429,4 +429,14 @@ describe('checksummer keeping the shadow\'s other columns (a revert)', () => {
       { id: 52, s: 'new', x: 0 },
     ]);
   });
+
+  it('recopies a range of more keys than a statement takes parameters (65535), in parts', async () => {
+    await admin.query('CREATE TABLE ckbig (id int PRIMARY KEY, s text NOT NULL)');
+    await admin.query("INSERT INTO ckbig SELECT g, 's' || g FROM generate_series(1, 70000) g");
+    const { plan: built, names } = await shadowOf('ckbig', 'ADD COLUMN x int NOT NULL DEFAULT 0', 'keepbig');
+    const plan = { ...built, keepsOtherColumns: true };
+    await admin.query(`INSERT INTO "${names.shadow}" (id, s, x) SELECT id, 'stale', 1 FROM ckbig`);
+    await session.checksummer.recopy(plan, { after: null, upTo: null });
+    expect((await admin.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE s = 'stale' OR x <> 1)::int AS bad FROM "${names.shadow}"`)).rows[0]).toEqual({ n: 70000, bad: 0 });
+  });
 });

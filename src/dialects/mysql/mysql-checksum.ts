@@ -30,6 +30,9 @@ import { copyRange, rangeWhere, shadowRangeWhere } from './mysql-copier.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_DUP_ENTRY, dataLossForValue, isDataError, wrapError } from './mysql-errors.js';
 import { isConflictBesideKey, keyGuardedUpdate } from './mysql-applier.js';
+
+/** Keys per statement when a range is recopied key by key (CopyPlan.keepsOtherColumns). */
+const RECOPY_KEYS_PER_STATEMENT = 2000;
 import { convertedForChecksum, copyExpressions, typedColumns, zoneFor } from './mysql-conversions.js';
 
 const TEXT_TYPES = /^(char|varchar|tinytext|text|mediumtext|longtext|enum|set|json)\b/i;
@@ -234,7 +237,12 @@ export class MysqlChecksummer implements Checksummer {
 
   /** Replaces the shadow's rows in `range` with a fresh, share-locked copy of the original's. */
   async recopy(plan: CopyPlan, range: KeyRange): Promise<void> {
-    if (plan.keepsOtherColumns) return this.recopyKeys(plan, await this.keysIn(plan, range));
+    if (plan.keepsOtherColumns) {
+      // In parts: a range of the checksum may hold more keys than a statement takes parameters.
+      const keys = await this.keysIn(plan, range);
+      for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_STATEMENT) await this.recopyKeys(plan, keys.slice(i, i + RECOPY_KEYS_PER_STATEMENT));
+      return;
+    }
     const conn = await this.ctx.pool.getConnection();
     let open = false;
     try {

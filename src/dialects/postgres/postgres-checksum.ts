@@ -57,6 +57,9 @@ import { convert, dataLossFrom, keyParams, planSql, rowOf, type PlanColumn, type
 import { quoteIdent, quoteLiteral } from './postgres-quote.js';
 import { CutoverAttemptError } from '../../util/errors.js';
 import { PostgresCopier } from './postgres-copier.js';
+
+/** Keys per statement when a range is recopied key by key (CopyPlan.keepsOtherColumns). */
+const RECOPY_KEYS_PER_STATEMENT = 2000;
 import { analyzeShadow } from './postgres-vacuum-guard.js';
 
 function rangeWhere(p: PlanSql, range: KeyRange, params: unknown[], side: 'source' | 'target'): string {
@@ -258,7 +261,12 @@ export class PostgresChecksummer implements Checksummer {
 
   async recopy(plan: CopyPlan, range: KeyRange): Promise<void> {
     const p = await planSql(this.ctx.pool, plan);
-    if (plan.keepsOtherColumns) return this.recopyKeys(plan, await this.keysIn(p, range));
+    if (plan.keepsOtherColumns) {
+      // In parts: a range of the checksum may hold more keys than a statement takes parameters (65535).
+      const keys = await this.keysIn(p, range);
+      for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_STATEMENT) await this.recopyKeys(plan, keys.slice(i, i + RECOPY_KEYS_PER_STATEMENT));
+      return;
+    }
     const params: unknown[] = [];
     const where = rangeWhere(p, range, params, 'target');
     await this.copier.copyChunk(plan, range, undefined, async (client) => {

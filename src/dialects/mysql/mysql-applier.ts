@@ -230,7 +230,7 @@ export async function applyFinals(conn: PoolConnection, plan: CopyPlan, finals: 
         } catch (err) {
           if (!isConflictBesideKey(err, plan)) throw err;
           // Another row holds one of its unique values: a stale row (REPLACE's case above), or data loss.
-          log?.warn({ table: name, key: keyText(u.values) }, 'a row conflicted on a unique key with another, stale row and was written whole: its columns the live table lacks took their defaults');
+          log?.warn({ table: name, key: keyText(u.values) }, 'a row conflicted on a unique key with another row that still held the value; both were written whole: their columns the live table lacks took their defaults');
           await writeWhole(u);
         }
       }

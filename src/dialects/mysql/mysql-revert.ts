@@ -54,7 +54,7 @@ export function misfit(c: TypedColumn, v: string): { sql: string | null } | { un
   const converted = from === to && c.to.charset ? { sql: `CAST(${v} AS CHAR CHARACTER SET ${c.to.charset})` } : convertedForChecksum(c, v, null);
   if ('skip' in converted) return { unknown: `${c.source} (${c.from.type} back to ${c.to.type}): ${converted.skip}` };
   // Text compares as utf8mb4 bytes, so a character the old character set lacks (it becomes '?') counts.
-  const bytes = (e: string) => (/char|text/.test(to) || c.to.charset ? `BINARY CONVERT(${e} USING utf8mb4)` : `BINARY ${e}`);
+  const bytes = (e: string) => (/char|text|^enum\(|^set\(/.test(to) ? `BINARY CONVERT(${e} USING utf8mb4)` : `BINARY ${e}`);
   return either([outOfRange, `NOT (${bytes(converted.sql)} <=> ${bytes(v)})`].filter(Boolean).join(' OR '));
 }
 

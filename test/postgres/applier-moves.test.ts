@@ -101,7 +101,7 @@ describe('keeping the shadow\'s other columns (a revert)', () => {
     const keptNames = session.artefactNames(original.ref, 'kept-job');
     const shadow = await session.createShadow(original, 'ADD COLUMN x int NOT NULL DEFAULT 0', keptNames);
     const keptPlan = { ...makePlan(original, shadow, session.analyzeAlter('ADD COLUMN x int NOT NULL DEFAULT 0')), keepsOtherColumns: true };
-    await admin.query(`INSERT INTO "${keptNames.shadow}" (id, n, x) VALUES (1, 1, 11), (2, 2, 22), (3, 3, 33), (4, 4, 44)`);
+    await admin.query(`INSERT INTO "${keptNames.shadow}" (id, n, x) VALUES (1, 1, 11), (2, 2, 22), (3, 3, 33), (4, 4, 44), (5, 5, 55), (6, 6, 66)`);
     // Values as the stream gives them: text.
     const row = (id: number, n: number) => ({ id: String(id), n: String(n) });
     await session.applier.apply(keptPlan, [
@@ -113,11 +113,16 @@ describe('keeping the shadow\'s other columns (a revert)', () => {
       { kind: 'update', before: row(3, 3), after: row(2, 30) },
       // Row 4 changed in place: it keeps its value.
       { kind: 'update', before: row(4, 4), after: row(4, 40) },
+      // Row 6 deleted, row 5 moved to key 6 with a value left unchanged (a partial image), then a full image of it.
+      { kind: 'delete', before: row(6, 6) },
+      { kind: 'update', before: row(5, 5), after: { id: '6', n: undefined } },
+      { kind: 'update', before: row(6, 5), after: row(6, 50) },
     ]);
     expect((await admin.query(`SELECT id, n, x FROM "${keptNames.shadow}" ORDER BY id`)).rows).toEqual([
       { id: 1, n: 100, x: 0 },
       { id: 2, n: 30, x: 0 }, // moved: written whole (the applier warns)
       { id: 4, n: 40, x: 44 },
+      { id: 6, n: 50, x: 0 }, // moved, then written whole: never row 6's old value
     ]);
   });
 });

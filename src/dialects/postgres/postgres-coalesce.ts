@@ -133,7 +133,7 @@ export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[][] {
     }
     if (!isPartial(row)) {
       const prev = state.get(keyString(key));
-      const fresh = e.kind === 'insert' ? 'inserted' : old ? 'moved' : prev?.op === 'upsert' ? prev.fresh : undefined;
+      const fresh = e.kind === 'insert' ? 'inserted' : old || prev?.op === 'move' ? 'moved' : prev?.op === 'upsert' ? prev.fresh : undefined;
       replace({ op: 'upsert', key, row, ...(fresh ? { fresh } : {}) });
     } else if (from) {
       replace({ op: 'move', key, from, row, xid: leftIn });
@@ -141,7 +141,8 @@ export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[][] {
       const prev = state.get(keyString(key));
       if (prev && prev.op !== 'delete') {
         const merged = merge(prev.row, row);
-        if (!isPartial(merged)) replace({ op: 'upsert', key, row: merged, ...(prev.op === 'upsert' && prev.fresh ? { fresh: prev.fresh } : {}) });
+        const fresh = prev.op === 'move' ? 'moved' : prev.op === 'upsert' ? prev.fresh : undefined;
+        if (!isPartial(merged)) replace({ op: 'upsert', key, row: merged, ...(fresh ? { fresh } : {}) });
         else if (prev.op === 'move') put({ op: 'move', key, from: prev.from, row: merged, xid: prev.xid });
         else put({ op: 'update', key, row: merged });
       } else {

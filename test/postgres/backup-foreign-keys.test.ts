@@ -59,12 +59,18 @@ describe('postgres: the backup after the cut-over', () => {
       expect(result.cutoverAttempts).toBe(1);
       const warned = lines.filter((l) => String(l.msg).startsWith('after cut-over: the old table still declares a foreign key'));
       expect(warned.map((l) => l.msg)).toEqual([expect.stringContaining(`drop it: ALTER TABLE "public"."${result.backupTable}" DROP CONSTRAINT IF EXISTS "orders2_parent_fk"`)]);
+      // Left undropped, the old table still declares the key when a revert makes it the table again, the
+      // reader still there: the revert's swap renames it aside (no lock on the parent) and takes the name.
+      const logged = lines.length;
+      const reverted = await runRevert(url, 'orders2', { log, cutoverLockTimeoutMs: 1000, cutoverRetries: 2 });
+      expect(reverted.cutoverAttempts).toBe(1);
+      const fks = await admin.query<{ rel: string; con: string }>("SELECT conrelid::regclass::text AS rel, conname AS con FROM pg_constraint WHERE contype = 'f' AND conrelid = 'orders2'::regclass ORDER BY 2");
+      expect(fks.rows.map((r) => r.con)).toEqual([expect.stringMatching(/^_ss_\w+_fk_orders2_parent_fk$/), 'orders2_parent_fk']);
+      const left = lines.slice(logged).filter((l) => String(l.msg).startsWith('after cut-over: the old table still declares a foreign key')).map((l) => String(l.msg).replace(/^.*drop it: /, ''));
+      expect(left).toHaveLength(2); // the revert's backup (the forward job's table) and the key renamed aside
       await reader.query('COMMIT');
-      // Left undropped, the old table still declares the key when a revert makes it the table again:
-      // its swap takes the key over instead of failing on the name.
-      await runRevert(url, 'orders2');
-      const fks = await admin.query<{ rel: string }>("SELECT conrelid::regclass::text AS rel FROM pg_constraint WHERE conname = 'orders2_parent_fk'");
-      expect(fks.rows).toEqual([{ rel: 'orders2' }]);
+      for (const statement of left) await admin.query(statement);
+      expect((await admin.query("SELECT conrelid::regclass::text AS rel, conname FROM pg_constraint WHERE contype = 'f' AND conname LIKE '%orders2_parent_fk' ORDER BY 1")).rows).toEqual([{ rel: 'orders2', conname: 'orders2_parent_fk' }]);
       await admin.query('DELETE FROM orders2 WHERE parent_id = 1');
       await admin.query('DELETE FROM parent2 WHERE id = 1');
     } finally {

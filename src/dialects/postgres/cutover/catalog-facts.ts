@@ -54,6 +54,8 @@ export interface Facts {
   shadowIdentitySeqs: Array<{ seq: string; col: string }>;
   shadowAcl: Array<{ grantee: string | null }>;
   shadowCons: Array<{ conname: string }>;
+  /** Foreign keys the shadow declares: a revert's shadow is an old table whose own drop after its swap may not have run. */
+  shadowFks: Array<{ conname: string }>;
   /** Which of the queried candidate names for new indexes already exist in the schema. */
   taken: Array<{ relname: string }>;
 }
@@ -136,6 +138,7 @@ SELECT json_build_object(
                                  WHERE d.classid = 'pg_class'::regclass AND d.refobjid = ${S} AND d.deptype = 'i' ORDER BY s.oid`)},
   'shadowAcl', ${list(`SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = ${S} ORDER BY 1`)},
   'shadowCons', ${list(`SELECT conname FROM pg_constraint WHERE conrelid = ${S} AND conindid = 0 ORDER BY 1`)},
+  'shadowFks', ${list(`SELECT conname FROM pg_constraint WHERE conrelid = ${S} AND contype = 'f' ORDER BY 1`)},
   'taken', ${list(`SELECT relname FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $3::text) AND relname = ANY ($4::text[]) ORDER BY 1`)}
 )::text AS facts`;
 

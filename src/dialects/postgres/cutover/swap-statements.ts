@@ -328,8 +328,13 @@ function declaredForeignKeys(b: Build): void {
   const backup = quoteQualified(b.schema, b.names.backup);
   for (const fk of f.childFks) {
     b.afterCommit.push(`ALTER TABLE ${backup} DROP CONSTRAINT IF EXISTS ${quoteIdent(fk.name)}`);
-    // A revert's shadow is an old table: one whose drop after its own swap never got its lock still declares it.
-    if (b.names.extra.revert) b.sql.push(`ALTER TABLE ${tbl} DROP CONSTRAINT IF EXISTS ${quoteIdent(fk.name)}`);
+    // A revert's shadow is an old table: one whose drop after its own swap never got its lock still
+    // declares the key. Renamed aside here (no lock on the parent), dropped after the commit.
+    if (f.shadowFks.some((c) => c.conname === fk.name)) {
+      const aside = truncateBytes(`_ss_${b.names.extra.tag ?? jobTag(b.names.shadow)}_fk_${fk.name}`, 63);
+      b.sql.push(`ALTER TABLE ${tbl} RENAME CONSTRAINT ${quoteIdent(fk.name)} TO ${quoteIdent(aside)}`);
+      b.afterCommit.push(`ALTER TABLE ${tbl} DROP CONSTRAINT IF EXISTS ${quoteIdent(aside)}`);
+    }
     const cols = parseArrayText(fk.cols).map((x) => quoteIdent(mapCol(x))).join(', ');
     const refcols = parseArrayText(fk.refcols).map((x) => quoteIdent(fk.refoid === f.o ? mapCol(x) : x)).join(', ');
     b.sql.push(`ALTER TABLE ${tbl} ADD CONSTRAINT ${quoteIdent(fk.name)} FOREIGN KEY (${cols}) REFERENCES ${fk.ref} (${refcols}) ${fk.tail ?? ''} NOT VALID`);

@@ -4,14 +4,14 @@
 // (options.revert) is the same machine resumed at its catch-up, the old table its shadow
 // (revert-point.ts, revert-preflight.ts).
 //
-// Why it is over 400 lines (about 530): it is the phase sequence and the state the phases share
-// (the status reads all of it), and a revert is this same sequence with a few branches
-// (where it starts, what it keeps, what it records after the swap), not a second machine;
-// its options and result are in job-options.ts. The phases' own
-// work lives beside it: plan-report.ts (what prepare() finds), copy-loop.ts,
-// index-build.ts, checksum-runs.ts, cutover-loop.ts (catch-up, postponed, hook hold,
-// attempts), throttle-wiring.ts, checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts,
-// revert-point.ts, revert-steps.ts.
+// Why it is over 400 lines (about 470): it is one thing, the run's phase sequence (execute)
+// and the state the phases share, which status() reads all of; a revert is this same
+// sequence with a few branches (where it starts, what it keeps, what it records after the
+// swap), not a second machine. Everything that is a role of its own lives beside it:
+// job-prepare.ts (what prepare() finds, the shadow and its plan), job-options.ts (options
+// and result), plan-report.ts, copy-loop.ts, index-build.ts, checksum-runs.ts,
+// cutover-loop.ts (catch-up, postponed, hook hold, attempts), throttle-wiring.ts,
+// checkpointing.ts, resume.ts, cleanup.ts, swap-proof.ts, revert-point.ts, revert-steps.ts.
 
 import { randomBytes } from 'node:crypto';
 import type {
@@ -25,32 +25,32 @@ import type {
   TableRef,
 } from '../dialects/dialect.js';
 import { openDialect } from '../dialects/open-dialect.js';
-import { AbortedError, PreflightError, ShadowshiftError, UsageError } from '../util/errors.js';
+import { AbortedError, PreflightError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { JobControls } from '../control/job-controls.js';
 import type { JobThrottle, LiveThrottleSettings } from '../control/throttle-signals.js';
 import type { HookEvent } from '../control/hooks.js';
-import { buildCopyPlan, keepingOtherColumns } from './copy-plan.js';
-import { planOptions, planReport, previewAlter, type AlterPlanReport } from './plan-report.js';
+import type { AlterPlanReport } from './plan-report.js';
 import { ChunkSizer } from './chunk-sizer.js';
 import { EventPump } from './event-pump.js';
 import type { JobPhase, JobState, JobStatus } from './job-state.js';
 import { jobTables, passiveWait, WaitWatcher } from './wait-watcher.js';
 import { ChecksumRuns } from './checksum-runs.js';
-import { failuresOf, runChecks, type CheckOutcome } from './preflight.js';
+import { failuresOf, runChecks } from './preflight.js';
 import { buildDeferredIndexes, buildsBeforeDrain } from './index-build.js';
 import { catchUp, CutoverLoop } from './cutover-loop.js';
 import { CopyLoop, withRetries } from './copy-loop.js';
 import { proveSwap } from './swap-proof.js';
 import { abortLeftBehind, cleanUpJob } from './cleanup.js';
-import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_SECONDS, loadCheckpoint } from './checkpointing.js';
+import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_SECONDS } from './checkpointing.js';
 import { DEFAULT_MAX_SLOT_LAG_BYTES, liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
-import { cannotResume, endStoppedRun, resultAfterSwap, swapHappened, SWAPPED_BEFORE_THE_STOP } from './resume.js';
+import { resultAfterSwap, SWAPPED_BEFORE_THE_STOP } from './resume.js';
 import type { AlterJobOptions, AlterResult } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
-import { capacityOutcome, loadRevertPoint, prepareRevert, retentionOutcome, type RevertPlan } from './revert-preflight.js';
-import { ageSeconds, DEFAULT_REVERT_WINDOW_SECONDS, describeRevert, revertNames, wayBackNames } from './revert-point.js';
-import { afterStoppedSwap, afterSwap, closePreviousWindow, closesWindowOutcome } from './revert-steps.js';
+import type { RevertPlan } from './revert-preflight.js';
+import { prepareAlter, prepareRevertJob, shadowPlan } from './job-prepare.js';
+import { describeRevert, wayBackNames } from './revert-point.js';
+import { afterStoppedSwap, afterSwap, closePreviousWindow } from './revert-steps.js';
 
 export type { AlterJobOptions, AlterResult, JobObserver } from './job-options.js';
 export type { AlterPlanReport };
@@ -194,7 +194,7 @@ export class AlterJob {
     }
   }
 
-  /** Connects, inspects, previews the ALTER and runs every preflight check. Changes nothing. */
+  /** Connects, inspects, and leaves the rest to job-prepare.ts (the resume, the revert, the checks, the preview). Changes nothing. */
   async prepare(): Promise<AlterPlanReport> {
     if (!this.options.revert && !this.options.alter.trim()) throw new UsageError('--alter is empty; give the ALTER TABLE clauses, e.g. --alter "ADD COLUMN x INT"');
     const session = (this.session = await openDialect(this.options.connection, this.log));
@@ -208,76 +208,19 @@ export class AlterJob {
     }
     // From here on the name as the server stores it (MySQL lower_case_table_names=1 folds
     // what was typed): artefacts, the stream's filter, the job lock and checkpoints use it.
-    const ref = (this.ref = info.ref);
+    this.ref = info.ref;
     this.original = info;
-    if (this.options.revert) return this.prepareRevert(session, checks, outcomes, info);
-    if (this.options.revertible && session.revert) {
-      outcomes.push(await retentionOutcome(session.revert, this.options.revertWindowSeconds ?? DEFAULT_REVERT_WINDOW_SECONDS));
-    }
-    if (!this.resuming && this.options.resumeIfSameAlter) {
-      const kept = await session.checkpoints.load(ref);
-      if (kept && kept.alter.trim() === this.options.alter.trim()) {
-        this.resuming = true;
-        this.log.info({ savedAt: kept.savedAt, phase: kept.phase }, 'an earlier run of this ALTER left a checkpoint: continuing it');
-      }
-    }
-    if (this.resuming) {
-      const cp = (this.checkpoint = await loadCheckpoint(session.checkpoints, session.name, ref, this.options.alter, this.options.checkpointMaxAgeSeconds));
-      // The stopped run's statements still on the server go first, under the job lock (so no live
-      // job owns them): a cut-over lock request of a dead run stays queued for its whole lock
-      // timeout, and every read of the table below (preflight, preview) would queue behind it.
-      await session.acquireJobLock(ref);
-      this.jobLockHeld = true;
-      await endStoppedRun(session, ref, cp, this.log);
-    }
-    const previous = await session.revert?.points.load(ref);
-    // A resumed job's own point (it was stopped after its swap) is not a previous ALTER's.
-    // A resume's own stream slot exists already.
-    if (this.options.revertible && session.revert) outcomes.push(await capacityOutcome(session.revert, !this.resuming));
-    if (previous && previous.jobId !== this.pointJobId) {
-      this.closesRevertWindow = true;
-      outcomes.push(closesWindowOutcome(previous));
-    }
-    const analysis = (this.analysis = session.analyzeAlter(this.options.alter));
-    outcomes.push(...(await runChecks(checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: this.checkpoint?.names ?? null })));
-    // The table already has the new definition: nothing to preview, only the finish is left.
-    this.resumeAfterSwap = this.checkpoint !== null && (await swapHappened(session, ref, this.checkpoint));
-    // Refused here, before anything is created or applied; after a swap the stream is not needed.
-    if (this.checkpoint && !this.resumeAfterSwap && session.streamPositionProblem) {
-      const problem = await session.streamPositionProblem(this.checkpoint.streamPosition, this.checkpoint.names);
-      if (problem) outcomes.push({ check: 'stream-position', phase: 'table', ok: false, message: cannotResume(problem, this.checkpoint.names) });
-    }
-
-    const plan = (this.previewPlan = await previewAlter({ session, checks, info, analysis, alter: this.options.alter, resumeAfterSwap: this.resumeAfterSwap, outcomes }));
-    return planReport({
-      jobId: this.id,
-      session,
-      info,
-      plan,
-      outcomes,
-      options: this.options,
-      resumeAfterSwap: this.resumeAfterSwap,
-    });
-  }
-
-  /** prepare() of a revert: the same checks, the old table as the shadow, nothing to preview. */
-  private async prepareRevert(session: DialectSession, checks: ReturnType<DialectSession['preflightChecks']>, outcomes: CheckOutcome[], info: TableInfo): Promise<AlterPlanReport> {
-    const point = await loadRevertPoint(session, info);
-    // As a resume: the job lock first, then what a killed run of this revert still runs on the server.
-    await session.acquireJobLock(info.ref);
-    this.jobLockHeld = true;
-    // Not by the old table's name: it is the user's, and other sessions may read it.
-    const names = revertNames(session, point);
-    const ended = await session.endStoppedRun({ ...names, shadow: names.backup }, info.ref);
-    if (ended.length > 0) this.log.warn({ sessions: ended }, "ended a stopped revert's statements still running on the server");
-    const r = (this.revert = await prepareRevert({ session, checks, info, point, outcomes }));
-    this.analysis = r.analysis;
-    this.checkpoint = r.checkpoint;
-    this.resuming = true;
-    this.resumeAfterSwap = r.swappedBefore;
-    this.previewPlan = r.plan;
-    const report = await planReport({ jobId: this.id, session, info, plan: r.plan, outcomes, options: { ...this.options, deferIndexes: false }, resumeAfterSwap: r.swappedBefore });
-    return { ...report, revert: { alter: point.alter, oldTable: point.oldTable, swappedAt: point.swappedAt, ageSeconds: ageSeconds(point), windowSeconds: point.windowSeconds, swappedBefore: r.swappedBefore } };
+    const context = { jobId: this.id, session, checks, info, outcomes, options: this.options, log: this.log };
+    const p = this.options.revert ? await prepareRevertJob(context) : await prepareAlter(context, this.resuming);
+    this.analysis = p.analysis;
+    this.previewPlan = p.previewPlan;
+    this.checkpoint = p.checkpoint;
+    this.resuming = p.resuming;
+    this.resumeAfterSwap = p.resumeAfterSwap;
+    this.jobLockHeld = p.jobLockHeld;
+    this.revert = p.revert;
+    this.closesRevertWindow = p.closesRevertWindow;
+    return p.report;
   }
 
   /** The id the revert point of this job's swap carries: the same in every run of the job (a resume's, a revert's re-run). */
@@ -322,22 +265,9 @@ export class AlterJob {
     ));
     let stoppedBy: unknown = null;
     try {
-      let shadowInfo: TableInfo | null;
-      let names: ArtefactNames;
       if (resumed && this.resumeAfterSwap) return await this.finishAfterSwap(session, resumed);
-      if (resumed) {
-        names = this.names = resumed.names;
-        shadowInfo = await session.inspectTable({ schema: this.ref.schema, name: names.shadow });
-        if (!shadowInfo) throw new UsageError(`the checkpoint's shadow table ${names.shadow} is gone; run \`shadowshift cleanup --execute\` to remove what the stopped run left, and start again without --resume`);
-        if (this.revert) await session.revert!.prepareStream(names);
-      } else {
-        names = this.names = session.artefactNames(this.ref, this.id, { resumable: this.resumable, alter: this.options.alter });
-        this.log.info({ shadow: names.shadow }, 'creating shadow table');
-        shadowInfo = await session.createShadow(this.original, this.options.alter, names, { deferIndexes: report.deferredIndexes === 'on' });
-      }
-      const built = buildCopyPlan(this.original, shadowInfo, this.analysis, planOptions(session));
-      if (!built.plan) throw new ShadowshiftError(built.reason);
-      const plan = this.revert ? keepingOtherColumns(built.plan, planOptions(session)) : built.plan;
+      const names = (this.names = resumed ? resumed.names : session.artefactNames(this.ref, this.id, { resumable: this.resumable, alter: this.options.alter }));
+      const plan = await shadowPlan({ session, original: this.original, analysis: this.analysis, names, alter: this.options.alter, resumed: Boolean(resumed), revert: Boolean(this.revert), deferIndexes: report.deferredIndexes === 'on', log: this.log });
 
       const streamJobId = resumed?.jobId ?? this.id;
       // A resume has no snapshot of the stream's start to copy at (CopyLoop.run).
@@ -395,8 +325,7 @@ export class AlterJob {
       // Not with --drop-old-table: the way back needs the table the swap replaces.
       const revertSupport = (this.revert || this.options.revertible) && !this.options.dropOldTable ? session.revert : undefined;
       if (revertSupport) {
-        this.wayBack = wayBackNames(session, this.ref, this.pointJobId);
-        const wayBack = this.wayBack;
+        const wayBack = (this.wayBack = wayBackNames(session, this.ref, this.pointJobId));
         // PostgreSQL: creating the slot waits for every transaction writing at that moment (status waitingFor says which).
         await this.waits.during('cutting-over', () => revertSupport.prepareWayBack({ schema: this.ref!.schema, name: names.shadow }, wayBack, this.ref!));
       }

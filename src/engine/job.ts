@@ -335,7 +335,7 @@ export class AlterJob {
       const proven = await proveSwap({ pump: this.pump, table: this.status().table, backup: `${this.ref.schema}.${names.backup}`, keyColumns: plan.key.map((k) => k.source), log: this.log });
       if (revertSupport) {
         await afterSwap({
-          support: revertSupport, session, wayBack: this.wayBack, isRevert: Boolean(this.revert), log: this.log,
+          support: revertSupport, wayBack: this.wayBack, isRevert: Boolean(this.revert), log: this.log,
           table: this.ref, jobId: this.pointJobId, oldTable: names.backup, afterSwap: cutover.afterSwap ?? proven, undone: this.revert?.point ?? null,
           alter: this.options.alter, renamedColumns: this.analysis.renamedColumns, windowSeconds: this.options.revertWindowSeconds,
           maxLogBytes: session.streamHoldsServerLog ? (this.options.maxSlotLagBytes ?? DEFAULT_MAX_SLOT_LAG_BYTES) : undefined,

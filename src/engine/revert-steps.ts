@@ -2,7 +2,7 @@
 // table has a revert point, or the job is revertible or a revert). Plain functions over
 // the dialect's RevertSupport; the job decides when each runs.
 
-import type { DialectSession, RevertPoint, RevertSupport, TableRef } from '../dialects/dialect.js';
+import type { ArtefactNames, DialectSession, RevertPoint, RevertSupport, TableRef } from '../dialects/dialect.js';
 import type { Logger } from '../util/logger.js';
 import type { CheckOutcome } from './preflight.js';
 import { ageSeconds, formatSeconds, recordRevertPoint, wayBackNames } from './revert-point.js';
@@ -28,7 +28,7 @@ export async function closePreviousWindow(support: RevertSupport, session: Diale
  * failed) the way back it prepared goes, and so does the point a revert used: it leads
  * to the table that is live again.
  */
-export async function afterSwap(a: Parameters<typeof recordRevertPoint>[0] & { session: DialectSession; wayBack: ReturnType<typeof wayBackNames> | null; isRevert: boolean }): Promise<void> {
+export async function afterSwap(a: Parameters<typeof recordRevertPoint>[0] & { wayBack: ArtefactNames | null; isRevert: boolean }): Promise<void> {
   if (await recordRevertPoint(a)) return;
   const left = (err: Error) => a.log.warn({ err: err.message }, 'could not remove a way back no revert point leads to: `shadowshift cleanup` lists it');
   if (a.wayBack) await a.support.dropWayBack(a.wayBack).catch(left);

@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]
-//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking,engine-keepidx,engine-ckpt]]
+//        [--steps nomig,raw,raw-nolock,idx,blocking,inplace,ptosc,repack,engine,engine-cli[,engine-cli-loaded,engine-nock,engine-locking,engine-keepidx,engine-nice,engine-nice1,engine-ckpt]]
 //        [--json FILE] [--log-dir DIR]
 //
 // One run, per dialect, in this order (runs repeat it, so peers and engine
@@ -66,7 +66,7 @@ const { values: args } = parseArgs({
     'chunk-time': { type: 'string', default: '200' },
     'copy-threads': { type: 'string', default: '1' },
     'load-seconds': { type: 'string', default: '10' },
-    // Also: engine-nock (checksum off), engine-locking (the copy under row locks) engine-keepidx (--no-defer-indexes) and engine-ckpt (MariaDB: --max-load on the redo checkpoint age), diagnostics.
+    // Also: engine-nock (checksum off), engine-locking (the copy under row locks) engine-keepidx (--no-defer-indexes), engine-nice and engine-nice1 (--nice-ratio 0.5 and 1) and engine-ckpt (MariaDB: --max-load on the redo checkpoint age), diagnostics.
     steps: { type: 'string', default: 'nomig,raw,idx,blocking,inplace,ptosc,repack,engine,engine-cli' },
     json: { type: 'string' },
     'log-dir': { type: 'string' },
@@ -290,6 +290,7 @@ interface EngineVariant {
   checksum?: boolean;
   copyRowLocks?: boolean;
   deferIndexes?: boolean;
+  copyNiceRatio?: number;
   /** MariaDB: --max-load Innodb_checkpoint_age at this fraction of Innodb_checkpoint_max_age (read when the run starts). */
   checkpointAgeFraction?: number;
 }
@@ -543,6 +544,8 @@ async function main(): Promise<void> {
           { step: 'engine-nock', what: 'engine, checksum off', options: { checksum: false } },
           { step: 'engine-locking', what: 'engine, copy under row locks', options: { copyRowLocks: true } },
           { step: 'engine-keepidx', what: 'engine, indexes built before the copy', options: { deferIndexes: false } },
+          { step: 'engine-nice', what: 'engine, --nice-ratio 0.5', options: { copyNiceRatio: 0.5 } },
+          { step: 'engine-nice1', what: 'engine, --nice-ratio 1', options: { copyNiceRatio: 1 } },
           { step: 'engine-ckpt', what: 'engine, --max-load Innodb_checkpoint_age at half its maximum', options: { checkpointAgeFraction: 0.5 } },
         ]) {
           if (!steps.has(variant.step)) continue;

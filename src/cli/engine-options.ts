@@ -35,7 +35,7 @@ export interface EngineWording {
 }
 
 const ENGINE_FLAGS = [
-  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-row-locks', 'copy-threads', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
+  'chunk-time', 'chunk-size', 'defer-indexes', 'copy-snapshot-max', 'copy-row-locks', 'copy-threads', 'nice-ratio', 'cutover-lock-timeout', 'cutover-retries', 'cutover-snapshot-wait', 'kill-blockers-after',
   'drop-old-table', 'revertible', 'revert-window', 'checksum', 'checksum-interval', 'checkpoint-interval', 'checkpoint-max-age',
 ];
 
@@ -50,6 +50,7 @@ export function withEngineOptions<T>(y: Argv<T>, words: EngineWording) {
         "build the new table's secondary indexes after the copy, which is faster (--no-defer-indexes: before it). Default: after, except on MySQL/MariaDB when replicas may read the binlog, which would apply the build as one statement",
     })
     .option('copy-threads', { type: 'number', default: 1, describe: 'chunks copied at once, each on its own connection (more load on the server, a shorter copy)' })
+    .option('nice-ratio', { type: 'number', default: 0, describe: 'after each chunk, rest this many times as long as the chunk took (0.5: a 200 ms chunk, then 100 ms of rest), leaving the application more of the server at the cost of a longer copy; `ctl set nice-ratio=N` changes it live' })
     .option('copy-snapshot-max', { type: 'number', default: 600, describe: 'PostgreSQL: seconds the copy may read the table as of the job\'s start, without row locks (this holds back vacuum); then it locks rows as it copies. 0: always lock rows' })
     .option('copy-row-locks', { type: 'boolean', default: false, describe: 'lock the rows each chunk reads, as gh-ost does (MySQL: instead of a consistent read; PostgreSQL: as --copy-snapshot-max 0). Application writes to those rows wait for the chunk' })
     .option('cutover-lock-timeout', { type: 'number', default: 3, describe: 'seconds the cut-over may block writes per attempt' })
@@ -91,6 +92,7 @@ export interface EngineArgs {
   copySnapshotMax: number;
   copyRowLocks: boolean;
   copyThreads: number;
+  niceRatio: number;
   cutoverLockTimeout: number;
   cutoverRetries: number;
   cutoverSnapshotWait: number;
@@ -133,6 +135,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
   checkNumber('chunk-size', args.chunkSize, 'whole', 'rows');
   checkNumber('copy-snapshot-max', args.copySnapshotMax, 'zero-or-more', 'seconds');
   checkNumber('copy-threads', args.copyThreads, 'whole', 'connections');
+  checkNumber('nice-ratio', args.niceRatio, 'zero-or-more');
   checkNumber('cutover-lock-timeout', args.cutoverLockTimeout, 'positive');
   checkNumber('cutover-retries', args.cutoverRetries, 'positive');
   checkNumber('kill-blockers-after', args.killBlockersAfter, 'positive');
@@ -158,7 +161,7 @@ export function engineSettingsFromArgs(args: EngineArgs): EngineSettings {
     throw new UsageError('--revertible keeps the old table for the way back, and --drop-old-table would drop it: use one or the other');
   }
   return engineSettings({
-    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, rowLocks: args.copyRowLocks, threads: args.copyThreads },
+    copy: { chunkTimeMs: args.chunkTime, chunkSize: args.chunkSize, deferIndexes: args.deferIndexes, snapshotMaxSeconds: args.copySnapshotMax, rowLocks: args.copyRowLocks, threads: args.copyThreads, niceRatio: args.niceRatio },
     cutover: {
       lockTimeoutMs: ms(args.cutoverLockTimeout),
       retries: args.cutoverRetries,

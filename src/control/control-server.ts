@@ -54,6 +54,12 @@ function applySetting(job: Controllable, setting: string | undefined): string {
         ? `copy-snapshot-max=${value}s: the copy stops reading at the stream's snapshot before its next chunk once ${value} s have passed since it began`
         : `copy-snapshot-max=${value}s, which changes nothing now: the copy is not reading at the stream's snapshot`;
     }
+    case 'nice-ratio': {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`nice-ratio must be a number, 0 or more (got ${value}): the copy rests that many times as long as each chunk took`);
+      job.liveSettings.niceRatio = n;
+      return n > 0 ? `nice-ratio=${value}: after each chunk the copy rests ${value}× as long as the chunk took` : 'nice-ratio=0: the copy no longer rests between chunks';
+    }
     default:
       throw new Error(`unknown setting ${name}; use one of ${SETTINGS.join(', ')}`);
   }
@@ -61,11 +67,11 @@ function applySetting(job: Controllable, setting: string | undefined): string {
 
 export const CONTROL_COMMANDS = ['status', 'throttle', 'unthrottle', 'set', 'postpone', 'unpostpone', 'cutover', 'abort'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
-export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load', 'max-slot-lag', 'copy-snapshot-max'] as const;
+export const SETTINGS = ['chunk-time', 'chunk-size', 'max-lag', 'max-load', 'max-slot-lag', 'copy-snapshot-max', 'nice-ratio'] as const;
 
 export interface ControlRequest {
   command: ControlCommand;
-  /** For `set`: `chunk-time=300`, `chunk-size=5000` (or `auto`), `max-lag=2.5`, `max-load=Threads_running=30`, `max-slot-lag=1e9`, `copy-snapshot-max=0`. */
+  /** For `set`: `chunk-time=300`, `chunk-size=5000` (or `auto`), `max-lag=2.5`, `max-load=Threads_running=30`, `max-slot-lag=1e9`, `copy-snapshot-max=0`, `nice-ratio=0.5`. */
   setting?: string;
 }
 

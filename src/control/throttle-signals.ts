@@ -22,6 +22,12 @@ export interface LiveThrottleSettings {
    * DEFAULT_COPY_SNAPSHOT_MAX_SECONDS.
    */
   copySnapshotMaxSeconds?: number;
+  /**
+   * The copy rests this many times as long as each chunk (or round) took, before the next
+   * (--nice-ratio): 0.5 after a 200 ms chunk is a 100 ms rest. It leaves the application
+   * a share of the server at the cost of a longer copy. Undefined or 0: no rest.
+   */
+  niceRatio?: number;
 }
 
 export interface ThrottleConfig {

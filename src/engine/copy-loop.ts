@@ -67,8 +67,8 @@ export interface CopyJob {
   sizer: ChunkSizer;
   waits: WaitWatcher;
   options: Pick<AlterJobOptions, 'observer' | 'testHooks' | 'copyThreads' | 'copyRowLocks'>;
-  /** The settings `ctl set` changes (copy-snapshot-max). */
-  liveSettings: Pick<LiveThrottleSettings, 'copySnapshotMaxSeconds'>;
+  /** The settings `ctl set` changes (copy-snapshot-max, nice-ratio). */
+  liveSettings: Pick<LiveThrottleSettings, 'copySnapshotMaxSeconds' | 'niceRatio'>;
   /** Null until the throttle has started. */
   throttler(): Throttler | null;
   checkpointer(): Checkpointer | null;
@@ -148,6 +148,7 @@ export class CopyLoop {
       return;
     }
     this.rate.record(this.rowsCopied);
+    let lastRound = { endedAt: 0, ms: 0 };
     for (;;) {
       controls.throwIfAborted();
       await this.job.checkpointer()?.maybe();
@@ -161,6 +162,13 @@ export class CopyLoop {
       if (!pump.copySnapshotState()) await pump.applyAvailable(APPLY_BUDGET_MS);
       if (this.job.throttler()?.reason()) {
         await controls.sleep(100);
+        continue;
+      }
+      // --nice-ratio: the rest after the last round, in short sleeps so that the stream
+      // keeps being applied and a new ratio (`ctl set`) counts at once.
+      const restLeft = lastRound.endedAt + (this.job.liveSettings.niceRatio ?? 0) * lastRound.ms - Date.now();
+      if (restLeft > 0) {
+        await controls.sleep(Math.min(restLeft, 100));
         continue;
       }
       // A round: up to --copy-threads consecutive chunks at once, each on its own
@@ -184,7 +192,9 @@ export class CopyLoop {
         );
         return { rows: rowsCopied, ms: Date.now() - started };
       };
+      const roundStarted = Date.now();
       const copied = await this.job.waits.during('copying', () => allCommitted(ranges.map(copyOne)));
+      lastRound = { endedAt: Date.now(), ms: Date.now() - roundStarted };
       for (const c of copied) {
         sizer.observe(Math.max(c.rows, 1), c.ms);
         options.observer?.chunkCopied?.(c.rows, c.ms / 1000);

@@ -69,6 +69,8 @@ export interface AlterJobOptions {
   copyRowLocks?: boolean;
   /** Chunks copied at once (CopySettings.threads; default 1). */
   copyThreads?: number;
+  /** Rest after each chunk, as a multiple of its duration (CopySettings.niceRatio; default 0). */
+  copyNiceRatio?: number;
   /** Told about chunks, cut-over attempts and errors (metrics). */
   observer?: JobObserver;
   /** For tests that need a deterministic interleaving (invariants 2 and 3). */

@@ -35,6 +35,8 @@ export interface CopySettings {
   rowLocks: boolean;
   /** Chunks copied at once, each on its own connection (consecutive ranges; the stream is applied between rounds). */
   threads: number;
+  /** After each chunk (or round) the copy rests this many times as long as it took; 0: no rest (LiveThrottleSettings.niceRatio). */
+  niceRatio: number;
 }
 
 export interface CutoverSettings {
@@ -111,7 +113,7 @@ export const DEFAULT_CHUNK_TIME_MS = 200;
 /** A new object each time: the maxLoad map is live state a caller may change. */
 export function defaultEngineSettings(): EngineSettings {
   return {
-    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS },
+    copy: { chunkTimeMs: DEFAULT_CHUNK_TIME_MS, rowLocks: false, snapshotMaxSeconds: DEFAULT_COPY_SNAPSHOT_MAX_SECONDS, threads: DEFAULT_COPY_THREADS, niceRatio: 0 },
     cutover: { lockTimeoutMs: 3000, retries: 10, snapshotWaitMs: 60_000, dropOldTable: false, revertible: false, revertWindowSeconds: DEFAULT_REVERT_WINDOW_SECONDS },
     checksum: { enabled: true, intervalSeconds: 600 },
     resume: {
@@ -159,6 +161,7 @@ export function alterJobOptions(settings: EngineSettings, target: JobTarget): Al
     copySnapshotMaxSeconds: copy.snapshotMaxSeconds,
     copyRowLocks: copy.rowLocks,
     copyThreads: copy.threads,
+    copyNiceRatio: copy.niceRatio,
     cutoverLockTimeoutMs: cutover.lockTimeoutMs,
     cutoverRetries: cutover.retries,
     killBlockersAfterMs: cutover.killBlockersAfterMs,

@@ -17,7 +17,7 @@ import type { AlterJobOptions } from './job.js';
  */
 export const DEFAULT_MAX_SLOT_LAG_BYTES = 1024 ** 3;
 
-type ThrottleOptions = Pick<AlterJobOptions, 'throttle' | 'maxLagSeconds' | 'maxLoad' | 'maxSlotLagBytes' | 'copySnapshotMaxSeconds'>;
+type ThrottleOptions = Pick<AlterJobOptions, 'throttle' | 'maxLagSeconds' | 'maxLoad' | 'maxSlotLagBytes' | 'copySnapshotMaxSeconds' | 'copyNiceRatio'>;
 
 export function liveThrottleSettings(options: ThrottleOptions): LiveThrottleSettings {
   return {
@@ -25,6 +25,7 @@ export function liveThrottleSettings(options: ThrottleOptions): LiveThrottleSett
     maxLoad: options.maxLoad ?? new Map(),
     maxSlotLagBytes: options.maxSlotLagBytes,
     copySnapshotMaxSeconds: options.copySnapshotMaxSeconds,
+    niceRatio: options.copyNiceRatio,
   };
 }
 

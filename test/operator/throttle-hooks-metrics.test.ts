@@ -12,6 +12,7 @@ import { openDb, type Db, mysqlSeq } from '../support/db.js';
 import { newJob, waitUntil, type TestAlterOptions } from '../support/alter.js';
 import { HookRunner, HOOK_EVENTS } from '../../src/control/hooks.js';
 import { JobMetrics, serveMetrics } from '../../src/control/metrics.js';
+import { executeControl } from '../../src/control/control-server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { AlterJob } from '../../src/engine/job.js';
 
@@ -200,6 +201,32 @@ describe.each(cases)('$dialect operator controls', ({ dialect, createDb, loadNam
       );
     });
   }
+
+  it('--nice-ratio rests the copy after each chunk while the stream is applied; `set nice-ratio=0` ends the rest', async () => {
+    const table = await freshTable();
+    // A ratio no chunk can pay off in this test's life: the copy rests after its first chunk.
+    const job = newJob(url, table, 'ADD COLUMN w INT', { ...APPLYING_COPY, chunkSize: 500, copyNiceRatio: 1e9 });
+    try {
+      const report = await job.prepare();
+      const running = job.execute(report);
+      running.catch(() => undefined);
+      await waitUntil(() => job.status().rowsCopied > 0 || job.status().state === 'failed', 'the first chunk', 30_000);
+      const copiedAtRest = job.status().rowsCopied;
+      for (let i = 1; i <= 20; i++) await db.exec(`UPDATE ${q(table)} SET v = -v WHERE id = ${i * 37}`);
+      // Applied between the rest's sleeps: the loop went round, and copied nothing more.
+      await waitUntil(() => job.status().eventsApplied >= 20, 'the stream to apply changes while the copy rests', 30_000);
+      expect(job.status().rowsCopied).toBe(copiedAtRest);
+      expect(copiedAtRest).toBe(500);
+      expect(await executeControl(job, { command: 'set', setting: 'nice-ratio=0' }, silentLogger())).toMatchObject({ ok: true, message: expect.stringMatching(/no longer rests/) });
+      await running;
+      expect(job.status().state).toBe('done');
+      expect(job.status().repairedChunks).toBe(0);
+      const [row] = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${q(table)} WHERE v < 0`);
+      expect(String(row!.n)).toBe('20');
+    } finally {
+      await job.close();
+    }
+  });
 
   it('aborts on critical load crossed twice, leaving the original untouched', async () => {
     const table = await freshTable();

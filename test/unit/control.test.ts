@@ -158,6 +158,9 @@ describe('control socket', () => {
       expect(job.liveSettings.maxLagSeconds).toBe(4.5);
       await send('set', 'max-load=Threads_running=40');
       expect([...job.liveSettings.maxLoad]).toEqual([['Threads_running', 40]]);
+      await send('set', 'nice-ratio=0.5');
+      expect(job.liveSettings.niceRatio).toBe(0.5);
+      expect(await send('set', 'nice-ratio=-1')).toMatchObject({ ok: false, error: expect.stringMatching(/nice-ratio must be a number, 0 or more/) });
       expect(await send('set', 'chunk-size=-1')).toMatchObject({ ok: false, error: expect.stringMatching(/positive/) });
       expect(await send('set', 'colour=blue')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown setting colour/) });
       await send('postpone');

@@ -13,13 +13,13 @@ const parse = (builder: (y: ReturnType<typeof yargs>) => any, argv: string[]) =>
 
 describe('engine settings', () => {
   it('alter and migrate build the same settings from the same flags, and no flags give the defaults', () => {
-    const flags = ['--no-checksum', '--kill-blockers-after', '1', '--chunk-size', '200', '--no-defer-indexes', '--copy-snapshot-max', '0', '--copy-row-locks', '--max-load', 'Threads_running=9'];
+    const flags = ['--no-checksum', '--kill-blockers-after', '1', '--chunk-size', '200', '--no-defer-indexes', '--copy-snapshot-max', '0', '--copy-row-locks', '--nice-ratio', '0.5', '--max-load', 'Threads_running=9'];
     const alter = engineSettingsFromArgs(parse(alterBuilder, ['--table', 't', '--alter', 'ADD x INT', ...flags]));
     const migrate = engineSettingsFromArgs(parse(migrateBuilder, flags));
     expect(migrate).toEqual(alter);
     expect(alter.checksum.enabled).toBe(false);
     expect(alter.cutover.killBlockersAfterMs).toBe(1000);
-    expect(alter.copy).toEqual({ chunkTimeMs: 200, chunkSize: 200, deferIndexes: false, snapshotMaxSeconds: 0, rowLocks: true, threads: 1 });
+    expect(alter.copy).toEqual({ chunkTimeMs: 200, chunkSize: 200, deferIndexes: false, snapshotMaxSeconds: 0, rowLocks: true, threads: 1, niceRatio: 0.5 });
     expect(alter.throttle.maxLoad.get('Threads_running')).toBe(9);
     const none = engineSettingsFromArgs(parse(migrateBuilder, []));
     expect({ ...none, throttle: { ...none.throttle, signals: {} } }).toEqual(defaultEngineSettings());

@@ -130,6 +130,8 @@ export class CutoverLoop {
             await options.testHooks?.afterCutoverDrain?.(attempt);
           },
           killBlockers,
+          beforeSwapForTests: options.testHooks?.beforeSwap,
+          beforeTriggerNamesForTests: options.testHooks?.beforeTriggerNames,
           expectedShadow: this.job.expectedShadow,
           raiseCounter: this.job.raiseCounter,
           log,

@@ -133,6 +133,7 @@ export async function shadowPlan(a: {
   if (a.resumed) {
     shadow = await session.inspectTable({ schema: a.original.ref.schema, name: names.shadow });
     if (!shadow) throw new UsageError(`the checkpoint's shadow table ${names.shadow} is gone; run \`shadowshift cleanup --execute\` to remove what the stopped run left, and start again without --resume`);
+    await session.cutover.settleStoppedCutover?.(a.original.ref, names, false, a.log);
     if (a.revert) await session.revert!.prepareStream(names);
   } else {
     a.log.info({ shadow: names.shadow }, 'creating shadow table');

@@ -431,6 +431,7 @@ export class AlterJob {
     const names = (this.names = cp.names);
     this.swapped = true;
     this.log.warn({ table: this.status().table, backup: names.backup }, SWAPPED_BEFORE_THE_STOP);
+    await session.cutover.settleStoppedCutover?.(this.ref!, names, true, this.log);
     if (session.revert && (this.revert || this.options.revertible)) {
       await afterStoppedSwap({ support: session.revert, session, table: this.ref!, pointJobId: this.pointJobId, isRevert: Boolean(this.revert), log: this.log });
     }

@@ -47,11 +47,11 @@ export const POLICY: Record<string, Policy> = {
     difference: 'Refused: shadowshift never drops foreign keys silently (gh-ost --discard-foreign-keys does). Drop them first, or use a blocking ALTER.',
   },
   'trigger-advanced-features': {
-    difference: 'Refused: tables with triggers are not supported (gh-ost --include-triggers re-creates them on the ghost table). Rows written by triggers and the triggers themselves would not follow the swap.',
+    difference: "Triggers always move to the new table (gh-ost needs --include-triggers), and keep their own names: they are created on the shadow under temporary names at the cut-over, and renamed under a second short lock right after the swap (mysql-triggers.ts).",
   },
-  'trigger-long-name-validation': { difference: 'Refused: tables with triggers are not supported (see trigger-advanced-features).' },
+  'trigger-long-name-validation': { difference: 'A name too long for the temporary suffix gets a cut name with a hash for the time between the two steps, so no limit applies.' },
   'trigger-ghost-name-conflict': {
-    difference: "Refused, but because the table has a trigger at all, not because the trigger's name conflicts with the name gh-ost would give its copy.",
+    difference: "Not refused: the trigger named like gh-ost's copy (_ght) is just another trigger to shadowshift, whose temporary names end in _ssnew; it moves with the others.",
   },
   'generated-columns-unique': { difference: "Skipped: create.sql uses MySQL-only syntax (a STORED NOT NULL generated column in the primary key); the case's ignore_versions excludes MariaDB." },
   sysbench: { difference: "gh-ost's harness loads sbtest1 with sysbench; the runner stands in its own write load of the same shape (sysbench is not installed here)." },

@@ -48,7 +48,7 @@
 // happened (RENAME is atomic: either both names moved or neither).
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions, CutoverTiming } from '../dialect.js';
+import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions, CutoverTiming, TableRef } from '../dialect.js';
 import { finishShadow } from './mysql-deferred-indexes.js';
 import { CutoverAttemptError, ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
@@ -60,6 +60,7 @@ import { isConnectionLost } from './mysql-errors.js';
 import { metadataLocksOf, otherHoldersOf } from './mysql-metadata-locks.js';
 import { backupBlockers, describeBackupBlockers } from './mysql-backup-locks.js';
 import { mysqlLockBlockers } from './mysql-lock-blockers.js';
+import { createShadowTriggers, dropShadowTriggers, dropTriggerSql, renameLiveTriggers, renameStatements, SHADOW_TRIGGER_SUFFIX, triggersOf, type TriggerDefinition } from './mysql-triggers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The processlist state of a session waiting in the table namespace (MDL_key's wait state name). */
@@ -100,6 +101,8 @@ export class MysqlCutover implements Cutover {
     let renameError: unknown = null;
     let locked = false;
     let sentryCreated = false;
+    /** The table's triggers, once B has created them on the shadow (mysql-triggers.ts). */
+    let shadowTriggers: TriggerDefinition[] = [];
     try {
       await a.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
       // A sentry left by an earlier attempt whose connection died.
@@ -143,9 +146,16 @@ export class MysqlCutover implements Cutover {
 
       b = await dedicatedConnection(this.ctx);
       await b.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
-      if (options.raiseCounter) await raiseShadowCounter(a, b, schema, name, names.shadow);
       const [idRows] = await b.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
       bId = Number(idRows[0]!.id);
+      if (options.raiseCounter) await raiseShadowCounter(a, b, schema, name, names.shadow);
+      // Read under the lock, so that none changes before the swap; created by B, since A may
+      // touch only the tables it locked. Nothing writes the shadow from here on.
+      const triggers = await triggersOf(a, schema, name);
+      if (triggers.length > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
+      shadowTriggers = triggers;
+      await createShadowTriggers(b, schema, names.shadow, triggers);
+      await options.beforeSwapForTests?.();
       rename = b.query(`RENAME TABLE ${original} TO ${sentry}, ${shadow} TO ${original}`).then(
         () => {
           renameSettled = true;
@@ -157,16 +167,8 @@ export class MysqlCutover implements Cutover {
       );
 
       await this.proveQueuedOnOriginal(a, bId, () => renameSettled, () => renameError, options.lockTimeoutMs);
-      if (this.ctx.flavor === 'mariadb') {
-        // A backup granted at the unlock would make the RENAME give the table back to the queued writes (mysql-backup-locks.ts).
-        const backups = await backupBlockers(a, [aId, bId]);
-        if (backups.length > 0) {
-          throw new CutoverAttemptError(
-            `${describeBackupBlockers(backups)}. Swapping now would let that backup in ahead of the RENAME, and the writes queued on ${name} into the old table; ` +
-              'retrying once the backup is done',
-          );
-        }
-      }
+      // A backup granted at the unlock would make the RENAME give the table back to the queued writes (mysql-backup-locks.ts).
+      await this.refuseWaitingBackup(a, [aId, bId], name);
 
       await a.query(`DROP TABLE ${sentry}`);
       sentryCreated = false;
@@ -184,9 +186,14 @@ export class MysqlCutover implements Cutover {
       }
       const lockedMs = Date.now() - requestedAt;
       log.info({ blockedMs: Date.now() - lockedAt, lockedMs }, 'tables swapped');
+      if (shadowTriggers.length > 0) {
+        await options.beforeTriggerNamesForTests?.();
+        await this.giveTriggersTheirNames(schema, name, sentryName, shadowTriggers, lockSeconds, log);
+      }
       return { lockedMs };
     } catch (err) {
       await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log);
+      if (shadowTriggers.length > 0) await this.dropShadowTriggersOrStop(schema, names.shadow, shadowTriggers);
       if (err instanceof CutoverAttemptError) throw err;
       if (err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError)) throw err;
       const e = err as { errno?: number; message: string };
@@ -198,6 +205,87 @@ export class MysqlCutover implements Cutover {
       await a.end().catch(() => a.destroy());
       if (b) await b.end().catch(() => b?.destroy());
     }
+  }
+
+  /**
+   * MariaDB: a backup lock request waiting behind the cut-over fails the attempt. Also
+   * before the shadow's triggers are created, whose DDL would wait behind that request
+   * while the application waits behind the lock.
+   */
+  private async refuseWaitingBackup(a: Connection, ours: number[], name: string): Promise<void> {
+    if (this.ctx.flavor !== 'mariadb') return;
+    const backups = await backupBlockers(a, ours);
+    if (backups.length > 0) {
+      throw new CutoverAttemptError(
+        `${describeBackupBlockers(backups)}. Swapping now would let that backup in ahead of the RENAME, and the writes queued on ${name} into the old table; ` +
+          'retrying once the backup is done',
+      );
+    }
+  }
+
+  /**
+   * After a failed attempt, before the stream is applied again: the applier must never
+   * fire a trigger. If they cannot be dropped the job stops (not retried); its cleanup
+   * drops the shadow, and its triggers with it.
+   */
+  private async dropShadowTriggersOrStop(schema: string, shadow: string, triggers: TriggerDefinition[]): Promise<void> {
+    try {
+      await dropShadowTriggers(this.ctx.pool, schema, triggers);
+    } catch (err) {
+      throw new ShadowshiftError(
+        `the cut-over attempt failed, and the triggers it created on ${shadow} could not be dropped (${(err as Error).message}); ` +
+          'the job stops rather than apply changes that would fire them. Its cleanup drops the shadow with them',
+        { cause: err },
+      );
+    }
+  }
+
+  async settleStoppedCutover(table: TableRef, names: ArtefactNames, swapped: boolean, log: CutoverOptions['log']): Promise<void> {
+    const { schema } = table;
+    if (!swapped) {
+      // Any trigger on the shadow is the stopped cut-over's: the applier must not fire it.
+      const left = await triggersOf(this.ctx.pool, schema, names.shadow);
+      for (const t of left) await this.ctx.pool.query(dropTriggerSql(schema, t.name));
+      if (left.length > 0) log.info({ triggers: left.map((t) => t.name) }, 'dropped the triggers the stopped cut-over had created on the shadow');
+      return;
+    }
+    const stranded = (await triggersOf(this.ctx.pool, schema, table.name)).filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
+    // A cut name (`~` and a hash) does not tell its own: the refusal of the next job names it.
+    const own = stranded.filter((t) => !t.name.includes('~')).map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
+    if (own.length === 0) return;
+    const [old] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
+    await this.giveTriggersTheirNames(schema, table.name, old.length > 0 ? names.backup : null, own, 3, log);
+  }
+
+  /** Step 2 of mysql-triggers.ts, a few tries; the temporary names stay (and work) if the lock cannot be had. */
+  private async giveTriggersTheirNames(schema: string, live: string, old: string | null, triggers: TriggerDefinition[], lockSeconds: number, log: CutoverOptions['log']): Promise<void> {
+    let lastError = '';
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const conn = await dedicatedConnection(this.ctx);
+      try {
+        await conn.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
+        const requestedAt = Date.now();
+        await conn.query(`LOCK TABLES ${[live, old].filter((t) => t !== null).map((t) => `${quoteTable(schema, t)} WRITE`).join(', ')}`);
+        const lockedAt = Date.now();
+        try {
+          await renameLiveTriggers(conn, schema, live, triggers);
+        } finally {
+          await conn.query('UNLOCK TABLES');
+        }
+        log.info({ triggers: triggers.map((t) => t.name), blockedMs: Date.now() - lockedAt, lockedMs: Date.now() - requestedAt }, 'the triggers have their names back on the new table');
+        return;
+      } catch (err) {
+        lastError = (err as Error).message;
+        await sleep(200 * attempt);
+      } finally {
+        await conn.end().catch(() => conn.destroy());
+      }
+    }
+    log.warn(
+      { triggers: triggers.map((t) => t.name), err: lastError, statements: renameStatements(schema, live, old, triggers) },
+      `the triggers work on the new table, under temporary names ending in _ssnew, but could not be given their own names back (${lastError}); ` +
+        'run the logged statements in one session',
+    );
   }
 
   /**

@@ -4,7 +4,7 @@
 import type { StreamPosition } from './stream.js';
 import type { Logger } from '../../util/logger.js';
 import type { CopyPlan } from './copy.js';
-import type { ArtefactNames, TableInfo } from './table.js';
+import type { ArtefactNames, TableInfo, TableRef } from './table.js';
 
 export interface CutoverOptions {
   lockTimeoutMs: number;
@@ -31,6 +31,10 @@ export interface CutoverOptions {
    * (false when the ALTER sets AUTO_INCREMENT itself: it keeps what it set).
    */
   raiseCounter?: boolean;
+  /** Tests only: runs under the lock once everything the swap needs is in place (MySQL: the shadow's triggers), before the swap itself; a throw fails the attempt. */
+  beforeSwapForTests?: () => Promise<void>;
+  /** Tests only, MySQL: runs after the RENAME, before the triggers get their own names back. */
+  beforeTriggerNamesForTests?: () => Promise<void>;
   log: Logger;
 }
 
@@ -148,4 +152,10 @@ export interface Cutover {
    * a snapshot taken before now, until they are gone. The engine waits for them.
    */
   snapshotFence?(plan: CopyPlan): Promise<SnapshotFence>;
+  /**
+   * A resume of a run stopped in its cut-over settles what that cut-over left half done
+   * before anything else (MySQL: triggers created on the shadow, dropped before the stream
+   * is applied to it again; after a swap, the new table's triggers given their own names).
+   */
+  settleStoppedCutover?(table: TableRef, names: ArtefactNames, swapped: boolean, log: Logger): Promise<void>;
 }

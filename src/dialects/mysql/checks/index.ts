@@ -10,7 +10,7 @@ import { binlogDecodableCheck } from './binlog-decodable.js';
 import { privilegesCheck } from './privileges.js';
 import { tableExistsCheck } from './table-exists.js';
 import { noForeignKeysCheck } from './no-foreign-keys.js';
-import { noTriggersCheck } from './no-triggers.js';
+import { triggersCheck } from './triggers.js';
 import { hasKeyCheck } from './has-key.js';
 import { noTableRenameCheck } from './no-table-rename.js';
 import { noPartitionMaintenanceCheck } from './no-partition-maintenance.js';
@@ -32,7 +32,7 @@ export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): Prefli
     cutoverBackupVisibilityCheck(ctx, flavor),
     tableExistsCheck(),
     noForeignKeysCheck(),
-    noTriggersCheck(),
+    triggersCheck(ctx, flavor),
     hasKeyCheck(),
     cutoverNamesCheck(),
     noTableRenameCheck(),

@@ -59,8 +59,24 @@ describe('refusals on the shared server', () => {
   it('foreign keys on the parent side', async () => {
     await expectRefusal(conn, url, 'parent', 'ADD COLUMN c INT', /foreign key/i);
   });
-  it('triggers on the table', async () => {
-    await expectRefusal(conn, url, 'with_trigger', 'ADD COLUMN c INT', /trigger/i);
+  it("triggers the user may not re-create: without TRIGGER, or another user's as definer without SET USER", async () => {
+    // Triggers themselves move with the table (test/mysql/triggers.test.ts); a user who
+    // could not re-create them on the new table is refused before anything is made.
+    const user = `trg_${Date.now().toString(36)}`;
+    const db = new URL(url).pathname.slice(1);
+    await conn.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    try {
+      await conn.query(`GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, LOCK TABLES, CREATE TEMPORARY TABLES ON \`${db}\`.* TO '${user}'@'%'`);
+      await conn.query(`GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '${user}'@'%'`);
+      const limited = new URL(url);
+      limited.username = user;
+      limited.password = 'pw';
+      await expectRefusal(conn, limited.toString(), 'with_trigger', 'ADD COLUMN c INT', /lacks the TRIGGER privilege[\s\S]*GRANT TRIGGER ON/);
+      await conn.query(`GRANT TRIGGER ON \`${db}\`.* TO '${user}'@'%'`);
+      await expectRefusal(conn, limited.toString(), 'with_trigger', 'ADD COLUMN c INT', /run as root@[\s\S]*keeping their definer[\s\S]*SET USER/);
+    } finally {
+      await conn.query(`DROP USER '${user}'@'%'`);
+    }
   });
   it('an ALTER that renames the table', async () => {
     await expectRefusal(conn, url, 'plain', 'RENAME TO plain2', /renam/i);

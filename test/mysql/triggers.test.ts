@@ -16,7 +16,7 @@ import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import type { MysqlSession } from '../../src/dialects/mysql/mysql-dialect.js';
 import { CutoverAttemptError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { newJob, waitUntil } from '../support/alter.js';
+import { newJob, runAlter, runRevert, waitUntil } from '../support/alter.js';
 import { startCli } from '../support/cli.js';
 import { killFixtureAt } from '../support/kill-at.js';
 import { mysqlSeq } from '../support/db.js';
@@ -188,6 +188,13 @@ describe('a table with triggers', () => {
     await admin.query('CREATE TABLE f (id INT PRIMARY KEY, v INT NOT NULL)');
     await admin.query(`INSERT INTO f SELECT seq, seq FROM ${mysqlSeq(1, 100)}`);
     await admin.query(`CREATE TRIGGER f_ai AFTER INSERT ON f FOR EACH ROW ${audit('f_ai', 'NEW.id')}`);
+    // information_schema shows this body with '?' for the emoji: the move must not.
+    await admin.query("CREATE TRIGGER f_bu BEFORE UPDATE ON f FOR EACH ROW SET NEW.v = NEW.v + CHAR_LENGTH('😀')");
+    const bodyOf = async (trigger: string) => {
+      const [[shown]] = await admin.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${trigger}`);
+      return String(shown!['SQL Original Statement']).replace(/^.*FOR EACH ROW\s+/s, '');
+    };
+    const emojiBody = await bodyOf('f_bu');
     const { plan, names } = await prepareShadow(session, schema, 'f', 'ADD COLUMN extra INT NOT NULL DEFAULT 7');
     const stream = session.openChangeStream(plan, names, 'trgjob');
     await stream.start();
@@ -213,7 +220,7 @@ describe('a table with triggers', () => {
         })
         .catch((e: unknown) => e);
       expect(failed).toBeInstanceOf(CutoverAttemptError);
-      expect(onShadow).toEqual(['f_ai_ssnew']);
+      expect(onShadow).toEqual(['f_ai_ssnew', 'f_bu_ssnew']);
       expect(await triggerDefinitions(names.shadow)).toEqual([]);
 
       // The application writes; the applier copies the row to the shadow and fires nothing.
@@ -224,7 +231,9 @@ describe('a table with triggers', () => {
       expect(await auditCounts('f_')).toEqual({ f_ai: 1 });
 
       await session.cutover.swap(plan, names, { lockTimeoutMs: 10_000, log: silentLogger(), drainUnderLock });
-      expect((await triggerDefinitions('f')).map((t) => t.TRIGGER_NAME)).toEqual(['f_ai']);
+      expect((await triggerDefinitions('f')).map((t) => t.TRIGGER_NAME)).toEqual(['f_ai', 'f_bu']);
+      expect(await bodyOf('f_bu')).toBe(emojiBody);
+      expect(emojiBody).toContain('😀');
       expect(await triggerDefinitions(names.backup)).toEqual([]);
       await admin.query('INSERT INTO f (id, v) VALUES (102, 102)');
       expect(await auditCounts('f_')).toEqual({ f_ai: 2 });
@@ -268,6 +277,46 @@ describe('a table with triggers', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('an ALTER that drops a column a trigger uses fails before the copy, naming the trigger, with the table untouched', async () => {
+    await admin.query('CREATE TABLE d (id INT PRIMARY KEY, v INT NOT NULL, gone INT NULL)');
+    await admin.query(`INSERT INTO d SELECT seq, seq, seq FROM ${mysqlSeq(1, 50)}`);
+    await admin.query(`CREATE TRIGGER d_ai AFTER INSERT ON d FOR EACH ROW ${audit('d_ai', 'NEW.gone')}`);
+    await expect(runAlter(url, 'd', 'DROP COLUMN gone')).rejects.toThrow(/trigger d_ai of d does not fit the new table \(Unknown column 'gone' in 'NEW'\)/);
+    const [cols] = await admin.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'd'", [schema]);
+    expect(Number(cols[0]!.n)).toBe(3);
+    const [left] = await admin.query<RowDataPacket[]>("SELECT TABLE_NAME AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'd\\_ss%'", [schema]);
+    expect(left).toEqual([]);
+    expect(await triggersNamedLike('d\\_%')).toEqual(['d_ai on d']);
+  });
+
+  it('a revertible ALTER and its revert: the triggers come back on the old table and fire once per write throughout', async () => {
+    await admin.query('CREATE TABLE r (id INT PRIMARY KEY, v INT NOT NULL)');
+    await admin.query(`INSERT INTO r SELECT seq, seq FROM ${mysqlSeq(1, 500)}`);
+    await admin.query(`CREATE TRIGGER r_ai AFTER INSERT ON r FOR EACH ROW ${audit('r_ai', 'NEW.id')}`);
+    const before = await triggerDefinitions('r');
+    await runAlter(url, 'r', 'ADD COLUMN extra INT NOT NULL DEFAULT 7', { revertible: true });
+    for (let i = 1; i <= 10; i++) await admin.query(`INSERT INTO r (id, v) VALUES (${1000 + i}, ${i})`);
+    // The cut-over's own renaming of the triggers is in the binlog the revert reads.
+    await runRevert(url, 'r');
+    for (let i = 11; i <= 20; i++) await admin.query(`INSERT INTO r (id, v) VALUES (${1000 + i}, ${i})`);
+    expect(await triggerDefinitions('r')).toEqual(before);
+    expect(await triggersNamedLike('r\\_%')).toEqual(['r_ai on r']);
+    expect(await auditCounts('r_')).toEqual({ r_ai: 20 });
+    const [[n]] = await admin.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM r');
+    expect(Number(n!.n)).toBe(520);
+  });
+
+  it('a --resume after a stop inside the renaming drops a temporary trigger whose own one exists (it would fire twice)', async () => {
+    await admin.query('CREATE TABLE s (id INT PRIMARY KEY, v INT NOT NULL)');
+    await admin.query(`CREATE TRIGGER s_ai AFTER INSERT ON s FOR EACH ROW ${audit('s_ai', 'NEW.id')}`);
+    await admin.query(`CREATE TRIGGER s_ai_ssnew AFTER INSERT ON s FOR EACH ROW ${audit('s_ai', 'NEW.id')}`);
+    const names = session.artefactNames({ schema, name: 's' }, 'deadbeef');
+    await session.cutover.settleStoppedCutover!({ schema, name: 's' }, names, true, silentLogger());
+    expect(await triggersNamedLike('s\\_%')).toEqual(['s_ai on s']);
+    await admin.query('INSERT INTO s VALUES (1, 1)');
+    expect(await auditCounts('s_')).toEqual({ s_ai: 1 });
+  });
 
   it('refuses a table whose triggers still carry the temporary names of an interrupted cut-over', async () => {
     await admin.query('CREATE TABLE g (id INT PRIMARY KEY, v INT NOT NULL)');

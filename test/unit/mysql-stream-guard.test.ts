@@ -63,7 +63,6 @@ describe('judgeQuery', () => {
     'CREATE INDEX i ON gh_ost_test (v)',
     'DROP INDEX i ON gh_ost_test',
     'CREATE OR REPLACE TABLE gh_ost_test (id INT PRIMARY KEY)',
-    'CREATE TRIGGER trg AFTER INSERT ON gh_ost_test FOR EACH ROW SET @x = 1',
     'ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE gh_ost_test',
     '/*!40000 ALTER TABLE `gh_ost_test` DISABLE KEYS */',
   ])('refuses DDL that changes the table: %s', (sql) => {
@@ -72,6 +71,9 @@ describe('judgeQuery', () => {
 
   it.each([
     'ALTER EVENT test.gh_ost_test DISABLE',
+    // Triggers move at the cut-over, read then; the cut-over itself writes these after its RENAME.
+    'CREATE TRIGGER trg AFTER INSERT ON gh_ost_test FOR EACH ROW SET @x = 1',
+    'DROP TRIGGER IF EXISTS trg',
     'ALTER TABLE other ADD CONSTRAINT fk FOREIGN KEY (t_id) REFERENCES gh_ost_test (id)',
     'ALTER TABLE other ADD COLUMN gh_ost_test INT',
     'CREATE TABLE gh_ost_test_copy LIKE gh_ost_test',

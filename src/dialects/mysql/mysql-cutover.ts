@@ -60,7 +60,7 @@ import { isConnectionLost } from './mysql-errors.js';
 import { metadataLocksOf, otherHoldersOf } from './mysql-metadata-locks.js';
 import { backupBlockers, describeBackupBlockers } from './mysql-backup-locks.js';
 import { mysqlLockBlockers } from './mysql-lock-blockers.js';
-import { createShadowTriggers, dropShadowTriggers, dropTriggerSql, renameLiveTriggers, renameStatements, SHADOW_TRIGGER_SUFFIX, triggersOf, type TriggerDefinition } from './mysql-triggers.js';
+import { createShadowTriggers, dropShadowTriggers, dropTriggerSql, renameLiveTriggers, renameStatements, SHADOW_TRIGGER_SUFFIX, shadowTriggerName, triggersOf, type TriggerDefinition } from './mysql-triggers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The processlist state of a session waiting in the table namespace (MDL_key's wait state name). */
@@ -193,7 +193,7 @@ export class MysqlCutover implements Cutover {
       return { lockedMs };
     } catch (err) {
       await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log);
-      if (shadowTriggers.length > 0) await this.dropShadowTriggersOrStop(schema, names.shadow, shadowTriggers);
+      if (shadowTriggers.length > 0) await this.dropShadowTriggersOrStop(schema, names.shadow);
       if (err instanceof CutoverAttemptError) throw err;
       if (err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError)) throw err;
       const e = err as { errno?: number; message: string };
@@ -228,9 +228,9 @@ export class MysqlCutover implements Cutover {
    * fire a trigger. If they cannot be dropped the job stops (not retried); its cleanup
    * drops the shadow, and its triggers with it.
    */
-  private async dropShadowTriggersOrStop(schema: string, shadow: string, triggers: TriggerDefinition[]): Promise<void> {
+  private async dropShadowTriggersOrStop(schema: string, shadow: string): Promise<void> {
     try {
-      await dropShadowTriggers(this.ctx.pool, schema, triggers);
+      await dropShadowTriggers(this.ctx.pool, schema, shadow);
     } catch (err) {
       throw new ShadowshiftError(
         `the cut-over attempt failed, and the triggers it created on ${shadow} could not be dropped (${(err as Error).message}); ` +
@@ -244,14 +244,20 @@ export class MysqlCutover implements Cutover {
     const { schema } = table;
     if (!swapped) {
       // Any trigger on the shadow is the stopped cut-over's: the applier must not fire it.
-      const left = await triggersOf(this.ctx.pool, schema, names.shadow);
-      for (const t of left) await this.ctx.pool.query(dropTriggerSql(schema, t.name));
-      if (left.length > 0) log.info({ triggers: left.map((t) => t.name) }, 'dropped the triggers the stopped cut-over had created on the shadow');
+      const left = await dropShadowTriggers(this.ctx.pool, schema, names.shadow);
+      if (left.length > 0) log.info({ triggers: left }, 'dropped the triggers the stopped cut-over had created on the shadow');
       return;
     }
-    const stranded = (await triggersOf(this.ctx.pool, schema, table.name)).filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
+    const live = await triggersOf(this.ctx.pool, schema, table.name);
+    const temporary = live.filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
+    // Step 2 stopped between a trigger's own name and the drop of its temporary one: both fire.
+    const doubled = live.filter((t) => temporary.some((x) => x.name === shadowTriggerName(t.name))).map((t) => shadowTriggerName(t.name));
+    for (const name of doubled) await this.ctx.pool.query(dropTriggerSql(schema, name));
+    if (doubled.length > 0) log.info({ triggers: doubled }, 'dropped the temporary triggers whose own ones the stopped cut-over had created');
     // A cut name (`~` and a hash) does not tell its own: the refusal of the next job names it.
-    const own = stranded.filter((t) => !t.name.includes('~')).map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
+    const own = temporary
+      .filter((t) => !doubled.includes(t.name) && !t.name.includes('~'))
+      .map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
     if (own.length === 0) return;
     const [old] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
     await this.giveTriggersTheirNames(schema, table.name, old.length > 0 ? names.backup : null, own, 3, log);
@@ -260,9 +266,11 @@ export class MysqlCutover implements Cutover {
   /** Step 2 of mysql-triggers.ts, a few tries; the temporary names stay (and work) if the lock cannot be had. */
   private async giveTriggersTheirNames(schema: string, live: string, old: string | null, triggers: TriggerDefinition[], lockSeconds: number, log: CutoverOptions['log']): Promise<void> {
     let lastError = '';
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      const conn = await dedicatedConnection(this.ctx);
+    // Few tries: each holds the table's queries up to the lock timeout while it waits.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      let conn: Connection | null = null;
       try {
+        conn = await dedicatedConnection(this.ctx);
         await conn.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
         const requestedAt = Date.now();
         await conn.query(`LOCK TABLES ${[live, old].filter((t) => t !== null).map((t) => `${quoteTable(schema, t)} WRITE`).join(', ')}`);
@@ -278,7 +286,7 @@ export class MysqlCutover implements Cutover {
         lastError = (err as Error).message;
         await sleep(200 * attempt);
       } finally {
-        await conn.end().catch(() => conn.destroy());
+        await conn?.end().catch(() => conn?.destroy());
       }
     }
     log.warn(

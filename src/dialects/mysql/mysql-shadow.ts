@@ -3,6 +3,7 @@
 // one connection: invisible to every other session, gone with the connection, and
 // not written to a ROW-format binlog; for partitions, on a real table (previewOnTable).
 
+import { checkTriggersFit } from './mysql-triggers.js';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ArtefactLeft, ArtefactNames, TableInfo, TableRef } from '../dialect.js';
 import { PreflightError, ShadowshiftError } from '../../util/errors.js';
@@ -182,6 +183,7 @@ export async function createShadow(ctx: MyContext, original: TableInfo, alter: s
       } catch (err) {
         throw refused(original, alter, err);
       }
+      await checkTriggersFit(conn, schema, original.ref.name, names.shadow);
       // LIKE resets AUTO_INCREMENT: keep the original's, so ids freed at the top are not handed out
       // again, unless the ALTER sets its own (the server raises that to the largest id + 1, as a
       // native ALTER does). Later inserts reach the shadow through the stream and raise it further.

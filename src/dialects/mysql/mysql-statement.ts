@@ -220,7 +220,6 @@ function create(c: Cursor): [string, Raw[]] {
     return ['CREATE TABLE', t && orReplace && !temporary ? [t] : []];
   }
   if (c.up() === 'INDEX' || c.up() === 'TRIGGER') {
-    // A trigger created now stays with the old table at the swap, like a new index stays off the shadow.
     const verb = `CREATE ${c.up()}`;
     if (!c.seek('ON')) return [verb, []];
     c.i++;

@@ -64,6 +64,9 @@ export function judgeQuery(sql: string, defaultSchema: string | undefined, ref: 
   }
   if (s.kind !== 'ddl') return { t: 'ignore' };
   if (s.verb === 'TRUNCATE') return { t: 'truncate' };
+  // Triggers are read under the cut-over's lock and moved then (mysql-triggers.ts); the
+  // cut-over's own renaming of them follows its RENAME in the binlog, where a revert reads.
+  if (s.verb === 'CREATE TRIGGER') return { t: 'ignore' };
   // The end of the job's stream: what the engine checks reached the old table lies before it.
   if (isOwnSwap(s, ref)) return { t: 'swap' };
   return {

@@ -16,15 +16,17 @@
 //      temporary one dropped. Nothing writes meanwhile. If that lock cannot be had, the
 //      temporary names stay (the triggers work) and the log gives the statements.
 //
-// The definition comes from information_schema.TRIGGERS and is re-created with its
-// definer, timing, event, order (created in ACTION_ORDER), body, sql_mode and
-// collation_connection. The character set the statement is sent in is the connection's
-// (utf8mb4); string literals in the body keep their collation.
+// The definition comes from information_schema.TRIGGERS, the body from SHOW CREATE
+// TRIGGER (information_schema loses characters outside the BMP). It is re-created with
+// its definer, timing, event, order (created in ACTION_ORDER), body, sql_mode and
+// collation_connection. The statement is sent in the connection's character set
+// (utf8mb4), and string literals in the body keep their collation.
 
 import { createHash } from 'node:crypto';
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { MAX_IDENT_CHARS } from './mysql-names.js';
+import { ShadowshiftError } from '../../util/errors.js';
 
 type Queryable = Pool | PoolConnection | Connection;
 
@@ -51,6 +53,25 @@ export function shadowTriggerName(name: string): string {
   return `${chars.slice(0, MAX_IDENT_CHARS - SHADOW_TRIGGER_SUFFIX.length - hash.length - 1).join('')}~${hash}${SHADOW_TRIGGER_SUFFIX}`;
 }
 
+/** What information_schema shows of a text: it holds utf8mb3, so each character outside the BMP reads `?`. */
+function asUtf8mb3(text: string): string {
+  return [...text].map((ch) => (ch.codePointAt(0)! > 0xffff ? '?' : ch)).join('');
+}
+
+/**
+ * The body exactly as written, from SHOW CREATE TRIGGER's statement (information_schema
+ * loses characters outside the BMP): what follows `FOR EACH ROW` and an optional
+ * FOLLOWS/PRECEDES clause, accepted only when it reads as information_schema's body.
+ */
+export function bodyFromStatement(statement: string, shownBody: string): string {
+  const head = /\bFOR\s+EACH\s+ROW\s+(?:(?:FOLLOWS|PRECEDES)\s+(?:`(?:[^`]|``)+`|\S+)\s+)?/i.exec(statement);
+  const body = head ? statement.slice(head.index + head[0].length) : null;
+  if (body === null || asUtf8mb3(body) !== shownBody) {
+    throw new ShadowshiftError(`cannot read the body of a trigger exactly (SHOW CREATE TRIGGER and information_schema disagree): '${shownBody.slice(0, 80)}'. Re-create the trigger, or drop it for the ALTER`);
+  }
+  return body;
+}
+
 /** The table's triggers, in the order they fire for each timing and event. */
 export async function triggersOf(db: Queryable, schema: string, table: string): Promise<TriggerDefinition[]> {
   const [rows] = await db.query<RowDataPacket[]>(
@@ -59,15 +80,20 @@ export async function triggersOf(db: Queryable, schema: string, table: string): 
       ORDER BY EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER`,
     [schema, table],
   );
-  return rows.map((r) => ({
-    name: String(r.TRIGGER_NAME),
-    timing: String(r.ACTION_TIMING),
-    event: String(r.EVENT_MANIPULATION),
-    body: String(r.ACTION_STATEMENT),
-    definer: String(r.DEFINER),
-    sqlMode: String(r.SQL_MODE),
-    collationConnection: String(r.COLLATION_CONNECTION),
-  }));
+  const out: TriggerDefinition[] = [];
+  for (const r of rows) {
+    const [[shown]] = await db.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${quoteTable(schema, String(r.TRIGGER_NAME))}`);
+    out.push({
+      name: String(r.TRIGGER_NAME),
+      timing: String(r.ACTION_TIMING),
+      event: String(r.EVENT_MANIPULATION),
+      body: bodyFromStatement(String(shown!['SQL Original Statement']), String(r.ACTION_STATEMENT)),
+      definer: String(r.DEFINER),
+      sqlMode: String(r.SQL_MODE),
+      collationConnection: String(r.COLLATION_CONNECTION),
+    });
+  }
+  return out;
 }
 
 /** `user@host` as information_schema gives it, quoted for DEFINER= (the host follows the last @; a role has none). */
@@ -76,8 +102,10 @@ export function quoteDefiner(definer: string): string {
   return at < 0 ? quoteIdent(definer) : `${quoteIdent(definer.slice(0, at))}@${quoteIdent(definer.slice(at + 1))}`;
 }
 
-export function createTriggerSql(t: TriggerDefinition, name: string, schema: string, table: string): string {
-  return `CREATE DEFINER=${quoteDefiner(t.definer)} TRIGGER ${quoteTable(schema, name)} ${t.timing} ${t.event} ON ${quoteTable(schema, table)} FOR EACH ROW ${t.body}`;
+/** `precedes`: the trigger it is placed before (the temporary one it replaces keeps its place in the order). */
+export function createTriggerSql(t: TriggerDefinition, name: string, schema: string, table: string, precedes?: string): string {
+  const order = precedes ? `PRECEDES ${quoteIdent(precedes)} ` : '';
+  return `CREATE DEFINER=${quoteDefiner(t.definer)} TRIGGER ${quoteTable(schema, name)} ${t.timing} ${t.event} ON ${quoteTable(schema, table)} FOR EACH ROW ${order}${t.body}`;
 }
 
 export function dropTriggerSql(schema: string, name: string): string {
@@ -85,11 +113,11 @@ export function dropTriggerSql(schema: string, name: string): string {
 }
 
 /** Creates the trigger under the sql_mode and collation it was created with, then puts the session's back. */
-async function createTrigger(conn: Connection, t: TriggerDefinition, name: string, schema: string, table: string): Promise<void> {
+async function createTrigger(conn: Connection, t: TriggerDefinition, name: string, schema: string, table: string, precedes?: string): Promise<void> {
   const [[before]] = await conn.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS m, @@SESSION.collation_connection AS c');
   await conn.query('SET SESSION sql_mode = ?, collation_connection = ?', [t.sqlMode, t.collationConnection]);
   try {
-    await conn.query(createTriggerSql(t, name, schema, table));
+    await conn.query(createTriggerSql(t, name, schema, table, precedes));
   } finally {
     await conn.query('SET SESSION sql_mode = ?, collation_connection = ?', [before!.m, before!.c]);
   }
@@ -100,21 +128,50 @@ export async function createShadowTriggers(conn: Connection, schema: string, sha
   for (const t of triggers) await createTrigger(conn, t, shadowTriggerName(t.name), schema, shadow);
 }
 
-export async function dropShadowTriggers(conn: Queryable, schema: string, triggers: TriggerDefinition[]): Promise<void> {
-  for (const t of triggers) await conn.query(dropTriggerSql(schema, shadowTriggerName(t.name)));
+/** Drops every trigger on the shadow (each is the job's own), by the table: after a swap there is none, whatever the names. */
+export async function dropShadowTriggers(conn: Queryable, schema: string, shadow: string): Promise<string[]> {
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?', [schema, shadow]);
+  for (const r of rows) await conn.query(dropTriggerSql(schema, String(r.n)));
+  return rows.map((r) => String(r.n));
+}
+
+/**
+ * Before anything is copied: each trigger can be created on the (empty) shadow, so that
+ * an ALTER that drops or renames a column a trigger uses (`Unknown column 'x' in 'NEW'`)
+ * fails the job now instead of every cut-over attempt under the lock.
+ */
+export async function checkTriggersFit(conn: Connection, schema: string, table: string, shadow: string): Promise<void> {
+  const triggers = await triggersOf(conn, schema, table);
+  try {
+    for (const t of triggers) {
+      try {
+        await createTrigger(conn, t, shadowTriggerName(t.name), schema, shadow);
+      } catch (err) {
+        throw new ShadowshiftError(
+          `the trigger ${t.name} of ${table} does not fit the new table (${(err as Error).message}): it would fail at the cut-over. ` +
+            'Re-create the trigger so that it fits both the old and the new table, or drop it, then run the ALTER again',
+          { cause: err },
+        );
+      }
+    }
+  } finally {
+    await dropShadowTriggers(conn, schema, shadow);
+  }
 }
 
 /**
  * Step 2, on a connection that holds `LOCK TABLES live WRITE, old WRITE`: each trigger's
- * own name moves from the old table to the live one, replacing the temporary one. Created
- * before the temporary one is dropped, so a crash in between leaves one trigger too many
- * (which `cleanup` removes), never one too few.
+ * own name moves from the old table to the live one, replacing the temporary one, placed
+ * just before it (the order holds at every step). Created before the temporary one is
+ * dropped, so a crash in between leaves one trigger too many (which `--resume` removes,
+ * MysqlCutover.settleStoppedCutover), never one too few.
  */
 export async function renameLiveTriggers(conn: Connection, schema: string, live: string, triggers: TriggerDefinition[]): Promise<void> {
   for (const t of triggers) {
+    const temporary = shadowTriggerName(t.name);
     await conn.query(dropTriggerSql(schema, t.name));
-    await createTrigger(conn, t, t.name, schema, live);
-    await conn.query(dropTriggerSql(schema, shadowTriggerName(t.name)));
+    await createTrigger(conn, t, t.name, schema, live, temporary);
+    await conn.query(dropTriggerSql(schema, temporary));
   }
 }
 
@@ -125,7 +182,7 @@ export function renameStatements(schema: string, live: string, old: string | nul
     ...triggers.flatMap((t) => [
       dropTriggerSql(schema, t.name),
       `SET SESSION sql_mode = '${t.sqlMode}', collation_connection = '${t.collationConnection}'`,
-      createTriggerSql(t, t.name, schema, live),
+      createTriggerSql(t, t.name, schema, live, shadowTriggerName(t.name)),
       dropTriggerSql(schema, shadowTriggerName(t.name)),
     ]),
     'UNLOCK TABLES',

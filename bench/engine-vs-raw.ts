@@ -2,6 +2,8 @@
 // the server's own ALTER, pt-online-schema-change, pg_repack; gh-ost when installed),
 // on the same server and the same 1M-row table as FIELD-NOTES "What the peers do on
 // this machine", idle and under the 300 ops/s open-loop workload.
+// Over 400 lines on purpose: one interleaved run loop whose steps share its state (server,
+// table, model, log files); the parts that stand alone are in bench/lib/.
 //
 //   npx tsx bench/engine-vs-raw.ts [--dialect mysql|postgres|both] [--rows 1000000] [--runs 1]
 //        [--rate 300] [--connections 8] [--chunk-time 200] [--copy-threads 1] [--load-seconds 10]

@@ -324,7 +324,10 @@ describe('a table with triggers', () => {
     const job = newJob(url, 'g', 'ADD COLUMN extra INT');
     try {
       const report = await job.prepare();
-      expect(report.checks.find((c) => c.check === 'triggers')).toMatchObject({ ok: false, message: expect.stringMatching(/g_ai_ssnew[\s\S]*temporary name/) });
+      expect(report.checks.find((c) => c.check === 'triggers')).toMatchObject({
+        ok: false,
+        message: expect.stringMatching(/g_ai_ssnew[\s\S]*temporary name[\s\S]*--resume[\s\S]*LOCK TABLES `[^`]+`\.`g` WRITE; DROP TRIGGER IF EXISTS `[^`]+`\.`g_ai`;[\s\S]*CREATE DEFINER=[\s\S]*TRIGGER `[^`]+`\.`g_ai` AFTER INSERT ON[\s\S]*PRECEDES `g_ai_ssnew`/),
+      });
     } finally {
       await job.close();
     }

@@ -72,26 +72,35 @@ export function bodyFromStatement(statement: string, shownBody: string): string 
   return body;
 }
 
-/** The table's triggers, in the order they fire for each timing and event. */
-export async function triggersOf(db: Queryable, schema: string, table: string): Promise<TriggerDefinition[]> {
+/**
+ * The table's triggers as information_schema shows them, in the order they fire for each
+ * timing and event; the body as it shows it (characters outside the BMP as `?`). Needs no
+ * TRIGGER privilege, unlike triggersOf.
+ */
+export async function listTriggers(db: Queryable, schema: string, table: string): Promise<TriggerDefinition[]> {
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT, DEFINER, SQL_MODE, COLLATION_CONNECTION
        FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?
       ORDER BY EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER`,
     [schema, table],
   );
+  return rows.map((r) => ({
+    name: String(r.TRIGGER_NAME),
+    timing: String(r.ACTION_TIMING),
+    event: String(r.EVENT_MANIPULATION),
+    body: String(r.ACTION_STATEMENT),
+    definer: String(r.DEFINER),
+    sqlMode: String(r.SQL_MODE),
+    collationConnection: String(r.COLLATION_CONNECTION),
+  }));
+}
+
+/** The table's triggers with their bodies exactly as written (SHOW CREATE TRIGGER, which needs the TRIGGER privilege). */
+export async function triggersOf(db: Queryable, schema: string, table: string): Promise<TriggerDefinition[]> {
   const out: TriggerDefinition[] = [];
-  for (const r of rows) {
-    const [[shown]] = await db.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${quoteTable(schema, String(r.TRIGGER_NAME))}`);
-    out.push({
-      name: String(r.TRIGGER_NAME),
-      timing: String(r.ACTION_TIMING),
-      event: String(r.EVENT_MANIPULATION),
-      body: bodyFromStatement(String(shown!['SQL Original Statement']), String(r.ACTION_STATEMENT)),
-      definer: String(r.DEFINER),
-      sqlMode: String(r.SQL_MODE),
-      collationConnection: String(r.COLLATION_CONNECTION),
-    });
+  for (const t of await listTriggers(db, schema, table)) {
+    const [[shown]] = await db.query<RowDataPacket[]>(`SHOW CREATE TRIGGER ${quoteTable(schema, t.name)}`);
+    out.push({ ...t, body: bodyFromStatement(String(shown!['SQL Original Statement']), t.body) });
   }
   return out;
 }

@@ -6,7 +6,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { PreflightCheck } from '../../dialect.js';
 import type { MyContext } from '../mysql-context.js';
-import { SHADOW_TRIGGER_SUFFIX, shadowTriggerName, triggersOf } from '../mysql-triggers.js';
+import { listTriggers, renameStatements, SHADOW_TRIGGER_SUFFIX, shadowTriggerName } from '../mysql-triggers.js';
 import { databaseMatches, hasGlobal, parseGrant, type Grant } from './privileges.js';
 
 /** Privileges that let a user name another user as a trigger's DEFINER. */
@@ -23,16 +23,19 @@ export function triggersCheck(ctx: MyContext, flavor: 'mariadb' | 'mysql'): Pref
     async run(pctx) {
       if (!pctx.info) return { ok: true, message: 'table not found (another check reports it)' };
       const { schema, name } = pctx.table;
-      const triggers = await triggersOf(ctx.pool, schema, name);
+      const triggers = await listTriggers(ctx.pool, schema, name);
       if (triggers.length === 0) return { ok: true, message: 'no triggers' };
       // A --resume settles what its own stopped cut-over left (MysqlCutover.settleStoppedCutover).
       const resuming = pctx.resuming;
-      const leftTemporary = triggers.filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX)).map((t) => t.name);
+      const leftTemporary = triggers.filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
       if (leftTemporary.length > 0 && !resuming) {
+        // The own name is the temporary one less its suffix, except for a cut (hashed) name.
+        const own = leftTemporary.filter((t) => !t.name.includes('~')).map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
+        const fix = own.length > 0 ? ` In one session: ${renameStatements(schema, name, null, own).join('; ')}` : '';
         return {
           ok: false,
-          message: `trigger${leftTemporary.length === 1 ? '' : 's'} ${leftTemporary.join(', ')} of ${name} still carr${leftTemporary.length === 1 ? 'ies' : 'y'} the temporary name an earlier cut-over gave it: that job could not give it its own name back, and another move would lose track of it. ` +
-            "Finish the rename with the statements in that job's log (\"could not be given their own names back\"), or re-create the trigger under its own name",
+          message: `trigger${leftTemporary.length === 1 ? '' : 's'} ${leftTemporary.map((t) => t.name).join(', ')} of ${name} still carr${leftTemporary.length === 1 ? 'ies' : 'y'} the temporary name an earlier cut-over gave it: that job stopped before it gave it its own name back, and another move would lose track of it. ` +
+            `\`--resume\` of that job finishes the renaming; else re-create the trigger under its own name and drop the temporary one.${fix}`,
         };
       }
       const temporary = triggers.map((t) => shadowTriggerName(t.name));

@@ -34,7 +34,13 @@ export async function metadataLocksOf(conn: Connection, threadId: number): Promi
   return rows?.map((r) => ({ mode: String(r.mode), type: String(r.type), schema: String(r.s ?? ''), name: String(r.n ?? '') })) ?? null;
 }
 
-/** Sessions other than `exclude` holding any lock on the table, or null when the server cannot show them. */
+/**
+ * Sessions other than `exclude` holding any lock on the table, or null when the server
+ * cannot show them. Only client sessions (in the processlist): on MariaDB 10.6+ InnoDB's
+ * purge threads take a table's metadata lock for each batch they purge (THREAD_ID 0, no
+ * processlist row), briefly; seen holding the shadow after its copy, they failed a
+ * cut-over attempt as if a reader held it (a CI run of test/mysql/cutover.test.ts).
+ */
 export async function otherHoldersOf(
   conn: Connection,
   schema: string,
@@ -45,7 +51,8 @@ export async function otherHoldersOf(
     conn,
     `SELECT DISTINCT m.THREAD_ID AS id, p.USER AS user, p.TIME AS seconds FROM information_schema.METADATA_LOCK_INFO m
        LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID
-      WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID()`,
+      WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID()
+        AND p.ID IS NOT NULL`,
     [schema, table],
   );
   if (!rows) return null;

@@ -192,6 +192,46 @@ async function main() {
     const [trg2] = await a.query<mysql.RowDataPacket[]>('SELECT TRIGGER_NAME AS t, EVENT_OBJECT_TABLE AS tbl FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1');
     say('9b. triggers then', trg2.map((r) => `${r.t} on ${r.tbl}`));
 
+    // 10. A failed attempt: A repoints the children back at p, still under its lock, although p_new is not locked.
+    await fresh();
+    await a.query('CREATE TABLE p_sentry (id INT)');
+    await a.query('SET foreign_key_checks = 0');
+    await a.query('LOCK TABLES p WRITE, p_sentry WRITE, c1 WRITE, c2 WRITE');
+    await repointTwo(a, 'c1', 'p_new');
+    await repointTwo(a, 'c2', 'p_new');
+    // What B does after the repoint on the shadow: raise its counter, create a trigger.
+    say('10. after the repoint, B alters p_new (AUTO_INCREMENT)', await attempt(b, 'ALTER TABLE p_new AUTO_INCREMENT = 5000'));
+    say('10. after the repoint, B creates a trigger on p_new', await attempt(b, 'CREATE TRIGGER p_new_bu BEFORE UPDATE ON p_new FOR EACH ROW SET NEW.v = NEW.v'));
+    say('10. after the repoint, B writes p_new', await attempt(b, 'UPDATE p_new SET v = v + 1 WHERE id = 2'));
+    const back = [await repointTwo(a, 'c1', 'p'), await repointTwo(a, 'c2', 'p')];
+    say('10. A repoints c1, c2 back at p under the same lock (drops a key that references the unlocked p_new)', back);
+    say('10. c1, c2 then reference', { c1: await referencedTable(a, 'c1').catch((e: Error) => e.message), c2: await referencedTable(a, 'c2').catch((e: Error) => e.message) });
+    await a.query('UNLOCK TABLES');
+    // 10b. The same while a reader's open transaction holds p_new: the drop waits for it.
+    await fresh();
+    await a.query('CREATE TABLE p_sentry (id INT)');
+    await a.query('LOCK TABLES p WRITE, p_sentry WRITE, c1 WRITE, c2 WRITE');
+    await repointTwo(a, 'c1', 'p_new');
+    await c.query('BEGIN');
+    await c.query('SELECT COUNT(*) FROM p_new');
+    await a.query('SET SESSION lock_wait_timeout = 1');
+    say('10b. with a reader holding p_new, A drops c1\'s key that references it', await attempt(a, 'ALTER TABLE c1 DROP FOREIGN KEY fk_c1'));
+    await c.query('COMMIT');
+    say('10b. reader gone: A drops it again', await attempt(a, 'ALTER TABLE c1 DROP FOREIGN KEY fk_c1'));
+    await a.query('SET SESSION lock_wait_timeout = 2');
+    await a.query('UNLOCK TABLES');
+    // 10c. Another session, LOCK TABLES p WRITE, p_new WRITE, c1 WRITE: repoint back (the fallback after A died).
+    await fresh();
+    await a.query('SET foreign_key_checks = 0');
+    await repointTwo(a, 'c1', 'p_new');
+    await c.query('SET foreign_key_checks = 0');
+    await c.query('LOCK TABLES p WRITE, p_new WRITE, c1 WRITE');
+    say('10c. a session holding p, p_new, c1 WRITE repoints c1 back at p', await repointTwo(c, 'c1', 'p'));
+    await c.query('UNLOCK TABLES');
+    await c.query('SET foreign_key_checks = 1');
+    say('10c. c1 then references', await referencedTable(a, 'c1'));
+    await a.query('SET foreign_key_checks = 1');
+
     for (const conn of [a, b, c]) await conn.end();
     console.log(JSON.stringify(results));
   } finally {

@@ -131,7 +131,7 @@ export class CutoverLoop {
           },
           killBlockers,
           beforeSwapForTests: options.testHooks?.beforeSwap,
-          beforeTriggerNamesForTests: options.testHooks?.beforeTriggerNames,
+          beforeOwnNamesForTests: options.testHooks?.beforeOwnNames,
           expectedShadow: this.job.expectedShadow,
           raiseCounter: this.job.raiseCounter,
           log,

@@ -24,7 +24,7 @@ const keyId = (values: Value[]) => JSON.stringify(values.map((v) => (Buffer.isBu
  */
 export function withoutRows(plan: CopyPlan, events: ChangeEvent[], keys: Value[][]): { keys: Value[][]; rest: ChangeEvent[] } {
   const keyOf = (row: Row) => plan.key.map((k) => row[k.source] ?? null);
-  const touched = (e: ChangeEvent) => (e.kind === 'truncate' ? [] : e.kind === 'insert' ? [keyOf(e.after)] : e.kind === 'delete' ? [keyOf(e.before)] : [keyOf(e.after), ...(e.before ? [keyOf(e.before)] : [])]);
+  const touched = (e: ChangeEvent) => (e.kind === 'truncate' || e.kind === 'cascade' ? [] : e.kind === 'insert' ? [keyOf(e.after)] : e.kind === 'delete' ? [keyOf(e.before)] : [keyOf(e.after), ...(e.before ? [keyOf(e.before)] : [])]);
   const all = new Map(keys.map((k) => [keyId(k), k]));
   for (let grew = true; grew; ) {
     grew = false;

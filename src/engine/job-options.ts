@@ -84,8 +84,8 @@ export interface AlterJobOptions {
     afterCutoverDrain?: (attempt: number) => Promise<void>;
     /** Runs under the cut-over's lock once the swap is ready, before it (MySQL: the shadow has the table's triggers; CutoverOptions.beforeSwapForTests). */
     beforeSwap?: () => Promise<void>;
-    /** MySQL: runs right after the RENAME, before the triggers get their own names back (a crash there: test/mysql/triggers.test.ts). */
-    beforeTriggerNames?: () => Promise<void>;
+    /** MySQL: runs right after the RENAME, before the triggers and foreign keys get their own names back (a crash there: test/mysql/triggers.test.ts, test/mysql/foreign-keys-child.test.ts). */
+    beforeOwnNames?: () => Promise<void>;
     /** Runs right after the swap, before anything else (a crash there: test/acceptance/resume-phases.test.ts). */
     afterSwap?: () => Promise<void>;
     /** Runs once catching-up is entered and saved, before its first apply (a crash there: test/acceptance/resume-matrix.test.ts). */

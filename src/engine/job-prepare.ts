@@ -74,7 +74,7 @@ export async function prepareAlter(c: PrepareContext, resumeAsked: boolean): Pro
   const closesRevertWindow = Boolean(previous && previous.jobId !== (checkpoint?.jobId ?? c.jobId));
   if (closesRevertWindow) outcomes.push(closesWindowOutcome(previous!));
   const analysis = session.analyzeAlter(options.alter);
-  outcomes.push(...(await runChecks(c.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: checkpoint?.names ?? null })));
+  outcomes.push(...(await runChecks(c.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: checkpoint?.names ?? null, revertible: Boolean(revertible), lockTimeoutMs: options.cutoverLockTimeoutMs })));
   // The table already has the new definition: nothing to preview, only the finish is left.
   const resumeAfterSwap = checkpoint !== null && (await swapHappened(session, ref, checkpoint));
   // Refused here, before anything is created or applied; after a swap the stream is not needed.

@@ -89,7 +89,7 @@ export async function previewAlter(a: {
       ok: false,
       message: `--alter holds more than one statement: after ';' comes "${second}". Give only the ALTER TABLE clauses of one statement (e.g. --alter "ADD COLUMN x INT, ADD INDEX (x)"), and run other statements on their own.`,
     });
-  } else if (!analysis.renamesTable && analysis.partitionMaintenance === undefined && !a.resumeAfterSwap) {
+  } else if (!analysis.renamesTable && analysis.partitionMaintenance === undefined && analysis.foreignKeyClause === undefined && !a.resumeAfterSwap) {
     // A table rename or partition maintenance is never previewed: a check refuses either, and
     // EXCHANGE PARTITION run on the preview would take another table's rows.
     const preview = await session.previewShadow(info, a.alter);

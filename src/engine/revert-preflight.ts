@@ -39,7 +39,7 @@ export async function prepareRevert(a: { session: DialectSession; checks: Prefli
         'Nothing was changed. `shadowshift cleanup --execute --close-reverts` removes the revert point',
     );
   }
-  outcomes.push(...(await runChecks(a.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: names })));
+  outcomes.push(...(await runChecks(a.checks, 'table', { table: ref, info, alter: analysis, plan: null, resuming: names, revertible: true })));
   outcomes.push(await capacityOutcome(support, false));
   const held = await support.heldLogBytes(point);
   const closed = windowClosed(point) ?? (revertWindowClosed(point, held) && `the revert window of ${ref.schema}.${ref.name} closed: ${revertWindowClosed(point, held)}`);

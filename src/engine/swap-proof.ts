@@ -64,6 +64,8 @@ export function describeWrite(e: ChangeEvent, columns: string[]): string {
     }
     case 'truncate':
       return 'truncate';
+    case 'cascade':
+      return `${e.action === 'delete' ? 'cascaded delete' : e.action === 'set-null' ? 'cascaded set null' : 'cascaded key change'} through ${e.key} of ${e.from.map(String).join(', ')}`;
   }
 }
 

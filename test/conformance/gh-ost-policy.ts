@@ -29,8 +29,8 @@ export const POLICY: Record<string, Policy> = {
   'fail-no-shared-uk': { sameRefusal: NO_SHARED_KEY },
   'fail-no-unique-key': { sameRefusal: NO_KEY },
   'fail-float-unique-key': { sameRefusal: NO_KEY, difference: 'Same refusal: the only unique key is over a nullable FLOAT, usable by neither tool.' },
-  'fail-fk': { sameRefusal: /declares foreign keys/ },
-  'fail-fk-parent': { sameRefusal: /other tables' foreign keys point at/ },
+  'fail-fk': { difference: "Not refused: the table's foreign key moves to the new table at the cut-over, under its own name (gh-ost refuses child tables)." },
+  'fail-fk-parent': { difference: "Not refused: the child's foreign key is repointed at the new table under the cut-over's lock, atomically with the swap (gh-ost refuses parent tables)." },
   'fail-rename-table': { sameRefusal: /the ALTER renames the table/ },
   'panic-on-warnings-batch-middle': { sameRefusal: NEW_KEY_DUPLICATES, difference: 'shadowshift always fails on a duplicate in a new unique key (gh-ost needs --panic-on-warnings).' },
   'panic-on-warnings-duplicate-unique-values-on-column-type-change': {
@@ -44,7 +44,7 @@ export const POLICY: Record<string, Policy> = {
     difference: 'gh-ost refuses `MODIFY ID int` on column `id` (it compares key names case-sensitively); MySQL column names are case-insensitive, the key is the same, and the data is equal.',
   },
   'discard-fk': {
-    difference: 'Refused: shadowshift never drops foreign keys silently (gh-ost --discard-foreign-keys does). Drop them first, or use a blocking ALTER.',
+    difference: 'The foreign key is kept: it moves to the new table at the cut-over (gh-ost --discard-foreign-keys drops it).',
   },
   'trigger-advanced-features': {
     difference: "Triggers always move to the new table (gh-ost needs --include-triggers), and keep their own names: they are created on the shadow under temporary names at the cut-over, and renamed under a second short lock right after the swap (mysql-triggers.ts).",

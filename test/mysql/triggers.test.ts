@@ -245,7 +245,7 @@ describe('a table with triggers', () => {
 
   // The fault matrix's "killed between the swap and the trigger DDL", and just before the
   // swap once the shadow has its triggers: a SIGKILL there, writes meanwhile, then --resume.
-  it.each(['shadow-triggers', 'before-trigger-names'] as const)('killed at %s: writes meanwhile fire each trigger once, and --resume finishes the move', async (stopAt) => {
+  it.each(['shadow-triggers', 'before-own-names'] as const)('killed at %s: writes meanwhile fire each trigger once, and --resume finishes the move', async (stopAt) => {
     const table = stopAt === 'shadow-triggers' ? 'k1' : 'k2';
     await admin.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, v INT NOT NULL)`);
     await admin.query(`INSERT INTO ${table} SELECT seq, seq FROM ${mysqlSeq(1, 2000)}`);

@@ -19,7 +19,7 @@ import { AlterJob } from '../../src/engine/job.js';
 import { parseConnectionUrl } from '../../src/util/connection-url.js';
 import { createLogger } from '../../src/util/logger.js';
 
-export type KillPoint = 'after-swap' | 'under-cutover-lock' | 'shadow-triggers' | 'before-trigger-names' | 'copying' | 'catching-up' | 'checksum' | 'postponed' | 'indexes' | 'cutover-waiting';
+export type KillPoint = 'after-swap' | 'under-cutover-lock' | 'shadow-triggers' | 'children-repointed' | 'before-own-names' | 'copying' | 'catching-up' | 'checksum' | 'postponed' | 'indexes' | 'cutover-waiting';
 
 export interface KillFixtureArgs {
   url: string;
@@ -89,8 +89,9 @@ const job: AlterJob = new AlterJob({
   testHooks: {
     afterSwap: at('after-swap'),
     afterCutoverDrain: at('under-cutover-lock'),
-    beforeSwap: at('shadow-triggers'),
-    beforeTriggerNames: at('before-trigger-names'),
+    // The same point: under the lock, once the shadow has the triggers and the children reference it.
+    beforeSwap: at('shadow-triggers') ?? at('children-repointed'),
+    beforeOwnNames: at('before-own-names'),
     beforeChunkCommit:
       args.stopAt === 'copying'
         ? async () => {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { coalesce, type Action } from '../../src/dialects/postgres/postgres-coalesce.js';
 import type { PlanColumn, PlanSql } from '../../src/dialects/postgres/postgres-plan-sql.js';
-import type { ChangeEvent, Row } from '../../src/dialects/dialect.js';
+import type { RowChange, Row } from '../../src/dialects/dialect.js';
 import { mulberry32 } from '../../src/util/random.js';
 
 const column = (name: string): PlanColumn => ({ source: name, target: name, sourceType: 'text', targetType: 'text', targetBase: 'text', targetTypeOid: 25, identityAlways: false, lossyCheck: false });
@@ -14,14 +14,14 @@ const columns = ['id', 'v', 'body'].map(column);
 const P: PlanSql = { original: 'o', shadow: 's', columns, key: [columns[0]!], bySource: new Map(columns.map((c) => [c.source, c])), overriding: false };
 
 const U = undefined; // an unchanged TOAST value
-const ins = (id: number, v = `v${id}`, body = `b${id}`): ChangeEvent => ({ kind: 'insert', after: { id: String(id), v, body } });
+const ins = (id: number, v = `v${id}`, body = `b${id}`): RowChange => ({ kind: 'insert', after: { id: String(id), v, body } });
 /** An UPDATE of the row at `from` (to `to`, a key change when they differ); body U = unchanged TOAST. */
-const upd = (from: number, to: number, v: string, body?: string): ChangeEvent => ({
+const upd = (from: number, to: number, v: string, body?: string): RowChange => ({
   kind: 'update',
   before: from === to ? null : { id: String(from) },
   after: { id: String(to), v, body },
 });
-const del = (id: number): ChangeEvent => ({ kind: 'delete', before: { id: String(id) } });
+const del = (id: number): RowChange => ({ kind: 'delete', before: { id: String(id) } });
 
 /** Groups with their actions in key order, keys and rows in short form. */
 function show(groups: Action[][]): string[][] {
@@ -33,7 +33,7 @@ function show(groups: Action[][]): string[][] {
 }
 
 describe('coalesce: moves replaced later in the batch', () => {
-  const cases: Array<[string, ChangeEvent[], string[][]]> = [
+  const cases: Array<[string, RowChange[], string[][]]> = [
     ['move, then delete of the new key', [upd(1, 2, 'a', U), del(2)], [['delete 1', 'delete 2']]],
     ['move, then a full image of the new key', [upd(1, 2, 'a', U), upd(2, 2, 'b', 'B')], [['delete 1', 'upsert 2 (b,B)']]],
     ['move, then a partial update of the new key', [upd(1, 2, 'a', U), upd(2, 2, 'b', U)], [['move 1→2 (b,U)']]],
@@ -62,7 +62,7 @@ describe('coalesce: moves replaced later in the batch', () => {
 describe('coalesce: the transaction a move left its key in', () => {
   // The applier trusts the shadow row at `from` only if no read of the original can have
   // seen the transaction in which the row left `from` (postgres-original-reads.ts).
-  const inTx = (xid: number, e: ChangeEvent): ChangeEvent => ({ ...e, xid }) as ChangeEvent;
+  const inTx = (xid: number, e: RowChange): RowChange => ({ ...e, xid }) as RowChange;
   const moves = (groups: Action[][]) => groups.flat().filter((a) => a.op === 'move').map((a) => a.op === 'move' && `${a.from.join()}→${a.key.join()} left in ${a.xid}`);
 
   it('a move: its own transaction', () => {
@@ -88,10 +88,10 @@ describe('coalesce: the transaction a move left its key in', () => {
 const rng = mulberry32;
 
 /** A valid history over keys 0..5: the events and the table it leaves. */
-function history(seed: number, start: Map<string, Row>): { events: ChangeEvent[]; truth: Map<string, Row> } {
+function history(seed: number, start: Map<string, Row>): { events: RowChange[]; truth: Map<string, Row> } {
   const r = rng(seed);
   const truth = new Map([...start].map(([k, v]) => [k, { ...v }]));
-  const events: ChangeEvent[] = [];
+  const events: RowChange[] = [];
   const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
   const n = 1 + Math.floor(r() * 12);
   for (let i = 0; i < n; i++) {
@@ -188,7 +188,7 @@ describe('coalesce: model check against applying every event in order', () => {
 // transactions 0, 1, ... of one or more events each, and a read "at τ" seeing 0..τ-1.
 
 /** The table after the first τ transactions, for τ = 0..(last xid + 1). */
-function statesOf(start: Map<string, Row>, events: ChangeEvent[]): Array<Map<string, Row>> {
+function statesOf(start: Map<string, Row>, events: RowChange[]): Array<Map<string, Row>> {
   const states = [new Map(start)];
   let t = new Map(start);
   events.forEach((e, i) => {
@@ -257,7 +257,7 @@ describe('coalesce: model check with rows read ahead of the stream', () => {
       const r = rng(seed * 7919);
       const { events: plain, truth } = history(seed, start);
       let xid = 0;
-      const events = plain.map((e, i) => ({ ...e, xid: i > 0 && r() < 0.5 ? ++xid : xid }) as ChangeEvent);
+      const events = plain.map((e, i) => ({ ...e, xid: i > 0 && r() < 0.5 ? ++xid : xid }) as RowChange);
       const states = statesOf(start, events);
       expect(sorted(states[states.length - 1]!)).toEqual(sorted(truth));
       // Each key was last read (copied) at some τ: 0 is the state the stream expects.
@@ -291,7 +291,7 @@ describe('coalesce: model check with rows read ahead of the stream', () => {
   it('finds the bug when a move trusts a row read after it (the rule is what makes it exact)', () => {
     // Row 1 moves to 2, then row 3 moves into 1; the copy read key 1 after both.
     const start = new Map<string, Row>([['1', { id: '1', v: 'v1', body: 'b1' }], ['3', { id: '3', v: 'v3', body: 'b3' }]]);
-    const events = [upd(1, 2, 'a', U), upd(3, 1, 'c', U)].map((e, i) => ({ ...e, xid: i }) as ChangeEvent);
+    const events = [upd(1, 2, 'a', U), upd(3, 1, 'c', U)].map((e, i) => ({ ...e, xid: i }) as RowChange);
     const states = statesOf(start, events);
     const shadow = () => new Map([['1', { ...states[2]!.get('1')! }], ['3', { ...start.get('3')! }]]);
     const exact = shadow();

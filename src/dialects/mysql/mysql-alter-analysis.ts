@@ -183,6 +183,7 @@ export function analyzeAlter(alter: string): AlterAnalysis {
     addedColumns,
     renamesTable,
     setsAutoIncrement: setsAutoIncrement(text),
+    ...(foreignKeyClause(statements[0] ?? '') !== null ? { foreignKeyClause: foreignKeyClause(statements[0] ?? '')! } : {}),
     ...(maintenance !== null ? { partitionMaintenance: maintenance } : {}),
     ...(statements.length > 1 ? { secondStatement: statements[1]! } : {}),
   };
@@ -194,6 +195,18 @@ export function setsAutoIncrement(alter: string): boolean {
     const t = tokenize(clause);
     return t.some((tok, i) => kw(tok, 'AUTO_INCREMENT') && (t[i + 1]?.text === '=' ? /^\d+$/.test(t[i + 2]?.text ?? '') : /^\d+$/.test(t[i + 1]?.text ?? '')));
   });
+}
+
+/** The first clause that adds or drops a foreign key (`ADD CONSTRAINT fk FOREIGN KEY ...`), whitespace folded; null when there is none. */
+export function foreignKeyClause(alter: string): string | null {
+  for (const clause of splitClauses(alter.trim().replace(/;\s*$/, ''))) {
+    const t = tokenize(clause);
+    if (t.some((tok, i) => kw(tok, 'FOREIGN') && kw(t[i + 1], 'KEY'))) {
+      const flat = clause.replace(/\s+/g, ' ');
+      return flat.length > 80 ? `${flat.slice(0, 80)}…` : flat;
+    }
+  }
+  return null;
 }
 
 // Partition operations on the table's existing partitions, not a new definition. The

@@ -21,6 +21,7 @@ import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
 import type { MyContext } from './mysql-context.js';
 import { valueExpressions, zoneFor } from './mysql-conversions.js';
 import { keyString } from './mysql-keys.js';
+import { applyCascade, type CascadeEvent } from './mysql-cascades.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_BAD_NULL_ERROR, ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
 import { collisionsOfChangedRow, weakeningOf } from './mysql-duplicates.js';
@@ -80,6 +81,8 @@ export function coalesce(plan: CopyPlan, events: ChangeEvent[]): Map<string, Fin
       }
       case 'truncate':
         throw new Error('a truncate cannot be applied to the shadow; the engine must stop the job');
+      case 'cascade':
+        throw new Error('a cascade is applied in its place among the events, not coalesced (MysqlApplier.apply)');
     }
   }
   return out;
@@ -97,13 +100,17 @@ export class MysqlApplier implements Applier {
 
   async apply(plan: CopyPlan, events: ChangeEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const finals = [...coalesce(plan, events).values()];
     const conn = await this.ctx.pool.getConnection();
     let open = false;
     try {
       await conn.query('BEGIN');
       open = true;
-      await applyFinals(conn, plan, finals, await zoneFor(this.ctx, plan), this.ctx.log);
+      const zone = await zoneFor(this.ctx, plan);
+      // A parent's cascade acts on rows by their key's value: the row changes before it are applied first.
+      for (const part of atCascades(events)) {
+        if (Array.isArray(part)) await applyFinals(conn, plan, [...coalesce(plan, part).values()], zone, this.ctx.log);
+        else await applyCascade(conn, plan, part);
+      }
       await conn.query('COMMIT');
       open = false;
     } catch (err) {
@@ -113,6 +120,23 @@ export class MysqlApplier implements Applier {
       conn.release();
     }
   }
+}
+
+/** The events in order, runs of row changes between the cascades. */
+function atCascades(events: ChangeEvent[]): Array<ChangeEvent[] | CascadeEvent> {
+  const out: Array<ChangeEvent[] | CascadeEvent> = [];
+  let run: ChangeEvent[] = [];
+  for (const e of events) {
+    if (e.kind !== 'cascade') {
+      run.push(e);
+      continue;
+    }
+    if (run.length > 0) out.push(run);
+    run = [];
+    out.push(e);
+  }
+  if (run.length > 0) out.push(run);
+  return out;
 }
 
 function chunks<T>(items: T[], n: number): T[][] {

@@ -27,12 +27,14 @@
 
 import ZongJi from '@vlasky/zongji';
 import type { RowDataPacket } from 'mysql2/promise';
+import { cascadesOf, replayedKeysByParent } from './mysql-cascades.js';
+import { declaredBy, type ForeignKey } from './mysql-foreign-keys.js';
 import type { ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition, Value } from '../dialect.js';
 import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
-import { XaGuard, incompleteImage, judgeQuery } from './mysql-stream-guard.js';
+import { XaGuard, incompleteImage, judgeQuery, writesByStatement } from './mysql-stream-guard.js';
 import { keepSpatialBytes, type TableMapColumn } from './mysql-binlog-geometry.js';
 
 export const MAX_QUEUED = DEFAULT_MAX_QUEUED;
@@ -148,6 +150,8 @@ export class MysqlChangeStream implements ChangeStream {
   private refused: ShadowshiftError | null = null;
   /** Set once the job's own swap is queued: what follows belongs to the new table. */
   private swapSeen = false;
+  /** The table's cascading foreign keys by parent: the parents' events are read to replay them (mysql-cascades.ts). */
+  private cascadingParents = new Map<string, ForeignKey[]>();
   readonly serverId: number;
   readonly seesSwap = true;
 
@@ -166,6 +170,8 @@ export class MysqlChangeStream implements ChangeStream {
   }
 
   async start(from?: StreamPosition): Promise<StreamPosition> {
+    const { schema: tableSchema, name: tableName } = this.plan.original.ref;
+    this.cascadingParents = replayedKeysByParent(await declaredBy(this.ctx.pool, tableSchema, tableName));
     const position = from ?? (await currentPosition(this.ctx));
     const { filename, position: pos } = parsePosition(position);
     this.lastPosition = position;
@@ -209,7 +215,7 @@ export class MysqlChangeStream implements ChangeStream {
         filename,
         position: pos,
         includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query'],
-        includeSchema: { [schema]: [this.plan.original.ref.name, this.changelog] },
+        includeSchema: { [schema]: [this.plan.original.ref.name, this.changelog, ...this.cascadingParents.keys()] },
       });
     });
     return position;
@@ -245,6 +251,10 @@ export class MysqlChangeStream implements ChangeStream {
       const xa = this.xa.query(ev.query ?? '', original);
       if (xa) return this.refuse(xa);
       // Query events are not filtered by schema: every database's DDL (and statement-logged DML) comes here.
+      for (const parent of this.cascadingParents.keys()) {
+        const byStatement = writesByStatement(ev.query ?? '', ev.schema, { schema: original.schema, name: parent });
+        if (byStatement) return this.refuse(byStatement);
+      }
       const verdict = judgeQuery(ev.query ?? '', ev.schema, original);
       if (verdict.t === 'commit') {
         this.xa.committed();
@@ -273,6 +283,20 @@ export class MysqlChangeStream implements ChangeStream {
       for (const r of ev.rows ?? []) {
         if (r.kind === 'marker' && typeof r.value === 'string' && r.value.startsWith(this.markerPrefix)) {
           this.queue.push({ t: 'marker', id: r.value.slice(this.markerPrefix.length), ts });
+        }
+      }
+      return;
+    }
+    const parentKeys = table === undefined ? undefined : this.cascadingParents.get(table);
+    if (parentKeys) {
+      for (const r of ev.rows ?? []) {
+        const change =
+          name === 'writerows' ? { before: null, after: toRow(r) }
+          : name === 'deleterows' ? { before: toRow(r), after: null }
+          : { before: toRow((r as { before: Record<string, unknown> }).before), after: toRow((r as { after: Record<string, unknown> }).after) };
+        for (const event of cascadesOf(parentKeys, change)) {
+          this.xa.rows();
+          this.queue.push({ t: 'event', event, ts });
         }
       }
       return;

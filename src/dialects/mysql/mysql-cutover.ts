@@ -46,6 +46,10 @@
 // unlocked; the original and the shadow are exactly as before, and the engine retries.
 // If B's connection is lost after the unlock, the catalog says whether the swap
 // happened (RENAME is atomic: either both names moved or neither).
+//
+// A parent table (other tables' keys reference it): A's lock also holds each child, and
+// just before B's RENAME, A repoints their keys at the shadow, which the RENAME carries
+// to the name; a failed attempt puts them back before the unlock (mysql-child-repoint.ts).
 
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { ArtefactNames, CopyPlan, Cutover, CutoverOptions, CutoverTiming, TableRef } from '../dialect.js';
@@ -60,7 +64,10 @@ import { isConnectionLost } from './mysql-errors.js';
 import { metadataLocksOf, otherHoldersOf } from './mysql-metadata-locks.js';
 import { backupBlockers, describeBackupBlockers } from './mysql-backup-locks.js';
 import { mysqlLockBlockers } from './mysql-lock-blockers.js';
-import { createShadowTriggers, dropShadowTriggers, dropTriggerSql, renameLiveTriggers, renameStatements, SHADOW_TRIGGER_SUFFIX, shadowTriggerName, triggersOf, type TriggerDefinition } from './mysql-triggers.js';
+import { addShadowKeys, dropShadowKeys, giveKeysTheirNames, keysLeftTemporary, onNewTable } from './mysql-shadow-keys.js';
+import { declaredBy, type ForeignKey } from './mysql-foreign-keys.js';
+import { ChildKeys, repointChildrenBack } from './mysql-child-repoint.js';
+import { createShadowTriggers, dropShadowTriggers, dropTriggerSql, giveTriggersTheirNames, SHADOW_TRIGGER_SUFFIX, shadowTriggerName, triggersOf, type TriggerDefinition } from './mysql-triggers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The processlist state of a session waiting in the table namespace (MDL_key's wait state name). */
@@ -93,6 +100,10 @@ export class MysqlCutover implements Cutover {
 
     // Before any lock: a shadow never goes live without the keys it deferred (a no-op once built).
     await finishShadow(this.ctx, { schema, name: names.shadow });
+    // Read before the lock: they change only by DDL on the table, which ends the job (mysql-stream-guard.ts).
+    const ownKeys = (await declaredBy(this.ctx.pool, schema, name)).map((k) => onNewTable(k, plan));
+    // Other tables' keys that reference it: A locks them too, and repoints them at the shadow before the swap (mysql-child-repoint.ts).
+    const children = await ChildKeys.read(this.ctx.pool, schema, name, names.shadow);
     const a = await dedicatedConnection(this.ctx);
     let b: Connection | null = null;
     let bId: number | null = null;
@@ -103,6 +114,8 @@ export class MysqlCutover implements Cutover {
     let sentryCreated = false;
     /** The table's triggers, once B has created them on the shadow (mysql-triggers.ts). */
     let shadowTriggers: TriggerDefinition[] = [];
+    /** The table's own foreign keys, once B has added them to the shadow (mysql-shadow-keys.ts). */
+    let shadowKeys: ForeignKey[] = [];
     try {
       await a.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
       // A sentry left by an earlier attempt whose connection died.
@@ -125,7 +138,7 @@ export class MysqlCutover implements Cutover {
       const requestedAt = Date.now();
       const watch = options.killBlockers?.watch(mysqlLockBlockers(this.ctx, schema, name, aId));
       try {
-        await a.query(`LOCK TABLES ${original} WRITE, ${sentry} WRITE`);
+        await a.query(`LOCK TABLES ${[`${original} WRITE`, `${sentry} WRITE`, ...children.lockClauses()].join(', ')}`);
       } finally {
         await watch?.stop();
       }
@@ -155,6 +168,11 @@ export class MysqlCutover implements Cutover {
       if (triggers.length > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
       shadowTriggers = triggers;
       await createShadowTriggers(b, schema, names.shadow, triggers);
+      shadowKeys = ownKeys;
+      await addShadowKeys(b, schema, names.shadow, ownKeys);
+      // Last, so that nothing writes or alters the shadow while a child references it; its DDL would wait behind a backup too.
+      if (children.count > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
+      const repointMs = children.count > 0 ? await children.toShadow(a, log) : undefined;
       await options.beforeSwapForTests?.();
       rename = b.query(`RENAME TABLE ${original} TO ${sentry}, ${shadow} TO ${original}`).then(
         () => {
@@ -184,16 +202,20 @@ export class MysqlCutover implements Cutover {
         }
         log.warn({ err: (renameError as Error).message }, "the RENAME's connection was lost, but the catalog shows the swap happened");
       }
+      children.carried();
       const lockedMs = Date.now() - requestedAt;
-      log.info({ blockedMs: Date.now() - lockedAt, lockedMs }, 'tables swapped');
-      if (shadowTriggers.length > 0) {
-        await options.beforeTriggerNamesForTests?.();
-        await this.giveTriggersTheirNames(schema, name, sentryName, shadowTriggers, lockSeconds, log);
-      }
+      log.info({ blockedMs: Date.now() - lockedAt, lockedMs, ...(repointMs === undefined ? {} : { children: children.count, repointMs }) }, 'tables swapped');
+      if (shadowTriggers.length > 0 || shadowKeys.length > 0) await options.beforeOwnNamesForTests?.();
+      if (shadowTriggers.length > 0) await giveTriggersTheirNames(() => dedicatedConnection(this.ctx), schema, name, sentryName, shadowTriggers, lockSeconds, log);
+      if (shadowKeys.length > 0) await giveKeysTheirNames(() => dedicatedConnection(this.ctx), schema, name, sentryName, shadowKeys, lockSeconds, log);
       return { lockedMs };
     } catch (err) {
-      await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log);
-      if (shadowTriggers.length > 0) await this.dropShadowTriggersOrStop(schema, names.shadow);
+      // Before anything is unlocked, the children go back on the original; if A cannot, a session of its own does (or the job stops).
+      let putBackError = '';
+      const putBack = () => children.backUnderLock(a).catch((e: Error) => void (putBackError = e.message));
+      await this.restore(a, b, bId, rename, () => renameSettled, locked, sentryCreated, sentry, log, putBack);
+      if (children.moved()) await children.backWithOwnLock(this.ctx, lockSeconds, log, putBackError || (err as Error).message);
+      if (shadowTriggers.length > 0 || shadowKeys.length > 0) await this.dropShadowObjectsOrStop(schema, names.shadow);
       if (err instanceof CutoverAttemptError) throw err;
       if (err instanceof ShadowshiftError && !(err instanceof TransientDatabaseError)) throw err;
       const e = err as { errno?: number; message: string };
@@ -225,29 +247,48 @@ export class MysqlCutover implements Cutover {
 
   /**
    * After a failed attempt, before the stream is applied again: the applier must never
-   * fire a trigger. If they cannot be dropped the job stops (not retried); its cleanup
-   * drops the shadow, and its triggers with it.
+   * fire a trigger, nor write a shadow whose keys the server enforces. If they cannot be
+   * dropped the job stops (not retried); its cleanup drops the shadow with them.
    */
-  private async dropShadowTriggersOrStop(schema: string, shadow: string): Promise<void> {
+  private async dropShadowObjectsOrStop(schema: string, shadow: string): Promise<void> {
     try {
       await dropShadowTriggers(this.ctx.pool, schema, shadow);
+      await this.dropShadowKeys(schema, shadow);
     } catch (err) {
       throw new ShadowshiftError(
-        `the cut-over attempt failed, and the triggers it created on ${shadow} could not be dropped (${(err as Error).message}); ` +
+        `the cut-over attempt failed, and the triggers or foreign keys it created on ${shadow} could not be dropped (${(err as Error).message}); ` +
           'the job stops rather than apply changes that would fire them. Its cleanup drops the shadow with them',
         { cause: err },
       );
     }
   }
 
+  private async dropShadowKeys(schema: string, shadow: string): Promise<string[]> {
+    const conn = await dedicatedConnection(this.ctx);
+    try {
+      // Dropping a key waits for its parent's open transactions: not for the server's default year.
+      await conn.query('SET SESSION lock_wait_timeout = 10');
+      return await dropShadowKeys(conn, schema, shadow);
+    } finally {
+      await conn.end().catch(() => conn.destroy());
+    }
+  }
+
   async settleStoppedCutover(table: TableRef, names: ArtefactNames, swapped: boolean, log: CutoverOptions['log']): Promise<void> {
     const { schema } = table;
     if (!swapped) {
-      // Any trigger on the shadow is the stopped cut-over's: the applier must not fire it.
+      // Any trigger or key on the shadow is the stopped cut-over's: the applier must not fire or meet it.
       const left = await dropShadowTriggers(this.ctx.pool, schema, names.shadow);
       if (left.length > 0) log.info({ triggers: left }, 'dropped the triggers the stopped cut-over had created on the shadow');
+      const keys = await this.dropShadowKeys(schema, names.shadow);
+      if (keys.length > 0) log.info({ keys }, 'dropped the foreign keys the stopped cut-over had added to the shadow');
+      // Children it repointed at the shadow go back on the table before the shadow is written again.
+      await repointChildrenBack(this.ctx, schema, table.name, names.shadow, { lockSeconds: 10, log });
       return;
     }
+    const [oldThere] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
+    const keys = await keysLeftTemporary(this.ctx.pool, schema, table.name);
+    if (keys.length > 0) await giveKeysTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, oldThere.length > 0 ? names.backup : null, keys, 3, log);
     const live = await triggersOf(this.ctx.pool, schema, table.name);
     const temporary = live.filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
     // Step 2 stopped between a trigger's own name and the drop of its temporary one: both fire.
@@ -260,41 +301,9 @@ export class MysqlCutover implements Cutover {
       .map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
     if (own.length === 0) return;
     const [old] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
-    await this.giveTriggersTheirNames(schema, table.name, old.length > 0 ? names.backup : null, own, 3, log);
+    await giveTriggersTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, old.length > 0 ? names.backup : null, own, 3, log);
   }
 
-  /** Step 2 of mysql-triggers.ts, a few tries; the temporary names stay (and work) if the lock cannot be had. */
-  private async giveTriggersTheirNames(schema: string, live: string, old: string | null, triggers: TriggerDefinition[], lockSeconds: number, log: CutoverOptions['log']): Promise<void> {
-    let lastError = '';
-    // Few tries: each holds the table's queries up to the lock timeout while it waits.
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      let conn: Connection | null = null;
-      try {
-        conn = await dedicatedConnection(this.ctx);
-        await conn.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
-        const requestedAt = Date.now();
-        await conn.query(`LOCK TABLES ${[live, old].filter((t) => t !== null).map((t) => `${quoteTable(schema, t)} WRITE`).join(', ')}`);
-        const lockedAt = Date.now();
-        try {
-          await renameLiveTriggers(conn, schema, live, triggers);
-        } finally {
-          await conn.query('UNLOCK TABLES');
-        }
-        log.info({ triggers: triggers.map((t) => t.name), blockedMs: Date.now() - lockedAt, lockedMs: Date.now() - requestedAt }, 'the triggers have their names back on the new table');
-        return;
-      } catch (err) {
-        lastError = (err as Error).message;
-        await sleep(200 * attempt);
-      } finally {
-        await conn?.end().catch(() => conn?.destroy());
-      }
-    }
-    log.warn(
-      { triggers: triggers.map((t) => t.name), err: lastError, statements: renameStatements(schema, live, old, triggers) },
-      `the triggers work on the new table, under temporary names ending in _ssnew, but could not be given their own names back (${lastError}); ` +
-        'run the logged statements in one session',
-    );
-  }
 
   /**
    * Returns once B is seen waiting in the table namespace (so, by the name order, on
@@ -355,6 +364,7 @@ export class MysqlCutover implements Cutover {
     sentryCreated: boolean,
     sentry: string,
     log: CutoverOptions['log'],
+    putBack: () => Promise<void>,
   ): Promise<void> {
     let bDead = !rename || settled();
     if (!bDead && bId !== null) {
@@ -363,6 +373,7 @@ export class MysqlCutover implements Cutover {
       while (!settled() && Date.now() < until) await sleep(10);
       bDead = settled();
     }
+    if (locked) await putBack();
     if (bDead) {
       if (sentryCreated) await a.query(`DROP TABLE IF EXISTS ${sentry}`).catch((e: Error) => log.warn({ err: e.message }, 'could not drop the sentry'));
       if (locked) await a.query('UNLOCK TABLES').catch(() => undefined);

@@ -50,14 +50,22 @@ async function showCreate(db: Pick<Connection, 'query'>, ref: TableRef): Promise
   return String(r[0]!['Create Table']);
 }
 
+/** Whether the key's columns begin with `columns` (`KEY \`k\` (\`a\`,\`b\`)`). */
+export function keyLeadsWith(definition: string, columns: string[]): boolean {
+  const list = definition.slice(definition.indexOf(' (') + 2);
+  const lead = columns.map((c) => `\`${c.replace(/`/g, '``')}\``).join(',');
+  return list.toLowerCase().startsWith(lead.toLowerCase()) && /^[,)(]/.test(list.slice(lead.length));
+}
+
 /**
- * Drops the plain keys of the new, empty shadow after recording them in `changelog`.
- * Returns why nothing was deferred, or null.
+ * Drops the plain keys of the new, empty shadow after recording them in `changelog`,
+ * except those leading with one of `keep` (the replayed cascades find their rows by
+ * them, mysql-cascades.ts). Returns why nothing was deferred, or null.
  */
-export async function deferIndexes(conn: PoolConnection, shadow: TableRef, changelog: string): Promise<string | null> {
+export async function deferIndexes(conn: PoolConnection, shadow: TableRef, changelog: string, keep: string[][] = []): Promise<string | null> {
   const create = await showCreate(conn, shadow);
   if (!/\) ENGINE=InnoDB\b/u.test(create)) return 'the new table is not InnoDB';
-  const keys = plainKeys(create);
+  const keys = plainKeys(create).filter((k) => !keep.some((columns) => keyLeadsWith(k.definition, columns)));
   if (keys.length === 0) return null;
   if (keys.some((k) => Buffer.byteLength(k.definition) > MAX_DEFINITION)) return `a key's definition is longer than ${MAX_DEFINITION} bytes`;
   const log = quoteTable(shadow.schema, changelog);

@@ -14,6 +14,7 @@ import { quoteTable } from './mysql-quote.js';
 import { SENTRY_COMMENT } from './mysql-shadow.js';
 import { CHECKPOINT_TABLE, MysqlCheckpointStore, MysqlRevertPointStore, REVERT_TABLE } from './mysql-checkpoints.js';
 import { HEARTBEAT_TABLE } from './mysql-probes.js';
+import { repointChildrenBack } from './mysql-child-repoint.js';
 
 /** In `schema`, by default the URL's database. */
 export async function listLeftovers(ctx: MyContext, schema = ctx.config.database): Promise<Leftover[]> {
@@ -117,6 +118,8 @@ export async function removeLeftover(ctx: MyContext, item: Leftover): Promise<vo
   }
   if (!parseArtefactName(item.name)) throw new ShadowshiftError(`${item.name} is not a shadowshift table; refusing to drop it`);
   if (!['shadow', 'changelog', 'backup', 'sentry', 'preview'].includes(item.kind)) throw new ShadowshiftError(`MySQL has no ${item.kind} artefacts`);
+  // Children a stopped cut-over repointed at the shadow go back on the table first (mysql-child-repoint.ts); throws, naming them, when the table is gone.
+  if (item.kind === 'shadow' && item.table) await repointChildrenBack(ctx, schema, item.table.name, item.name, { lockSeconds: 10, log: ctx.log });
   await ctx.pool.query(`DROP TABLE IF EXISTS ${quoteTable(schema, item.name)}`);
 }
 

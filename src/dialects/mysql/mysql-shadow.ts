@@ -4,6 +4,8 @@
 // not written to a ROW-format binlog; for partitions, on a real table (previewOnTable).
 
 import { checkTriggersFit } from './mysql-triggers.js';
+import { checkKeysFit } from './mysql-shadow-keys.js';
+import { checkChildrenFit, repointChildrenBack } from './mysql-child-repoint.js';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ArtefactLeft, ArtefactNames, TableInfo, TableRef } from '../dialect.js';
 import { PreflightError, ShadowshiftError } from '../../util/errors.js';
@@ -15,7 +17,7 @@ import { type MyContext, SESSION_SQL_MODE, withConnection } from './mysql-contex
 import { inspectTable, inspectTemporary } from './mysql-inspector.js';
 import { previewLockName, previewName, previewTableName } from './mysql-names.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
-import { partitionsTable, setsAutoIncrement } from './mysql-alter-analysis.js';
+import { analyzeAlter, partitionsTable, setsAutoIncrement } from './mysql-alter-analysis.js';
 
 function refused(original: TableInfo, alter: string, err: unknown): ShadowshiftError {
   const e = err as { message?: string; errno?: number };
@@ -184,6 +186,9 @@ export async function createShadow(ctx: MyContext, original: TableInfo, alter: s
         throw refused(original, alter, err);
       }
       await checkTriggersFit(conn, schema, original.ref.name, names.shadow);
+      await checkChildrenFit(conn, schema, original.ref.name, names.shadow);
+      const analysis = analyzeAlter(alter);
+      const replayedColumns = await checkKeysFit(conn, schema, original.ref.name, names.shadow, analysis.renamedColumns, analysis.droppedColumns);
       // LIKE resets AUTO_INCREMENT: keep the original's, so ids freed at the top are not handed out
       // again, unless the ALTER sets its own (the server raises that to the largest id + 1, as a
       // native ALTER does). Later inserts reach the shadow through the stream and raise it further.
@@ -197,7 +202,7 @@ export async function createShadow(ctx: MyContext, original: TableInfo, alter: s
       }
       await createChangelog(conn, schema, names.changelog);
       if (options.deferIndexes) {
-        const kept = await deferIndexes(conn, { schema, name: names.shadow }, names.changelog);
+        const kept = await deferIndexes(conn, { schema, name: names.shadow }, names.changelog, replayedColumns);
         if (kept) ctx.log.info({ why: kept }, "the new table's indexes are built before the copy");
       }
       const info = await inspectTable(conn, { schema, name: names.shadow });
@@ -234,7 +239,10 @@ export async function dropArtefacts(
           left.push({ kind, name, reason: (err as Error).message });
         }
       };
-      for (const [kind, name] of tables) await drop(kind, name);
+      // Children a stopped cut-over left pointing at the shadow go back on the table first: the drop would fail, or leave their keys dangling.
+      const children = opts.keepShadow || !names.extra.table ? null : await repointChildrenBack(ctx, schema, names.extra.table, names.shadow, { lockSeconds: Math.max(1, Math.ceil((opts.lockTimeoutMs ?? 5000) / 1000)), log: ctx.log }).catch((err: Error) => err);
+      if (children instanceof Error) left.push({ kind: 'shadow', name: names.shadow, reason: children.message });
+      for (const [kind, name] of tables) if (!(children instanceof Error && kind === 'shadow')) await drop(kind, name);
       // A sentry left by a cut-over attempt whose connection died (same name as the backup):
       // only ever dropped when it is really the sentry.
       if (opts.keepBackup && names.extra.sentry) {

@@ -75,6 +75,13 @@ export function judgeQuery(sql: string, defaultSchema: string | undefined, ref: 
   };
 }
 
+/** A statement-logged write to `ref` (a parent whose cascades are replayed): the stream would not see what it cascades. */
+export function writesByStatement(sql: string, defaultSchema: string | undefined, ref: TableRef): ShadowshiftError | null {
+  const s = classifyStatement(sql, defaultSchema);
+  if (s.kind !== 'dml' || !s.tables.some((t) => isTable(t, ref))) return null;
+  return new ShadowshiftError(`a session wrote ${ref.schema}.${ref.name}, whose cascades the job replays, with binlog_format=STATEMENT/MIXED: '${excerpt(sql)}'; the shadow cannot follow what it cascaded. ${FIX_FORMAT}`);
+}
+
 export interface RowsEventImage {
   numberOfColumns?: number;
   /** The (before, for updates and deletes) image's columns; zongji exposes the raw bitmaps. */

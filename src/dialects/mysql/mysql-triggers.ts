@@ -27,10 +27,12 @@ import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/pro
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { MAX_IDENT_CHARS } from './mysql-names.js';
 import { ShadowshiftError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
 
 type Queryable = Pool | PoolConnection | Connection;
 
 export const SHADOW_TRIGGER_SUFFIX = '_ssnew';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface TriggerDefinition {
   name: string;
@@ -196,4 +198,45 @@ export function renameStatements(schema: string, live: string, old: string | nul
     ]),
     'UNLOCK TABLES',
   ];
+}
+
+/** Step 2, a few tries; the temporary names stay (and work) if the lock cannot be had. Never throws: the log says how to finish. */
+export async function giveTriggersTheirNames(
+  connect: () => Promise<Connection>,
+  schema: string,
+  live: string,
+  old: string | null,
+  triggers: TriggerDefinition[],
+  lockSeconds: number,
+  log: Logger,
+): Promise<void> {
+  let lastError = '';
+  // Few tries: each holds the table's queries up to the lock timeout while it waits.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    let conn: Connection | null = null;
+    try {
+      conn = await connect();
+      await conn.query(`SET SESSION lock_wait_timeout = ${lockSeconds}`);
+      const requestedAt = Date.now();
+      await conn.query(`LOCK TABLES ${[live, old].filter((t) => t !== null).map((t) => `${quoteTable(schema, t)} WRITE`).join(', ')}`);
+      const lockedAt = Date.now();
+      try {
+        await renameLiveTriggers(conn, schema, live, triggers);
+      } finally {
+        await conn.query('UNLOCK TABLES');
+      }
+      log.info({ triggers: triggers.map((t) => t.name), blockedMs: Date.now() - lockedAt, lockedMs: Date.now() - requestedAt }, 'the triggers have their names back on the new table');
+      return;
+    } catch (err) {
+      lastError = (err as Error).message;
+      await sleep(200 * attempt);
+    } finally {
+      await conn?.end().catch(() => conn?.destroy());
+    }
+  }
+  log.warn(
+    { triggers: triggers.map((t) => t.name), err: lastError, statements: renameStatements(schema, live, old, triggers) },
+    `the triggers work on the new table, under temporary names ending in _ssnew, but could not be given their own names back (${lastError}); ` +
+      'run the logged statements in one session',
+  );
 }

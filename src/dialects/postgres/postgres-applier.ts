@@ -25,7 +25,7 @@
 // docs/ARCHITECTURE.md, "Partial key changes").
 
 import pg from 'pg';
-import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
+import type { Applier, ChangeEvent, CopyPlan, Row, RowChange, Value } from '../dialect.js';
 import type { PgContext } from './postgres-context.js';
 import { classify, pgCode } from './postgres-errors.js';
 import { convert, dataLossFrom, lossyValueError, planSql, toParam, type PlanColumn, type PlanSql } from './postgres-plan-sql.js';
@@ -41,7 +41,9 @@ export class PostgresApplier implements Applier {
 
   constructor(private readonly ctx: PgContext) {}
 
-  async apply(plan: CopyPlan, events: ChangeEvent[]): Promise<void> {
+  async apply(plan: CopyPlan, changes: ChangeEvent[]): Promise<void> {
+    // Cascades are a MySQL stream's; PostgreSQL logs every row a cascade changes.
+    const events = changes as RowChange[];
     if (events.length === 0) return;
     const p = await planSql(this.ctx.pool, plan);
     if (events.some((e) => e.kind === 'truncate')) {
@@ -78,9 +80,9 @@ export class PostgresApplier implements Applier {
    * came from: the events again one at a time, in a transaction rolled back at the first
    * failure. Undefined for other errors, or when none fails again.
    */
-  private async failingRow(p: PlanSql, plan: CopyPlan, events: ChangeEvent[], batch: BatchXids, err: unknown): Promise<{ text: string; key: Value[] } | undefined> {
+  private async failingRow(p: PlanSql, plan: CopyPlan, events: RowChange[], batch: BatchXids, err: unknown): Promise<{ text: string; key: Value[] } | undefined> {
     if (!/^(22|23502)/.test(pgCode(err) ?? '')) return undefined;
-    let failed: ChangeEvent | undefined;
+    let failed: RowChange | undefined;
     await this.inTransaction(async (c) => {
       for (const e of events) {
         try {

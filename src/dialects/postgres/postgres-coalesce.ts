@@ -24,7 +24,7 @@
 //    deletes, moves and upserts inside the group cannot matter; groups are applied one
 //    after another.
 
-import type { ChangeEvent, Row, Value } from '../dialect.js';
+import type { RowChange, Row, Value } from '../dialect.js';
 import { toParam, type PlanSql } from './postgres-plan-sql.js';
 import { ShadowshiftError } from '../../util/errors.js';
 
@@ -61,7 +61,7 @@ function merge(base: Row, over: Row): Row {
 }
 
 /** Groups of final actions, to be applied in order; the actions within a group are independent. */
-export function coalesce(p: PlanSql, events: ChangeEvent[]): Action[][] {
+export function coalesce(p: PlanSql, events: RowChange[]): Action[][] {
   const groups: Action[][] = [];
   let state = new Map<string, Action>();
   /** Keys that a move of this group reads from. */

@@ -10,7 +10,7 @@
 //  - LSNs are compared as BigInt.
 
 import type { Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { ChangeEvent, CopyPlan, Row, StreamPosition } from '../dialect.js';
+import type { RowChange, CopyPlan, Row, StreamPosition } from '../dialect.js';
 import type { ChangeQueue } from '../change-queue.js';
 import { ShadowshiftError } from '../../util/errors.js';
 
@@ -56,7 +56,7 @@ export function patchParser(plugin: PgoutputPlugin): void {
 }
 
 export type PgItem =
-  | { t: 'event'; event: ChangeEvent; bytes: number }
+  | { t: 'event'; event: RowChange; bytes: number }
   | { t: 'marker'; id: string }
   | { t: 'commit'; position: StreamPosition; commitTimeMs: number };
 
@@ -154,7 +154,7 @@ export class PgoutputDecoder {
     }
   }
 
-  private add(event: ChangeEvent): void {
+  private add(event: RowChange): void {
     if (this.skipTx) return;
     let bytes = 64;
     if (event.kind !== 'truncate') {

@@ -33,8 +33,8 @@ export interface CutoverOptions {
   raiseCounter?: boolean;
   /** Tests only: runs under the lock once everything the swap needs is in place (MySQL: the shadow's triggers), before the swap itself; a throw fails the attempt. */
   beforeSwapForTests?: () => Promise<void>;
-  /** Tests only, MySQL: runs after the RENAME, before the triggers get their own names back. */
-  beforeTriggerNamesForTests?: () => Promise<void>;
+  /** Tests only, MySQL: runs after the RENAME, before the triggers and foreign keys get their own names back. */
+  beforeOwnNamesForTests?: () => Promise<void>;
   log: Logger;
 }
 

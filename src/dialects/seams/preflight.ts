@@ -17,6 +17,10 @@ export interface PreflightContext {
   planProblem?: string | null;
   /** With --resume: the artefacts of the checkpoint's job, which this job continues (not leftovers). */
   resuming?: ArtefactNames | null;
+  /** The job keeps a way back after its swap (--revertible): checks refuse what a revert cannot carry. */
+  revertible?: boolean;
+  /** How long the cut-over may hold the table (--cutover-lock-timeout). */
+  lockTimeoutMs?: number;
 }
 
 export interface CheckResult {

@@ -2,18 +2,27 @@
 // Part of the seam between the engine and a database: see ../dialect.ts.
 
 import type { CopyPlan } from './copy.js';
-import type { ArtefactNames, Row, TableRef } from './table.js';
+import type { ArtefactNames, Row, TableRef, Value } from './table.js';
 
 /**
  * `xid`: PostgreSQL's id of the transaction that made the change. The stream delivers
  * a transaction once its commit record is written, which can be before other sessions
  * see it; a dialect that reads the source for an event waits for it by this id.
  */
-export type ChangeEvent =
+export type RowChange =
   | { kind: 'insert'; after: Row; xid?: number }
   | { kind: 'update'; before: Row | null; after: Row; xid?: number }
   | { kind: 'delete'; before: Row; xid?: number }
   | { kind: 'truncate' };
+
+export type ChangeEvent =
+  | RowChange
+  /**
+   * MySQL/MariaDB: what a parent's change did to the table's rows through one of its
+   * cascading foreign keys (`key`), which the binlog does not show: the rows whose
+   * `columns` equal `from` are deleted, set to NULL, or moved to `to` (mysql-cascades.ts).
+   */
+  | { kind: 'cascade'; action: 'delete' | 'set-null' | 'move'; key: string; columns: string[]; from: Value[]; to?: Value[] };
 
 /** A position in the change stream the dialect can resume from (binlog file:pos, LSN). */
 export type StreamPosition = string;

@@ -100,6 +100,8 @@ export interface AlterAnalysis {
    * text: refused, and never previewed (EXCHANGE or CONVERT would move rows of another table).
    */
   partitionMaintenance?: string;
+  /** MySQL: a clause that adds or drops a foreign key (its text): refused, since the shadow's keys are the original's, moved at the cut-over. */
+  foreignKeyClause?: string;
   /** MySQL: the ALTER sets the table option AUTO_INCREMENT (`AUTO_INCREMENT = 7`). */
   setsAutoIncrement?: boolean;
   /** Where index names are per schema (PostgreSQL): the names of the indexes the ALTER creates under a name of its own. */

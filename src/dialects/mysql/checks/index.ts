@@ -9,7 +9,7 @@ import { binlogRowMetadataCheck } from './binlog-row-metadata.js';
 import { binlogDecodableCheck } from './binlog-decodable.js';
 import { privilegesCheck } from './privileges.js';
 import { tableExistsCheck } from './table-exists.js';
-import { noForeignKeysCheck } from './no-foreign-keys.js';
+import { foreignKeysCheck } from './foreign-keys.js';
 import { triggersCheck } from './triggers.js';
 import { hasKeyCheck } from './has-key.js';
 import { noTableRenameCheck } from './no-table-rename.js';
@@ -31,7 +31,7 @@ export function mysqlChecks(ctx: MyContext, flavor: 'mariadb' | 'mysql'): Prefli
     privilegesCheck(ctx, flavor),
     cutoverBackupVisibilityCheck(ctx, flavor),
     tableExistsCheck(),
-    noForeignKeysCheck(),
+    foreignKeysCheck(ctx, flavor),
     triggersCheck(ctx, flavor),
     hasKeyCheck(),
     cutoverNamesCheck(),

@@ -32,7 +32,7 @@ import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/pro
 import { ShadowshiftError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { dedicatedConnection, type MyContext } from './mysql-context.js';
-import { addKeyClause, alterKeys, alterKeysStatements, declaredBy, dropKeyClause, referencing, type ForeignKey } from './mysql-foreign-keys.js';
+import { addKeyClause, alterKeys, alterKeysStatements, declaredBy, dropKeyClause, keyColumnsProblem, referencing, type ForeignKey } from './mysql-foreign-keys.js';
 import { quoteTable } from './mysql-quote.js';
 
 type Queryable = Pool | PoolConnection | Connection;
@@ -214,42 +214,12 @@ export async function repointChildrenBack(
  */
 export async function checkChildrenFit(conn: Queryable, schema: string, table: string, shadow: string): Promise<void> {
   const keys = (await referencing(conn, schema, table)).filter((k) => !(k.schema === schema && k.table === table));
-  if (keys.length === 0) return;
-  const columns = async (t: string) => {
-    const [rows] = await conn.query<RowDataPacket[]>(
-      'SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t, COLLATION_NAME AS k FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
-      [schema, t],
-    );
-    return new Map(rows.map((r) => [String(r.c).toLowerCase(), `${String(r.t)}${r.k === null ? '' : ` COLLATE ${String(r.k)}`}`]));
-  };
-  const before = await columns(table);
-  const after = await columns(shadow);
-  const [stats] = await conn.query<RowDataPacket[]>(
-    'SELECT INDEX_NAME AS i, COLUMN_NAME AS c, SUB_PART AS p FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX',
-    [schema, shadow],
-  );
-  const indexes = new Map<string, string[]>();
-  for (const s of stats) {
-    const cols = indexes.get(String(s.i)) ?? [];
-    // A prefix ends what the key can use of the index.
-    if (!cols.includes('')) cols.push(s.p === null ? String(s.c).toLowerCase() : '');
-    indexes.set(String(s.i), cols);
-  }
   for (const k of keys) {
-    const refs = k.refColumns.map((c) => c.toLowerCase());
-    const changed = refs.filter((c) => after.get(c) !== before.get(c));
-    const where = `the foreign key ${k.name} of ${k.table} references ${table} (${k.refColumns.join(', ')})`;
-    if (changed.length > 0) {
+    const problem = await keyColumnsProblem(conn, schema, table, shadow, k.refColumns, k.refColumns);
+    if (problem) {
       throw new ShadowshiftError(
-        `${where}, and the ALTER ${changed.map((c) => (after.has(c) ? `changes ${c} from ${before.get(c)} to ${after.get(c)}` : `drops ${c}`)).join(', ')}: ` +
-          `the key could not follow the table to the new definition. Change or drop the key first (ALTER TABLE ${k.table} DROP FOREIGN KEY ${k.name}), or keep those columns as they are`,
-      );
-    }
-    const fits = [...indexes.values()].some((cols) => refs.every((c, i) => cols[i] === c));
-    if (!fits) {
-      throw new ShadowshiftError(
-        `${where}, and the new table has no index whose first columns are exactly (${k.refColumns.join(', ')}), in that order, which the key needs. ` +
-          `Keep such an index in the ALTER (or add one), or drop the key first (ALTER TABLE ${k.table} DROP FOREIGN KEY ${k.name})`,
+        `the foreign key ${k.name} of ${k.table} references ${table} (${k.refColumns.join(', ')}), and ${problem}: the key could not follow the table to the new definition. ` +
+          `Keep those columns and an index that starts with them in the ALTER, or drop the key first (ALTER TABLE ${k.table} DROP FOREIGN KEY ${k.name})`,
       );
     }
   }

@@ -124,3 +124,36 @@ export async function alterKeys(conn: Connection | PoolConnection, schema: strin
 export function alterKeysStatements(schema: string, table: string, clauses: string[]): string[] {
   return ['SET SESSION foreign_key_checks = 0', `ALTER TABLE ${quoteTable(schema, table)} ${clauses.join(', ')}, ALGORITHM=INPLACE`, 'SET SESSION foreign_key_checks = 1'];
 }
+
+/**
+ * Why the new table (`shadow`) cannot hold a key over what were `columns` of `table`,
+ * now `newColumns`: a column gone or changed in type or collation, or no index whose
+ * first columns are exactly those, in order (InnoDB needs one, and would build it under
+ * the lock). Null when it can. Read from the catalog, without DDL.
+ */
+export async function keyColumnsProblem(db: Queryable, schema: string, table: string, shadow: string, columns: string[], newColumns: string[]): Promise<string | null> {
+  const [cols] = await db.query<RowDataPacket[]>(
+    'SELECT TABLE_NAME AS t, COLUMN_NAME AS c, COLUMN_TYPE AS ty, COLLATION_NAME AS co FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)',
+    [schema, table, shadow],
+  );
+  const shape = (t: string, c: string) => {
+    const r = cols.find((x) => String(x.t) === t && String(x.c).toLowerCase() === c.toLowerCase());
+    return r ? `${String(r.ty)}${r.co === null ? '' : ` COLLATE ${String(r.co)}`}` : undefined;
+  };
+  for (const [i, c] of columns.entries()) {
+    const before = shape(table, c);
+    const after = shape(shadow, newColumns[i]!);
+    if (after === undefined) return `the new table has no column ${newColumns[i]}`;
+    if (before !== after) return `the ALTER changes ${c} from ${before} to ${after}`;
+  }
+  const [stats] = await db.query<RowDataPacket[]>(
+    'SELECT INDEX_NAME AS i, COLUMN_NAME AS c, SUB_PART AS p FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX',
+    [schema, shadow],
+  );
+  const indexes = new Map<string, string[]>();
+  // A prefix (SUB_PART) ends what a key can use of the index.
+  for (const r of stats) indexes.set(String(r.i), [...(indexes.get(String(r.i)) ?? []), r.p === null ? String(r.c).toLowerCase() : '\0']);
+  const wanted = newColumns.map((c) => c.toLowerCase());
+  const leads = [...indexes.values()].some((cs) => wanted.every((c, i) => cs[i] === c));
+  return leads ? null : `the new table has no index whose first columns are exactly (${newColumns.join(', ')}), in that order`;
+}

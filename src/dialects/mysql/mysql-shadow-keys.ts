@@ -25,9 +25,9 @@
 // sees error 1451 for that statement. Documented in ARCHITECTURE ("Foreign keys at the
 // cut-over").
 
-import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Connection, Pool, PoolConnection } from 'mysql2/promise';
 import type { CopyPlan, CutoverOptions } from '../dialect.js';
-import { addKeyClause, alterKeys, cascades, alterKeysStatements, declaredBy, dropKeyClause, SHADOW_KEY_SUFFIX, shadowKeyName, type ForeignKey } from './mysql-foreign-keys.js';
+import { addKeyClause, alterKeys, alterKeysStatements, cascades, declaredBy, dropKeyClause, keyColumnsProblem, SHADOW_KEY_SUFFIX, shadowKeyName, type ForeignKey } from './mysql-foreign-keys.js';
 import { ShadowshiftError } from '../../util/errors.js';
 
 type Queryable = Pool | PoolConnection | Connection;
@@ -45,43 +45,20 @@ export function onNewTable(fk: ForeignKey, plan: Pick<CopyPlan, 'columns'>): For
 
 /**
  * Before anything is copied: each key can be declared by the new table exactly as the
- * cut-over will add it, in place (an index leads with its columns, the types are the
- * original's). Read from the catalog, without DDL: dropping a trial key would wait for the
- * parents' open transactions. Returns the new table's columns of each cascading key,
+ * cut-over will add it, in place. Returns the new table's columns of each cascading key,
  * whose index the replay needs during the copy.
  */
 export async function checkKeysFit(db: Queryable, schema: string, table: string, shadow: string, renamed: Map<string, string>, dropped: Set<string>): Promise<string[][]> {
-  const keys = await declaredBy(db, schema, table);
   const replayed: string[][] = [];
-  if (keys.length === 0) return replayed;
-  const [cols] = await db.query<RowDataPacket[]>(
-    'SELECT TABLE_NAME AS t, COLUMN_NAME AS c, COLUMN_TYPE AS ty, COLLATION_NAME AS co FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)',
-    [schema, table, shadow],
-  );
-  const [stats] = await db.query<RowDataPacket[]>(
-    'SELECT INDEX_NAME AS i, SEQ_IN_INDEX AS n, COLUMN_NAME AS c, SUB_PART AS sub FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX',
-    [schema, shadow],
-  );
-  const column = (t: string, c: string) => cols.find((r) => String(r.t) === t && String(r.c).toLowerCase() === c.toLowerCase());
-  const indexes = new Map<string, string[]>();
-  for (const s of stats) indexes.set(String(s.i), [...(indexes.get(String(s.i)) ?? []), s.sub === null ? String(s.c).toLowerCase() : '']);
-  for (const k of keys) {
-    const fail = (why: string) =>
-      new ShadowshiftError(`the foreign key ${k.name} of ${table} does not fit the new table: ${why}. The cut-over adds it without a table copy, which needs that; change the ALTER, or drop the key for it`);
-    const newColumns = k.columns.map((c) => {
-      if ([...dropped].some((d) => d.toLowerCase() === c.toLowerCase())) throw fail(`the ALTER drops its column ${c}`);
-      return [...renamed].find(([from]) => from.toLowerCase() === c.toLowerCase())?.[1] ?? c;
-    });
-    k.columns.forEach((c, i) => {
-      const before = column(table, c);
-      const after = column(shadow, newColumns[i]!);
-      if (!after) throw fail(`the new table has no column ${newColumns[i]}`);
-      if (before && (String(before.ty) !== String(after.ty) || String(before.co) !== String(after.co))) {
-        throw fail(`the ALTER changes its column ${c} (${String(before.ty)} to ${String(after.ty)}${before.co !== after.co ? `, collation ${String(before.co)} to ${String(after.co)}` : ''})`);
-      }
-    });
-    const wanted = newColumns.map((c) => c.toLowerCase());
-    if (![...indexes.values()].some((cs) => wanted.every((c, i) => cs[i] === c))) throw fail(`no index of the new table starts with ${newColumns.join(', ')}`);
+  for (const k of await declaredBy(db, schema, table)) {
+    const gone = k.columns.find((c) => [...dropped].some((d) => d.toLowerCase() === c.toLowerCase()));
+    const newColumns = k.columns.map((c) => [...renamed].find(([from]) => from.toLowerCase() === c.toLowerCase())?.[1] ?? c);
+    const problem = gone ? `the ALTER drops its column ${gone}` : await keyColumnsProblem(db, schema, table, shadow, k.columns, newColumns);
+    if (problem) {
+      throw new ShadowshiftError(
+        `the foreign key ${k.name} of ${table} does not fit the new table: ${problem}. The cut-over adds it without a table copy, which needs that; change the ALTER, or drop the key for it`,
+      );
+    }
     if (cascades(k)) replayed.push(newColumns);
   }
   return replayed;

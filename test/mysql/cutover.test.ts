@@ -256,6 +256,32 @@ describe('cutover', () => {
     await session.dropArtefacts(names, { keepBackup: false });
   });
 
+  it('with --kill-blockers-after, also ends a session holding a child table, which the lock of a parent table takes too', async () => {
+    await admin.query("INSTALL SONAME 'metadata_lock_info'").catch(() => undefined);
+    await admin.query('CREATE TABLE kbp (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
+    await admin.query('INSERT INTO kbp (v) VALUES (1), (2)');
+    await admin.query('CREATE TABLE kbc (id INT PRIMARY KEY, p INT, CONSTRAINT kbc_p FOREIGN KEY (p) REFERENCES kbp (id))');
+    await admin.query('INSERT INTO kbc VALUES (1, 1)');
+    const { plan, names, pump, stream } = await setUp('kbp');
+    const blocker = await mysqlConnect(url);
+    blocker.on('error', () => undefined);
+    const blockerId = await connectionId(blocker);
+    const running = blocker.query('SELECT SLEEP(30) FROM kbc LIMIT 1').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    pump.pause();
+    const { log, ended } = capture();
+    await session.cutover.swap(plan, names, { lockTimeoutMs: 5000, killBlockers: new BlockerKiller({ afterMs: 300, table: 'kbp', log }), drainUnderLock: () => pump.drainTo('kbp'), log });
+    await running;
+    expect(ended()).toHaveLength(1);
+    expect(ended()[0]).toMatchObject({ connection: blockerId, ended: true });
+    await pump.stop();
+    await stream.stop();
+    blocker.destroy();
+    const [refs] = (await admin.query("SELECT REFERENCED_TABLE_NAME AS t FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'kbc'")) as unknown as [Array<{ t: string }>];
+    expect(refs).toEqual([{ t: 'kbp' }]);
+    await session.dropArtefacts(names, { keepBackup: false });
+  });
+
   it('with --kill-blockers-after longer than the lock timeout, counts the wait across attempts and ends the blocker on a later one', async () => {
     await admin.query('CREATE TABLE kb2 (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)');
     await admin.query('INSERT INTO kb2 (v) VALUES (1), (2)');

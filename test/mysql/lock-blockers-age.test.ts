@@ -47,7 +47,7 @@ describe('the age of a blocking session on a server west of UTC', () => {
     await app.query('SELECT COUNT(*) FROM t');
     const [[{ id }]] = (await app.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
     try {
-      const found = await mysqlLockBlockers(session.ctx, 'app', 't', -1).find();
+      const found = await mysqlLockBlockers(session.ctx, 'app', ['t'], -1).find();
       const holder = found.find((b) => b.session === Number(id));
       expect(holder, JSON.stringify(found)).toBeDefined();
       expect(holder!.ageSeconds).toBeLessThan(60);

@@ -78,6 +78,11 @@ export class ChildKeys {
     return this.keys.length;
   }
 
+  /** The child tables, once each (all in the table's schema: others are refused at preflight). */
+  tables(): string[] {
+    return [...new Set(this.keys.map((k) => k.table))];
+  }
+
   /** What A's LOCK TABLES adds for them. */
   lockClauses(): string[] {
     return lockClauses(this.keys);

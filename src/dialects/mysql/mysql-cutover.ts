@@ -136,7 +136,7 @@ export class MysqlCutover implements Cutover {
       await options.beforeLock?.();
       // Application writes queue from this request until the RENAME (queued first) is done.
       const requestedAt = Date.now();
-      const watch = options.killBlockers?.watch(mysqlLockBlockers(this.ctx, schema, name, aId));
+      const watch = options.killBlockers?.watch(mysqlLockBlockers(this.ctx, schema, [name, ...children.tables()], aId));
       try {
         await a.query(`LOCK TABLES ${[`${original} WRITE`, `${sentry} WRITE`, ...children.lockClauses()].join(', ')}`);
       } finally {

@@ -26,16 +26,16 @@ function ageColumn(ctx: MyContext): string {
 const COLUMNS = `p.ID AS id, p.USER AS user, p.COMMAND AS command, p.STATE AS pstate, p.INFO AS info, t.trx_started AS since`;
 const TRX = 'LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID';
 
-/** `self`: the connection whose LOCK TABLES waits on `schema`.`table`. */
-export function mysqlLockBlockers(ctx: MyContext, schema: string, table: string, self: number): LockBlockers {
+/** `self`: the connection whose LOCK TABLES waits on `tables` of `schema` (the table, and a parent table's children). */
+export function mysqlLockBlockers(ctx: MyContext, schema: string, tables: string[], self: number): LockBlockers {
   const sources = [
     `SELECT DISTINCT ${COLUMNS}, ${ageColumn(ctx)}
        FROM information_schema.METADATA_LOCK_INFO m JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID ${TRX}
-      WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> ? AND m.THREAD_ID <> CONNECTION_ID()`,
+      WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME IN (?) AND m.THREAD_ID <> ? AND m.THREAD_ID <> CONNECTION_ID()`,
     `SELECT DISTINCT ${COLUMNS}, ${ageColumn(ctx)}
        FROM performance_schema.metadata_locks m JOIN performance_schema.threads th ON th.THREAD_ID = m.OWNER_THREAD_ID
        JOIN information_schema.PROCESSLIST p ON p.ID = th.PROCESSLIST_ID ${TRX}
-      WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? AND m.LOCK_STATUS = 'GRANTED'
+      WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME IN (?) AND m.LOCK_STATUS = 'GRANTED'
         AND p.ID <> ? AND p.ID <> CONNECTION_ID()`,
   ];
   return {
@@ -44,7 +44,7 @@ export function mysqlLockBlockers(ctx: MyContext, schema: string, table: string,
       for (const sql of sources) {
         let rows: RowDataPacket[];
         try {
-          [rows] = await ctx.pool.query<RowDataPacket[]>(sql, [schema, table, self]);
+          [rows] = await ctx.pool.query<RowDataPacket[]>(sql, [schema, tables, self]);
         } catch {
           continue; // that source does not exist on this server
         }

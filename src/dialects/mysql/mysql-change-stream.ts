@@ -45,6 +45,9 @@ type Item =
   | { t: 'swap'; ts: number; after: StreamPosition | null }
   | { t: 'commit'; position: StreamPosition; ts: number };
 
+/** Rows_log_event's flag for a change made with foreign_key_checks=0 (MySQL's and MariaDB's log_event.h). */
+const NO_FOREIGN_KEY_CHECKS = 1 << 1;
+
 interface ZEvent {
   getEventName(): string;
   timestamp: number;
@@ -55,6 +58,8 @@ interface ZEvent {
   numberOfColumns?: number;
   columns_present_bitmap?: Buffer;
   columns_present_bitmap2?: Buffer;
+  /** A rows event's flags (NO_FOREIGN_KEY_CHECKS_F: the session had foreign_key_checks off). */
+  flags?: number;
   query?: string;
   schema?: string;
 }
@@ -289,6 +294,8 @@ export class MysqlChangeStream implements ChangeStream {
     }
     const parentKeys = table === undefined ? undefined : this.cascadingParents.get(table);
     if (parentKeys) {
+      // InnoDB cascades nothing for a change made with foreign_key_checks off: nor does the replay.
+      if ((ev.flags ?? 0) & NO_FOREIGN_KEY_CHECKS) return;
       for (const r of ev.rows ?? []) {
         const change =
           name === 'writerows' ? { before: null, after: toRow(r) }

@@ -4,7 +4,7 @@
 // cascades themselves.
 
 import { describe, expect, it } from 'vitest';
-import { cascadesOf, replayedKeysByParent } from '../../src/dialects/mysql/mysql-cascades.js';
+import { cascadesOf, replayedKeysByParent, splitAtCascades, type CascadeEvent } from '../../src/dialects/mysql/mysql-cascades.js';
 import { addKeyClause, shadowKeyName, type ForeignKey } from '../../src/dialects/mysql/mysql-foreign-keys.js';
 import { foreignKeyClause } from '../../src/dialects/mysql/mysql-alter-analysis.js';
 import { keyLeadsWith } from '../../src/dialects/mysql/mysql-deferred-indexes.js';
@@ -40,6 +40,18 @@ describe('cascadesOf', () => {
     const byParent = replayedKeysByParent([key({ name: 'a' }), key({ name: 'b', refTable: 'q', onDelete: 'RESTRICT', onUpdate: 'NO ACTION' }), key({ name: 'c', onDelete: 'RESTRICT' })]);
     expect([...byParent.keys()]).toEqual(['p']);
     expect(byParent.get('p')!.map((k) => k.name)).toEqual(['a', 'c']);
+  });
+});
+
+describe('splitAtCascades', () => {
+  const del = (key: string, v: number): CascadeEvent => ({ kind: 'cascade', action: 'delete', key, columns: ['p'], from: [v] });
+  const move = (v: number): CascadeEvent => ({ kind: 'cascade', action: 'move', key: 'k', columns: ['p'], from: [v], to: [v + 1] });
+  const ins = (id: number) => ({ kind: 'insert' as const, after: { id } });
+  it('keeps the order, and runs together only deletes (or SET NULLs) through one key that follow one another', () => {
+    const parts = splitAtCascades([ins(1), del('k', 1), del('k', 2), del('j', 3), del('k', 4), ins(2), ins(3), move(5), move(6), del('k', 7)]);
+    expect(parts.map((p) => ('rows' in p ? `rows:${p.rows.length}` : `${p.cascades[0]!.action}:${p.cascades[0]!.key}:${p.cascades.map((c) => c.from[0]).join('+')}`))).toEqual([
+      'rows:1', 'delete:k:1+2', 'delete:j:3', 'delete:k:4', 'rows:2', 'move:k:5', 'move:k:6', 'delete:k:7',
+    ]);
   });
 });
 

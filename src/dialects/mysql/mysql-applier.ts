@@ -21,7 +21,7 @@ import type { Applier, ChangeEvent, CopyPlan, Row, Value } from '../dialect.js';
 import type { MyContext } from './mysql-context.js';
 import { valueExpressions, zoneFor } from './mysql-conversions.js';
 import { keyString } from './mysql-keys.js';
-import { applyCascade, type CascadeEvent } from './mysql-cascades.js';
+import { applyCascades, splitAtCascades } from './mysql-cascades.js';
 import { quoteIdent, quoteTable } from './mysql-quote.js';
 import { ER_BAD_NULL_ERROR, ER_DUP_ENTRY, dataLossForDuplicate, dataLossForValue, duplicateOf, isDataError, wrapError } from './mysql-errors.js';
 import { collisionsOfChangedRow, weakeningOf } from './mysql-duplicates.js';
@@ -107,9 +107,9 @@ export class MysqlApplier implements Applier {
       open = true;
       const zone = await zoneFor(this.ctx, plan);
       // A parent's cascade acts on rows by their key's value: the row changes before it are applied first.
-      for (const part of atCascades(events)) {
-        if (Array.isArray(part)) await applyFinals(conn, plan, [...coalesce(plan, part).values()], zone, this.ctx.log);
-        else await applyCascade(conn, plan, part);
+      for (const part of splitAtCascades(events)) {
+        if ('rows' in part) await applyFinals(conn, plan, [...coalesce(plan, part.rows).values()], zone, this.ctx.log);
+        else await applyCascades(conn, plan, part.cascades);
       }
       await conn.query('COMMIT');
       open = false;
@@ -120,23 +120,6 @@ export class MysqlApplier implements Applier {
       conn.release();
     }
   }
-}
-
-/** The events in order, runs of row changes between the cascades. */
-function atCascades(events: ChangeEvent[]): Array<ChangeEvent[] | CascadeEvent> {
-  const out: Array<ChangeEvent[] | CascadeEvent> = [];
-  let run: ChangeEvent[] = [];
-  for (const e of events) {
-    if (e.kind !== 'cascade') {
-      run.push(e);
-      continue;
-    }
-    if (run.length > 0) out.push(run);
-    run = [];
-    out.push(e);
-  }
-  if (run.length > 0) out.push(run);
-  return out;
 }
 
 function chunks<T>(items: T[], n: number): T[][] {

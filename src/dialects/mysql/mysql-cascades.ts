@@ -60,16 +60,50 @@ export function cascadesOf(keys: ForeignKey[], change: { before: Row | null; aft
   return out;
 }
 
-/** Does one cascade to the shadow, inside the applier's transaction. */
-export async function applyCascade(conn: PoolConnection, plan: CopyPlan, e: CascadeEvent): Promise<void> {
+/**
+ * The events in order: runs of row changes, and between them runs of cascades. Deletes
+ * (or SET NULLs) through the same key that follow one another go in one run: they
+ * commute. A move does not (a chain of key changes depends on its order): alone.
+ */
+export function splitAtCascades(events: ChangeEvent[]): Array<{ rows: ChangeEvent[] } | { cascades: CascadeEvent[] }> {
+  const out: Array<{ rows: ChangeEvent[] } | { cascades: CascadeEvent[] }> = [];
+  for (const e of events) {
+    const last = out[out.length - 1];
+    if (e.kind !== 'cascade') {
+      if (last && 'rows' in last) last.rows.push(e);
+      else out.push({ rows: [e] });
+      continue;
+    }
+    const head = last && 'cascades' in last ? last.cascades[0]! : null;
+    if (head && e.action !== 'move' && head.action === e.action && head.key === e.key) (last as { cascades: CascadeEvent[] }).cascades.push(e);
+    else out.push({ cascades: [e] });
+  }
+  return out;
+}
+
+/** Rows per statement of a run of cascades. */
+const KEYS_PER_STATEMENT = 500;
+
+/** Does one run of cascades (splitAtCascades) to the shadow, inside the applier's transaction. */
+export async function applyCascades(conn: PoolConnection, plan: CopyPlan, run: CascadeEvent[]): Promise<void> {
+  const e = run[0]!;
   const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
   const targets = e.columns.map((c) => {
     const mapped = plan.columns.find((m) => m.source === c);
     if (!mapped) throw new ShadowshiftError(`cannot replay the cascade of foreign key ${e.key}: its column ${c} is not carried to the new table`);
     return quoteIdent(mapped.target);
   });
-  const where = targets.map((t) => `${t} = ?`).join(' AND ');
-  if (e.action === 'delete') await conn.query(`DELETE FROM ${table} WHERE ${where}`, e.from);
-  else if (e.action === 'set-null') await conn.query(`UPDATE ${table} SET ${targets.map((t) => `${t} = NULL`).join(', ')} WHERE ${where}`, e.from);
-  else await conn.query(`UPDATE ${table} SET ${targets.map((t) => `${t} = ?`).join(', ')} WHERE ${where}`, [...e.to!, ...e.from]);
+  if (e.action === 'move') {
+    await conn.query(`UPDATE ${table} SET ${targets.map((t) => `${t} = ?`).join(', ')} WHERE ${targets.map((t) => `${t} = ?`).join(' AND ')}`, [...e.to!, ...e.from]);
+    return;
+  }
+  const lhs = targets.length === 1 ? targets[0]! : `(${targets.join(', ')})`;
+  const tuple = targets.length === 1 ? '?' : `(${targets.map(() => '?').join(', ')})`;
+  for (let i = 0; i < run.length; i += KEYS_PER_STATEMENT) {
+    const part = run.slice(i, i + KEYS_PER_STATEMENT);
+    const where = `${lhs} IN (${part.map(() => tuple).join(', ')})`;
+    const params = part.flatMap((c) => c.from);
+    if (e.action === 'delete') await conn.query(`DELETE FROM ${table} WHERE ${where}`, params);
+    else await conn.query(`UPDATE ${table} SET ${targets.map((t) => `${t} = NULL`).join(', ')} WHERE ${where}`, params);
+  }
 }

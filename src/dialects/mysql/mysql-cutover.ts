@@ -165,13 +165,13 @@ export class MysqlCutover implements Cutover {
       // Read under the lock, so that none changes before the swap; created by B, since A may
       // touch only the tables it locked. Nothing writes the shadow from here on.
       const triggers = await triggersOf(a, schema, name);
-      if (triggers.length > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
+      // The DDL below would wait behind a backup lock request, with the application behind the lock.
+      if (triggers.length > 0 || ownKeys.length > 0 || children.count > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
       shadowTriggers = triggers;
       await createShadowTriggers(b, schema, names.shadow, triggers);
       shadowKeys = ownKeys;
       await addShadowKeys(b, schema, names.shadow, ownKeys);
-      // Last, so that nothing writes or alters the shadow while a child references it; its DDL would wait behind a backup too.
-      if (children.count > 0) await this.refuseWaitingBackup(a, [aId, bId], name);
+      // Last, so that nothing writes or alters the shadow while a child references it.
       const repointMs = children.count > 0 ? await children.toShadow(a, log) : undefined;
       await options.beforeSwapForTests?.();
       rename = b.query(`RENAME TABLE ${original} TO ${sentry}, ${shadow} TO ${original}`).then(
@@ -287,8 +287,9 @@ export class MysqlCutover implements Cutover {
       return;
     }
     const [oldThere] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
+    const old = oldThere.length > 0 ? names.backup : null;
     const keys = await keysLeftTemporary(this.ctx.pool, schema, table.name);
-    if (keys.length > 0) await giveKeysTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, oldThere.length > 0 ? names.backup : null, keys, 3, log);
+    if (keys.length > 0) await giveKeysTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, old, keys, 3, log);
     const live = await triggersOf(this.ctx.pool, schema, table.name);
     const temporary = live.filter((t) => t.name.endsWith(SHADOW_TRIGGER_SUFFIX));
     // Step 2 stopped between a trigger's own name and the drop of its temporary one: both fire.
@@ -299,11 +300,8 @@ export class MysqlCutover implements Cutover {
     const own = temporary
       .filter((t) => !doubled.includes(t.name) && !t.name.includes('~'))
       .map((t) => ({ ...t, name: t.name.slice(0, -SHADOW_TRIGGER_SUFFIX.length) }));
-    if (own.length === 0) return;
-    const [old] = await this.ctx.pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, names.backup]);
-    await giveTriggersTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, old.length > 0 ? names.backup : null, own, 3, log);
+    if (own.length > 0) await giveTriggersTheirNames(() => dedicatedConnection(this.ctx), schema, table.name, old, own, 3, log);
   }
-
 
   /**
    * Returns once B is seen waiting in the table namespace (so, by the name order, on

@@ -258,6 +258,24 @@ describe('a table with foreign keys to its parents', () => {
     expect({ deleted: Number(cascaded!.deleted), nulled: Number(cascaded!.nulled), n: Number(cascaded!.n) }).toEqual({ deleted: 0, nulled: 40, n: 90 });
   });
 
+  it('replays the cascades of a key that spells its columns in another case than the tables do', async () => {
+    await admin.query('CREATE TABLE cp (Id INT PRIMARY KEY)');
+    await admin.query(`INSERT INTO cp SELECT seq FROM ${mysqlSeq(1, 10)}`);
+    await admin.query('CREATE TABLE cc (id INT PRIMARY KEY, Pid INT, KEY (Pid), CONSTRAINT cc_p FOREIGN KEY (pid) REFERENCES cp (id) ON DELETE CASCADE ON UPDATE CASCADE)');
+    await admin.query(`INSERT INTO cc SELECT seq, 1 + seq % 10 FROM ${mysqlSeq(1, 100)}`);
+    const result = await runAlter(url, 'cc', 'ADD COLUMN extra INT NOT NULL DEFAULT 7', {
+      testHooks: {
+        catchingUp: async () => {
+          await admin.query('DELETE FROM cp WHERE Id IN (1, 2)');
+          await admin.query('UPDATE cp SET Id = 30 WHERE Id = 3');
+        },
+      },
+    });
+    expect(result.repairedChunks).toBe(0);
+    const [[counts]] = await admin.query<RowDataPacket[]>('SELECT COUNT(*) AS n, SUM(Pid = 30) AS moved, SUM(Pid IN (1, 2, 3)) AS stale FROM cc');
+    expect({ n: Number(counts!.n), moved: Number(counts!.moved), stale: Number(counts!.stale) }).toEqual({ n: 80, moved: 10, stale: 0 });
+  });
+
   it('a failed cut-over attempt drops the keys it added to the shadow before the stream is applied again', async () => {
     await admin.query('CREATE TABLE fp (id INT PRIMARY KEY)');
     await admin.query(`INSERT INTO fp SELECT seq FROM ${mysqlSeq(1, 100)}`);

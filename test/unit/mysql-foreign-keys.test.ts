@@ -32,6 +32,10 @@ describe('cascadesOf', () => {
     ]);
     expect(cascadesOf([key({})], { before: row(1, Buffer.from('ab')), after: row(1, Buffer.from('ab')) })).toEqual([]);
   });
+  it('finds the referenced columns whatever case the key spells them in', () => {
+    const row = { Id: 7, B: 'k' } as unknown as Record<string, never>;
+    expect(cascadesOf([key({ refColumns: ['id', 'b'] })], { before: row, after: null })).toEqual([{ kind: 'cascade', action: 'delete', key: 'fk', columns: ['p_a', 'p_b'], from: [7, 'k'] }]);
+  });
   it('an insert, and a parent key with a NULL (no child can reference it), cascade nothing', () => {
     expect(cascadesOf([key({})], { before: null, after: row(1, 'k') })).toEqual([]);
     expect(cascadesOf([key({})], { before: row(null, 'k'), after: null })).toEqual([]);

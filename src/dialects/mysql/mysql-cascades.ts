@@ -43,16 +43,19 @@ const comparable = (v: unknown) => (v === undefined ? null : Buffer.isBuffer(v) 
 export function cascadesOf(keys: ForeignKey[], change: { before: Row | null; after: Row | null }): CascadeEvent[] {
   const { before, after } = change;
   if (!before) return [];
+  // A key may spell a column in another case than the table does (names are case-insensitive).
+  const names = new Map(Object.keys(before).map((n) => [n.toLowerCase(), n]));
+  const valueOf = (row: Row, c: string) => (row[names.get(c.toLowerCase()) ?? c] ?? null) as Value;
   const out: CascadeEvent[] = [];
   for (const k of keys) {
-    const from = k.refColumns.map((c) => (before[c] ?? null) as Value);
+    const from = k.refColumns.map((c) => valueOf(before, c));
     if (from.some((v) => v === null)) continue;
     if (!after) {
       if (k.onDelete === 'CASCADE') out.push({ kind: 'cascade', action: 'delete', key: k.name, columns: k.columns, from });
       else if (k.onDelete === 'SET NULL') out.push({ kind: 'cascade', action: 'set-null', key: k.name, columns: k.columns, from });
       continue;
     }
-    const to = k.refColumns.map((c) => (after[c] ?? null) as Value);
+    const to = k.refColumns.map((c) => valueOf(after, c));
     if (keyString(from.map(comparable) as Value[]) === keyString(to.map(comparable) as Value[])) continue;
     if (k.onUpdate === 'CASCADE') out.push({ kind: 'cascade', action: 'move', key: k.name, columns: k.columns, from, to });
     else if (k.onUpdate === 'SET NULL') out.push({ kind: 'cascade', action: 'set-null', key: k.name, columns: k.columns, from });
@@ -89,7 +92,7 @@ export async function applyCascades(conn: PoolConnection, plan: CopyPlan, run: C
   const e = run[0]!;
   const table = quoteTable(plan.shadow.ref.schema, plan.shadow.ref.name);
   const targets = e.columns.map((c) => {
-    const mapped = plan.columns.find((m) => m.source === c);
+    const mapped = plan.columns.find((m) => m.source.toLowerCase() === c.toLowerCase());
     if (!mapped) throw new ShadowshiftError(`cannot replay the cascade of foreign key ${e.key}: its column ${c} is not carried to the new table`);
     return quoteIdent(mapped.target);
   });

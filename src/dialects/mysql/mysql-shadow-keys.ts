@@ -36,7 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The key as the new table declares it: its columns under their new names. */
 export function onNewTable(fk: ForeignKey, plan: Pick<CopyPlan, 'columns'>): ForeignKey {
   const columns = fk.columns.map((c) => {
-    const mapped = plan.columns.find((m) => m.source === c);
+    const mapped = plan.columns.find((m) => m.source.toLowerCase() === c.toLowerCase());
     if (!mapped) throw new ShadowshiftError(`the foreign key ${fk.name} cannot move to the new table: its column ${c} is not carried over (dropped or generated). Drop the key for the ALTER, or keep the column`);
     return mapped.target;
   });

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { HookRunner } from '../control/hooks.js';
 import { JobMetrics, serveMetrics } from '../control/metrics.js';
 import { startHttpControl } from '../control/http-server.js';
+import { Dashboard } from '../control/dashboard/dashboard.js';
 import { startStatusReporter } from '../control/status-reporter.js';
 import { checkNumber, engineSettingsFromArgs, withEngineOptions, withSingleJobOptions } from './engine-options.js';
 import { alterJobOptions } from '../engine/settings.js';
@@ -88,7 +89,8 @@ function formatChecksum(result: AlterResult): string {
     : `${compared}, none repaired`;
 }
 
-function readToken(args: AlterArgs): string | undefined {
+/** The HTTP token from --http-token-file or SHADOWSHIFT_HTTP_TOKEN. */
+export function readToken(args: { httpTokenFile?: string }): string | undefined {
   if (args.httpTokenFile) {
     try {
       return readFileSync(args.httpTokenFile, 'utf8').trim();
@@ -97,6 +99,13 @@ function readToken(args: AlterArgs): string | undefined {
     }
   }
   return process.env.SHADOWSHIFT_HTTP_TOKEN || undefined;
+}
+
+/** The page's address for a listen address (its real port when asked for 0). */
+export function dashboardUrl(address: string, port: number): string {
+  const host = address.replace(/:\d+$/, '');
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host;
+  return `http://${shown}:${port}/`;
 }
 
 export async function alterCommand(args: AlterArgs): Promise<number> {
@@ -154,6 +163,8 @@ export async function runAlter(args: AlterArgs, options: RunAlterOptions = {}): 
     }
   }
   let metrics: JobMetrics | undefined;
+  // With --http, the dashboard (GET /) records the job's life from its start.
+  const dashboard = args.execute && args.http ? new Dashboard(options.revert ? 'revert' : 'alter') : undefined;
   const job: AlterJob = new AlterJob(alterJobOptions(settings, {
     connection: connectionFrom(args),
     table: args.table,
@@ -162,14 +173,19 @@ export async function runAlter(args: AlterArgs, options: RunAlterOptions = {}): 
     log,
     hooks: args.hooksDir ? new HookRunner(args.hooksDir, log) : undefined,
     observer: {
-      stateChanged: (state) => options.observer?.stateChanged?.(state),
+      stateChanged: (state) => {
+        dashboard?.jobRecorder?.noteState(state);
+        options.observer?.stateChanged?.(state);
+      },
       chunkCopied: (rows, seconds) => {
         metrics?.chunkSeconds.observe(seconds);
+        dashboard?.jobRecorder?.chunkCopied(seconds);
         options.observer?.chunkCopied?.(rows, seconds);
       },
       cutoverAttempt: (result, blocked) => {
         metrics?.cutoverAttempts.inc({ result });
         metrics?.cutoverBlockedSeconds.observe(blocked);
+        dashboard?.jobRecorder?.cutoverAttempt(result, blocked);
         options.observer?.cutoverAttempt?.(result, blocked);
       },
       error: (where) => {
@@ -190,10 +206,12 @@ export async function runAlter(args: AlterArgs, options: RunAlterOptions = {}): 
       const control = await startControlServer(socketPath, job, log);
       closers.push(() => control.close());
       log.info({ controlSocket: socketPath }, `control socket: shadowshift ctl --control-socket ${socketPath} status`);
-      if (args.http) {
-        const http = await startHttpControl(args.http, { token: readToken(args), allowRemote: args.httpAllowRemote }, job, log);
+      if (args.http && dashboard) {
+        dashboard.attach(job, { table: report.table, alter: report.revert?.alter ?? args.alter, dialect: report.dialect, server: report.server, jobId: report.jobId });
+        closers.push(() => dashboard.detach(job));
+        const http = await startHttpControl(args.http, { token: readToken(args), allowRemote: args.httpAllowRemote }, job, log, dashboard);
         closers.push(() => http.close());
-        log.info({ http: args.http, port: http.port }, 'HTTP control endpoint listening');
+        log.info({ http: args.http, port: http.port, dashboard: dashboardUrl(args.http, http.port) }, `HTTP control endpoint listening; dashboard: ${dashboardUrl(args.http, http.port)}`);
       }
       if (args.metrics) {
         metrics = new JobMetrics(job);
@@ -216,6 +234,7 @@ export async function runAlter(args: AlterArgs, options: RunAlterOptions = {}): 
     }
     return { report, result };
   } finally {
+    dashboard?.close();
     await job.close();
   }
 }

@@ -10,6 +10,10 @@ import { ShadowshiftError, UsageError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { alterBuilder, runAlter } from './alter-command.js';
 import { checkNumber } from './engine-options.js';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export function demoBuilder(y: Argv) {
   return y
@@ -24,7 +28,9 @@ export function demoBuilder(y: Argv) {
     .option('sample-seconds', { type: 'number', default: 3, describe: 'seconds the application is measured before and after the migration' })
     .option('compare-native', { type: 'boolean', default: true, describe: 'also run the same ALTER natively on the old table under the same workload (--no-compare-native to skip)' })
     .option('keep', { type: 'boolean', default: false, describe: 'leave the database running and print its URL and a command to try next' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object on stdout' });
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object on stdout' })
+    .option('web', { type: 'boolean', default: false, describe: "serve the live dashboard of the migration (alter's --http): its URL and token are printed when the ALTER starts" })
+    .option('web-address', { type: 'string', default: '127.0.0.1:0', describe: 'with --web: HOST:PORT of the dashboard (port 0: any free one)' });
 }
 
 type DemoArgs = Awaited<ReturnType<typeof demoBuilder>['argv']>;
@@ -56,6 +62,13 @@ async function alterViaCli(argv: string[], observer: JobObserver, log: Logger) {
 export async function demoCommand(args: DemoArgs): Promise<number> {
   validate(args);
   const log = createLogger({ messagesOnly: true });
+  // --web: alter's --http, with a token made for this run (shown, as it is the user's own terminal).
+  const web = args.web ? { dir: mkdtempSync(join(tmpdir(), 'shadowshift-web-')), token: randomBytes(12).toString('hex') } : null;
+  const webArgv = web ? ['--http', args.webAddress, '--http-token-file', join(web.dir, 'token')] : [];
+  if (web) {
+    writeFileSync(join(web.dir, 'token'), web.token + '\n', { mode: 0o600 });
+    process.stderr.write(`shadowshift demo --web: the dashboard opens when the ALTER starts (its URL is logged then); token for its controls: ${web.token}\n`);
+  }
   const report = await runDemo({
     engine: args.engine,
     rows: args.rows,
@@ -67,7 +80,9 @@ export async function demoCommand(args: DemoArgs): Promise<number> {
     compareNative: args.compareNative,
     keep: args.keep,
     log,
-    runAlter: (argv, observer) => alterViaCli(argv, observer, log),
+    runAlter: (argv, observer) => alterViaCli([...argv, ...webArgv], observer, log),
+  }).finally(() => {
+    if (web) rmSync(web.dir, { recursive: true, force: true });
   });
   process.stdout.write(args.json ? JSON.stringify(report) + '\n' : formatReport(report));
   if (!report.tableMatches) {

@@ -13,6 +13,10 @@ import type { PlannedMigration } from '../migrations/plan-files.js';
 import { newMigrationFile } from '../migrations/templates.js';
 import { DEFAULT_ONLINE_THRESHOLD, parseOnlineThreshold, type PlannedStatement } from '../migrations/planner.js';
 import { checkNumber, engineSettingsFromArgs, withEngineOptions } from './engine-options.js';
+import { Dashboard } from '../control/dashboard/dashboard.js';
+import { startHttpControl } from '../control/http-server.js';
+import type { Listening } from '../control/listen.js';
+import { dashboardUrl, readToken } from './alter-command.js';
 
 const ACTIONS = ['up', 'contract', 'down', 'status', 'plan', 'new', 'baseline'] as const;
 
@@ -30,7 +34,11 @@ export function migrateBuilder(y: Argv) {
     .option('ts', { type: 'boolean', default: false, describe: 'new: write a TypeScript migration instead of SQL' })
     .option('lock-timeout', { type: 'number', describe: 'milliseconds each DDL may wait for its lock before it is retried [default: PostgreSQL 1000, MySQL 2000]' })
     .option('ddl-retries', { type: 'number', default: 8, describe: 'retries of a DDL whose lock was not granted (exponential backoff)' })
-    .option('backfill-batch', { type: 'number', default: 1000, describe: 'rows per backfill batch' });
+    .option('backfill-batch', { type: 'number', default: 1000, describe: 'rows per backfill batch' })
+    .group(['http', 'http-token-file', 'http-allow-remote'], 'Control and observability:')
+    .option('http', { type: 'string', describe: 'up/contract/down --execute: serve the dashboard (GET /) and the control API of the engine job that runs on HOST:PORT (loopback only unless --http-allow-remote)' })
+    .option('http-token-file', { type: 'string', describe: 'file holding the token mutating HTTP requests must send (or SHADOWSHIFT_HTTP_TOKEN)' })
+    .option('http-allow-remote', { type: 'boolean', default: false, describe: 'allow --http on a non-loopback address' });
   return withEngineOptions(own, {
     pauses: 'backfills and engine copies',
     critical: 'stop the run (a backfill after its current batch, resumed by the next run; an engine job aborts)',
@@ -131,6 +139,9 @@ async function run(args: MigrateArgs): Promise<number> {
   if (args.action !== 'baseline' && args.arg) throw new UsageError(`migrate ${args.action} takes no positional argument (got "${args.arg}")`);
 
   const log = createLogger();
+  const running = (args.action === 'up' || args.action === 'contract' || args.action === 'down') && args.execute;
+  // With --http: which migration and phase, and the engine job's view while one runs.
+  const dashboard = running && args.http ? new Dashboard('migrate') : undefined;
   const threshold = args.onlineThreshold ? parseOnlineThreshold(args.onlineThreshold) : DEFAULT_ONLINE_THRESHOLD;
   const runner = await MigrationRunner.open({
     connection: connectionFrom(args),
@@ -143,9 +154,38 @@ async function run(args: MigrateArgs): Promise<number> {
     ddlRetries: args.ddlRetries,
     backfillBatch: args.backfillBatch,
     engine,
-    attachEngineJob: (job) => installSignalHandlers(job.controls, log),
-    onProgress: (line) => process.stderr.write(line + '\n'),
+    attachEngineJob: (job) => {
+      const uninstall = installSignalHandlers(job.controls, log);
+      if (!dashboard) return uninstall;
+      const recorder = dashboard.attach(job, () => {
+        const d = job.describe();
+        const s = job.status();
+        return { table: s.table, alter: d.alter, dialect: d.dialect ?? runner.dialect, server: d.server ?? '', jobId: s.jobId };
+      });
+      const unobserve = job.observe({ stateChanged: (state) => recorder.noteState(state), chunkCopied: (_rows, seconds) => recorder.chunkCopied(seconds), cutoverAttempt: (result, blocked) => recorder.cutoverAttempt(result, blocked) });
+      return () => {
+        unobserve();
+        dashboard.detach(job);
+        uninstall();
+      };
+    },
+    onProgress: (line) => {
+      dashboard?.migrateProgress(args.action, line);
+      process.stderr.write(line + '\n');
+    },
   });
+  let http: Listening | undefined;
+  if (dashboard && args.http) {
+    dashboard.migrateProgress(args.action, `migrate ${args.action} starting`);
+    try {
+      http = await startHttpControl(args.http, { token: readToken(args), allowRemote: args.httpAllowRemote }, () => dashboard.current, log, dashboard);
+    } catch (err) {
+      dashboard.close();
+      await runner.close();
+      throw err;
+    }
+    log.info({ http: args.http, port: http.port, dashboard: dashboardUrl(args.http, http.port) }, `HTTP control endpoint listening; dashboard: ${dashboardUrl(args.http, http.port)}`);
+  }
   // First SIGINT/SIGTERM: stop at the next statement or backfill batch and record where;
   // a second one exits at once (the statement in flight may still complete on the server).
   let signals = 0;
@@ -196,6 +236,9 @@ async function run(args: MigrateArgs): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    dashboard?.migrateFinished();
+    await http?.close();
+    dashboard?.close();
     await runner.close();
   }
   return 0;

@@ -75,6 +75,8 @@ export function criticalLoadSignal(probes: LoadProbes, thresholds: Map<string, n
 export class ReplicaLagSignal implements ThrottleSignal {
   readonly name = 'replica-lag';
   lastLagSeconds: number | null = null;
+  /** The last lag read from each replica, by URL without credentials (the dashboard charts each). */
+  readonly lags = new Map<string, number>();
   constructor(
     private readonly probes: LoadProbes,
     private readonly replicaUrls: string[],
@@ -86,11 +88,13 @@ export class ReplicaLagSignal implements ThrottleSignal {
     try {
       for (const url of this.replicaUrls) {
         const lag = await this.probes.replicaLagSeconds(url);
+        this.lags.set(redactUrl(url), lag);
         if (!worst || lag > worst.lag) worst = { url, lag };
       }
     } catch (err) {
       // Status must not keep showing a lag that can no longer be read.
       this.lastLagSeconds = null;
+      this.lags.clear();
       throw err;
     }
     this.lastLagSeconds = worst?.lag ?? null;

@@ -103,6 +103,19 @@ export interface JobObserver {
   error?(where: string): void;
 }
 
+/** One observer that tells `first`, then each of `more` (which may change later). */
+export function fanOutObserver(first: JobObserver | undefined, more: Set<JobObserver>): JobObserver {
+  const tell = <K extends keyof JobObserver>(name: K, ...args: Parameters<NonNullable<JobObserver[K]>>) => {
+    for (const o of [first, ...more]) (o?.[name] as ((...a: typeof args) => void) | undefined)?.(...args);
+  };
+  return {
+    stateChanged: (...a) => tell('stateChanged', ...a),
+    chunkCopied: (...a) => tell('chunkCopied', ...a),
+    cutoverAttempt: (...a) => tell('cutoverAttempt', ...a),
+    error: (...a) => tell('error', ...a),
+  };
+}
+
 
 export interface AlterResult {
   table: string;

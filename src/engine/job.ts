@@ -4,7 +4,7 @@
 // (options.revert) is the same machine resumed at its catch-up, the old table its shadow
 // (revert-point.ts, revert-preflight.ts).
 //
-// Why it is over 400 lines (about 470): it is one thing, the run's phase sequence (execute)
+// Why it is over 400 lines (about 490): it is one thing, the run's phase sequence (execute)
 // and the state the phases share, which status() reads all of; a revert is this same
 // sequence with a few branches (where it starts, what it keeps, what it records after the
 // swap), not a second machine. Everything that is a role of its own lives beside it:
@@ -45,7 +45,7 @@ import { abortLeftBehind, cleanUpJob } from './cleanup.js';
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_SECONDS } from './checkpointing.js';
 import { DEFAULT_MAX_SLOT_LAG_BYTES, liveThrottleSettings, startJobThrottle } from './throttle-wiring.js';
 import { resultAfterSwap, SWAPPED_BEFORE_THE_STOP } from './resume.js';
-import type { AlterJobOptions, AlterResult } from './job-options.js';
+import { fanOutObserver, type AlterJobOptions, type AlterResult, type JobObserver } from './job-options.js';
 import { DEFAULT_COPY_SNAPSHOT_MAX_SECONDS } from './settings.js';
 import type { RevertPlan } from './revert-preflight.js';
 import { prepareAlter, prepareRevertJob, shadowPlan } from './job-prepare.js';
@@ -98,7 +98,12 @@ export class AlterJob {
   private closesRevertWindow = false;
   readonly liveSettings: LiveThrottleSettings;
 
-  constructor(private readonly options: AlterJobOptions) {
+  private readonly options: AlterJobOptions;
+  /** Observers added after construction (`migrate --http`'s dashboard), told after options.observer. */
+  private readonly observers = new Set<JobObserver>();
+
+  constructor(options: AlterJobOptions) {
+    this.options = options = { ...options, observer: fanOutObserver(options.observer, this.observers) };
     this.log = options.log.child({ job: this.id });
     this.controls = new JobControls(options.postponeCutoverFlagFile);
     this.resuming = Boolean(options.resume);
@@ -128,12 +133,23 @@ export class AlterJob {
     });
   }
 
+  /** Tells `observer` about the job from now on too; returns the function that stops it. */
+  observe(observer: JobObserver): () => void {
+    this.observers.add(observer);
+    return () => void this.observers.delete(observer);
+  }
+
   throttledSeconds(): Map<string, number> {
     return this.jobThrottle?.throttler.secondsThrottled() ?? new Map();
   }
 
   replicaLagSeconds(): number | null {
     return this.jobThrottle?.replicaLag?.lastLagSeconds ?? null;
+  }
+
+  /** The last lag read from each watched replica (URL without credentials). */
+  replicaLags(): Map<string, number> {
+    return new Map(this.jobThrottle?.replicaLag?.lags ?? []);
   }
 
   /** Re-reads throttle signals at once, so an operator's command takes effect now. */
@@ -231,6 +247,12 @@ export class AlterJob {
   /** The ALTER the job applies; a revert's, said in words. */
   private get alterText(): string {
     return this.revert ? describeRevert(this.revert.point) : this.options.alter;
+  }
+
+  /** What the dashboard's header shows: the ALTER, the dialect and the server (null before prepare connects). */
+  describe(): { alter: string; dialect: string | null; server: string | null } {
+    const server = this.session?.server;
+    return { alter: this.alterText, dialect: server?.dialect ?? null, server: server ? `${server.flavor} ${server.version}` : null };
   }
 
   /** Runs the job to the end. `prepare()` must have passed. Cleans up on every exit path. */

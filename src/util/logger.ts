@@ -1,4 +1,5 @@
 import { pino, type Logger as PinoLogger } from 'pino';
+import { tapLog } from './log-tap.js';
 
 export type Logger = PinoLogger;
 
@@ -20,6 +21,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     level: options.level ?? process.env.SHADOWSHIFT_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     base: undefined,
+    // Every line is offered to the log taps too (the dashboard's ring of recent events).
+    hooks: {
+      logMethod(this: PinoLogger, args: Parameters<PinoLogger['info']>, method: (...a: unknown[]) => void, level: number) {
+        tapLog(level, args as unknown[]);
+        method.apply(this, args as unknown[]);
+      },
+    },
   };
   if (pretty) {
     return pino({

@@ -66,6 +66,14 @@ describe('shadowshift demo', () => {
     expectReport(await runDemoJson([]), 'postgres');
   });
 
+  it('--web serves the dashboard during the ALTER: prints its token first, its URL when the ALTER starts', async () => {
+    const run = await startCli(['demo', '--rows', ROWS, '--sample-seconds', '1', '--no-compare-native', '--web', '--json']).done;
+    expect(run.code, run.stderr.slice(-4000)).toBe(0);
+    expect(run.stderr).toMatch(/demo --web: .*token for its controls: [0-9a-f]{24}/);
+    expect(run.stderr).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\//);
+    expect(JSON.parse(run.stdout)).toMatchObject({ tableMatches: true });
+  });
+
   it('Ctrl-C during the run stops the workload and the server and removes the temp dir', async () => {
     const { child, done, stderrSoFar } = startCli(['demo', '--rows', ROWS, '--sample-seconds', '5']);
     const deadline = Date.now() + 60_000;

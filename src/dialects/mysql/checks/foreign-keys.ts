@@ -35,7 +35,8 @@ export function foreignKeysCheck(ctx: MyContext, flavor: 'mariadb' | 'mysql'): P
         return {
           ok: false,
           message: `the ALTER adds or drops a foreign key (${pctx.alter.foreignKeyClause}): the new table takes the old one's keys at the cut-over, and a key the copy met would skip rows silently. ` +
-            'Run that clause as its own native ALTER (in place with SET foreign_key_checks = 0), before or after this one',
+            'Run that clause as its own native ALTER, before or after this one: DROP FOREIGN KEY is in place and instant; ADD FOREIGN KEY copies the table ' +
+            'unless foreign_key_checks = 0, which also skips checking the rows already there (find orphans first with a LEFT JOIN)',
         };
       }
       if (!pctx.info) return { ok: true, message: 'table not found (another check reports it)' };

@@ -276,6 +276,30 @@ describe('a table with foreign keys to its parents', () => {
     expect({ n: Number(counts!.n), moved: Number(counts!.moved), stale: Number(counts!.stale) }).toEqual({ n: 80, moved: 10, stale: 0 });
   });
 
+  it('ends the job when a parent change leaves the referenced columns out of its row image (binlog_row_image=MINIMAL), instead of missing its cascade', async () => {
+    await admin.query('CREATE TABLE mp (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL, UNIQUE KEY (code))');
+    await admin.query(`INSERT INTO mp SELECT seq, CONCAT('m', seq) FROM ${mysqlSeq(1, 10)}`);
+    await admin.query('CREATE TABLE mc (id INT PRIMARY KEY, code VARCHAR(10), KEY (code), CONSTRAINT mc_p FOREIGN KEY (code) REFERENCES mp (code) ON DELETE CASCADE)');
+    await admin.query(`INSERT INTO mc SELECT seq, CONCAT('m', 1 + seq % 10) FROM ${mysqlSeq(1, 100)}`);
+    const run = runAlter(url, 'mc', 'ADD COLUMN extra INT NOT NULL DEFAULT 7', {
+      testHooks: {
+        catchingUp: async () => {
+          const conn = await session.ctx.pool.getConnection();
+          try {
+            await conn.query("SET SESSION binlog_row_image = 'MINIMAL'");
+            await conn.query('DELETE FROM mp WHERE id = 1'); // its row image holds the id only
+            await conn.query("SET SESSION binlog_row_image = 'FULL'");
+          } finally {
+            conn.release();
+          }
+        },
+      },
+    });
+    await expect(run).rejects.toThrow(/a session wrote [^ ]+\.mp with binlog_row_image=MINIMAL\/NOBLOB: its row event leaves out code[\s\S]*binlog_row_image=FULL/);
+    const [[left]] = await admin.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mc\\_ss%'");
+    expect(Number(left!.n)).toBe(0);
+  });
+
   it('a failed cut-over attempt drops the keys it added to the shadow before the stream is applied again', async () => {
     await admin.query('CREATE TABLE fp (id INT PRIMARY KEY)');
     await admin.query(`INSERT INTO fp SELECT seq FROM ${mysqlSeq(1, 100)}`);

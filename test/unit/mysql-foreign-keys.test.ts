@@ -4,7 +4,7 @@
 // cascades themselves.
 
 import { describe, expect, it } from 'vitest';
-import { cascadesOf, replayedKeysByParent, splitAtCascades, type CascadeEvent } from '../../src/dialects/mysql/mysql-cascades.js';
+import { cascadesOf, referencedLeftOut, replayedKeysByParent, splitAtCascades, type CascadeEvent } from '../../src/dialects/mysql/mysql-cascades.js';
 import { addKeyClause, shadowKeyName, type ForeignKey } from '../../src/dialects/mysql/mysql-foreign-keys.js';
 import { foreignKeyClause } from '../../src/dialects/mysql/mysql-alter-analysis.js';
 import { keyLeadsWith } from '../../src/dialects/mysql/mysql-deferred-indexes.js';
@@ -39,6 +39,10 @@ describe('cascadesOf', () => {
   it('an insert, and a parent key with a NULL (no child can reference it), cascade nothing', () => {
     expect(cascadesOf([key({})], { before: null, after: row(1, 'k') })).toEqual([]);
     expect(cascadesOf([key({})], { before: row(null, 'k'), after: null })).toEqual([]);
+  });
+  it('names the referenced columns a parent row event leaves out, whatever their case', () => {
+    expect(referencedLeftOut([key({ refColumns: ['A', 'b'] }), key({ refColumns: ['b'] })], ['a', 'other'])).toEqual(['A']);
+    expect(referencedLeftOut([key({})], ['other'])).toEqual([]);
   });
   it('only cascading keys make the stream read their parents', () => {
     const byParent = replayedKeysByParent([key({ name: 'a' }), key({ name: 'b', refTable: 'q', onDelete: 'RESTRICT', onUpdate: 'NO ACTION' }), key({ name: 'c', onDelete: 'RESTRICT' })]);

@@ -35,6 +35,12 @@ export function replayedKeysByParent(keys: ForeignKey[]): Map<string, ForeignKey
 
 const comparable = (v: unknown) => (v === undefined ? null : Buffer.isBuffer(v) ? v : v instanceof Date ? v.getTime() : typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
 
+/** Of the columns a parent's row event leaves out (binlog_row_image=MINIMAL), those a key references. */
+export function referencedLeftOut(keys: ForeignKey[], leftOut: string[]): string[] {
+  const out = new Set(leftOut.map((c) => c.toLowerCase()));
+  return [...new Set(keys.flatMap((k) => k.refColumns))].filter((c) => out.has(c.toLowerCase()));
+}
+
 /**
  * What one change of a parent row does to the child's rows, as InnoDB does it: nothing
  * for an insert, nor for an update that leaves the referenced columns as they were

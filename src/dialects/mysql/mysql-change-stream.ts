@@ -27,14 +27,14 @@
 
 import ZongJi from '@vlasky/zongji';
 import type { RowDataPacket } from 'mysql2/promise';
-import { cascadesOf, replayedKeysByParent } from './mysql-cascades.js';
+import { cascadesOf, referencedLeftOut, replayedKeysByParent } from './mysql-cascades.js';
 import { declaredBy, type ForeignKey } from './mysql-foreign-keys.js';
 import type { ChangeBatch, ChangeEvent, ChangeStream, CopyPlan, Row, StreamPosition, Value } from '../dialect.js';
 import { ChangeQueue, DEFAULT_MAX_QUEUED } from '../change-queue.js';
 import { ShadowshiftError, TransientDatabaseError } from '../../util/errors.js';
 import type { MyContext } from './mysql-context.js';
 import { quoteTable } from './mysql-quote.js';
-import { XaGuard, incompleteImage, judgeQuery, writesByStatement } from './mysql-stream-guard.js';
+import { XaGuard, incompleteImage, incompleteParentImage, judgeQuery, leftOut, writesByStatement } from './mysql-stream-guard.js';
 import { keepSpatialBytes, type TableMapColumn } from './mysql-binlog-geometry.js';
 
 export const MAX_QUEUED = DEFAULT_MAX_QUEUED;
@@ -296,6 +296,9 @@ export class MysqlChangeStream implements ChangeStream {
     if (parentKeys) {
       // InnoDB cascades nothing for a change made with foreign_key_checks off: nor does the replay.
       if ((ev.flags ?? 0) & NO_FOREIGN_KEY_CHECKS) return;
+      // An insert cascades nothing; a delete or update needs the referenced columns of its images.
+      const missing = name === 'writerows' ? [] : referencedLeftOut(parentKeys, leftOut(ev, name === 'updaterows', (map?.columns ?? []).map((c) => c.name)));
+      if (missing.length > 0) return this.refuse(incompleteParentImage({ schema: original.schema, name: table! }, missing));
       for (const r of ev.rows ?? []) {
         const change =
           name === 'writerows' ? { before: null, after: toRow(r) }

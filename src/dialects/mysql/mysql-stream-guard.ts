@@ -75,6 +75,14 @@ export function judgeQuery(sql: string, defaultSchema: string | undefined, ref: 
   };
 }
 
+/** A parent's row event without the columns its children reference (`missing`), whose cascade could not be replayed. */
+export function incompleteParentImage(ref: TableRef, missing: string[]): ShadowshiftError {
+  return new ShadowshiftError(
+    `a session wrote ${ref.schema}.${ref.name} with binlog_row_image=MINIMAL/NOBLOB: its row event leaves out ${missing.join(', ')}, ` +
+      `which the job needs to replay what the change cascaded. ${FIX_IMAGE}`,
+  );
+}
+
 /** A statement-logged write to `ref` (a parent whose cascades are replayed): the stream would not see what it cascades. */
 export function writesByStatement(sql: string, defaultSchema: string | undefined, ref: TableRef): ShadowshiftError | null {
   const s = classifyStatement(sql, defaultSchema);
@@ -90,6 +98,14 @@ export interface RowsEventImage {
   columns_present_bitmap2?: Buffer;
 }
 
+/** The columns a row event leaves out of any of its images (both images for an update), by the table map's names. */
+export function leftOut(ev: RowsEventImage, update: boolean, columns: string[]): string[] {
+  const count = ev.numberOfColumns ?? columns.length;
+  const missing = new Set(absent(ev.columns_present_bitmap, count));
+  if (update) for (const i of absent(ev.columns_present_bitmap2, count)) missing.add(i);
+  return [...missing].sort((a, b) => a - b).map((i) => columns[i] ?? `#${i + 1}`);
+}
+
 function absent(bitmap: Buffer | undefined, count: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < count; i++) if (!bitmap || !(bitmap[i >> 3]! & (1 << (i & 7)))) out.push(i);
@@ -101,11 +117,8 @@ function absent(bitmap: Buffer | undefined, count: number): number[] {
  * (both images for an update), else null. `columns` are the table map's names.
  */
 export function incompleteImage(ev: RowsEventImage, update: boolean, columns: string[], ref: TableRef): ShadowshiftError | null {
-  const count = ev.numberOfColumns ?? columns.length;
-  const missing = new Set(absent(ev.columns_present_bitmap, count));
-  if (update) for (const i of absent(ev.columns_present_bitmap2, count)) missing.add(i);
-  if (missing.size === 0) return null;
-  const names = [...missing].sort((a, b) => a - b).map((i) => columns[i] ?? `#${i + 1}`);
+  const names = leftOut(ev, update, columns);
+  if (names.length === 0) return null;
   return new ShadowshiftError(
     `a session wrote ${ref.schema}.${ref.name} with binlog_row_image=MINIMAL/NOBLOB: its row event leaves out ${names.join(', ')}, ` +
       `which would reach the shadow as NULL; the shadow cannot follow it. ${FIX_IMAGE}`,
